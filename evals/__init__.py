@@ -1,0 +1,1 @@
+"""Evaluation suites: FIM, repository-level, CodeRAG-style, low-resource languages, acceptance."""

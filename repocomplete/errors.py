@@ -1,0 +1,86 @@
+"""Typed domain errors.
+
+Every error a user can cause is a :class:`RepocompleteError` subclass with a one-line,
+human-readable message. Front-ends map them to exit codes (CLI), HTTP statuses
+(server, in one place) or JSON-RPC errors (lsp); nothing below the edge formats them.
+"""
+
+from __future__ import annotations
+
+
+class RepocompleteError(Exception):
+    """Base class: a problem the user can fix, described in one line."""
+
+    #: HTTP status the server maps this error to.
+    http_status: int = 400
+    #: Stable machine-readable type name, used in ``{"error": {"type": ...}}``.
+    error_type: str = "invalid_request"
+
+
+class InvalidRequestError(RepocompleteError):
+    """The request is malformed or out of range (empty file, position outside file, ...)."""
+
+
+class ModelNotFoundError(RepocompleteError):
+    """A model path or id that does not exist locally."""
+
+    http_status = 404
+    error_type = "model_not_found"
+
+
+class TemplateMismatchError(RepocompleteError):
+    """A FIM template was forced on a model whose tokenizer lacks its special tokens."""
+
+    error_type = "template_mismatch"
+
+
+class AdapterError(RepocompleteError):
+    """An adapter that is unknown, unreadable, or trained for another base model."""
+
+    http_status = 404
+    error_type = "adapter_error"
+
+
+class WorkspaceNotFoundError(RepocompleteError):
+    """A workspace name or root that is not registered."""
+
+    http_status = 404
+    error_type = "workspace_not_found"
+
+
+class ConfigError(RepocompleteError):
+    """An invalid configuration file, key or value."""
+
+    error_type = "config_error"
+
+
+class BackendUnavailableError(RepocompleteError):
+    """The model backend (e.g. a remote OpenAI-compatible engine) cannot be reached."""
+
+    http_status = 503
+    error_type = "backend_unavailable"
+
+
+class OverloadedError(RepocompleteError):
+    """Too many requests in flight or queued; retry later."""
+
+    http_status = 429
+    error_type = "overloaded"
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RequestTooLargeError(RepocompleteError):
+    """A body or prompt over the configured size limit."""
+
+    http_status = 413
+    error_type = "request_too_large"
+
+
+class CancelledError(RepocompleteError):
+    """The request was cancelled by the client (disconnect, ``$/cancelRequest``)."""
+
+    http_status = 499
+    error_type = "cancelled"

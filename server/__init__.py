@@ -1,0 +1,1 @@
+"""HTTP completion server (FastAPI): Tabby- and OpenAI-compatible routes over the engine."""

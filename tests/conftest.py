@@ -1,0 +1,22 @@
+"""Shared fixtures: tiny models built from config (never downloaded), temporary repositories."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+
+def require_interpreters() -> bool:
+    """In CI, tests needing Rscript/racket/npm must run: a missing tool fails instead of skipping."""
+    return os.environ.get("REPOCOMPLETE_REQUIRE_INTERPRETERS") == "1"
+
+
+def skip_or_fail_without(tool: str) -> None:
+    """Skip (locally) or fail (CI) when an external program is not installed."""
+    if shutil.which(tool) is None:
+        message = f"{tool} is not installed (apt-get install it; .ci/run does)"
+        if require_interpreters():
+            pytest.fail(message)
+        pytest.skip(message)

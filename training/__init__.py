@@ -1,0 +1,1 @@
+"""Training: repository FIM datasets, LoRA/QLoRA/full fine-tuning, default-model pretraining."""
