@@ -16,14 +16,14 @@ from repocomplete.errors import RepocompleteError
 
 #: subcommand -> ("module:function", one-line help). The function takes argv and returns an exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("repocomplete.commands.run:main", "index this repository, serve it on the default model, show how to connect"),
+    "run": ("server.__main__:run_main", "index this repository, serve it on the default model, show how to connect"),
     "complete": ("repocomplete.commands.complete:main", "complete code at FILE --line L --col C"),
     "index": ("indexer.cli:index_main", "index a repository (incremental, with progress)"),
     "context": ("indexer.cli:context_main", "show the repository context retrieved at a position"),
     "serve": ("server.__main__:main", "serve completions over HTTP (Tabby- and OpenAI-compatible)"),
     "lsp": ("lsp.__main__:main", "run the language server (stdio or --tcp PORT)"),
     "finetune": ("training.cli:finetune_main", "LoRA/QLoRA/full fine-tuning of a model on one repository"),
-    "pretrain": ("training.cli:pretrain_main", "train the embedded default model from a config"),
+    "pretrain": ("training.pretrain.cli:main", "train the embedded default model from a config"),
     "eval": ("evals.cli:main", "run an evaluation suite, or compare runs with `eval report`"),
 }
 
