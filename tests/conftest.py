@@ -20,3 +20,14 @@ def skip_or_fail_without(tool: str) -> None:
         if require_interpreters():
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny random Llama model + BPE tokenizer with the "repocomplete" FIM tokens (built once per session).
+
+    Built from config by :func:`repocomplete.tiny_model.build_tiny_model`; nothing is downloaded.
+    """
+    from repocomplete.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
