@@ -1,0 +1,202 @@
+"""Typed configuration: dataclasses with help text, loaded with one precedence rule.
+
+Precedence, lowest first: dataclass defaults < TOML file < environment
+(``REPOCOMPLETE_<FIELD>``) < explicit overrides (CLI flags). Every field carries its
+help text in ``metadata["help"]`` so front-ends can print it (``describe``). An
+unknown key anywhere is a :class:`ConfigError` naming the valid keys; a value of the
+wrong type is a :class:`ConfigError` saying where it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from repocomplete.errors import ConfigError
+
+T = TypeVar("T")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def setting(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field with help text (``factory`` for mutable defaults)."""
+    if factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=factory, metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+Backend = Literal["transformers", "openai", "fake"]
+
+
+@dataclasses.dataclass
+class EngineConfig:
+    """How the completion engine loads its model and builds prompts."""
+
+    model: str = setting("default", "model: 'default' (the embedded model), a local directory, or a hub id in the local cache")
+    backend: Backend = setting("transformers", "model runner: transformers (local), openai (remote OpenAI-compatible), fake (tests)")
+    template: str = setting("auto", "FIM template name (starcoder, qwen, deepseek, ...) or 'auto' to detect from the tokenizer")
+    device: str = setting("auto", "device for the transformers backend: auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    dtype: str = setting("auto", "weights dtype: auto (fp32 on CPU, bf16/fp16 on GPU), float32, bfloat16, float16")
+    load_in_4bit: bool = setting(False, "quantize weights to 4-bit (NF4) with bitsandbytes")
+    load_in_8bit: bool = setting(False, "quantize weights to 8-bit with bitsandbytes")
+    adapters: dict[str, str] = setting(help="LoRA adapters to load at start, name -> path", factory=dict)
+    openai_url: str = setting("http://127.0.0.1:8000/v1", "base URL of an OpenAI-compatible engine (vLLM, llama.cpp, TGI)")
+    openai_model: str | None = setting(None, "model name to send to the OpenAI-compatible engine (default: --model)")
+    api_key: str | None = setting(None, "bearer token for the OpenAI-compatible engine")
+    request_timeout_s: float = setting(30.0, "timeout of one request to a remote engine, seconds")
+    max_retries: int = setting(2, "retries (with exponential backoff) on connection errors and 5xx replies")
+    context_tokens: int = setting(2048, "prompt budget in tokens (clipped to the model's context minus max_tokens)")
+    retrieval_budget_tokens: int = setting(768, "share of the prompt budget given to repository context, tokens")
+    sources: list[str] | None = setting(None, "retrieval sources to use (default: indexer.types.DEFAULT_SOURCES)")
+    cache_dir: str | None = setting(None, "cache directory (built models, indexes); default ~/.cache/repocomplete")
+    kv_cache: bool = setting(True, "reuse the KV cache of the unchanged prompt prefix between requests")
+    max_input_chars: int = setting(1_000_000, "largest prefix + suffix accepted, characters (larger: request too large)")
+    max_tokens_limit: int = setting(1024, "largest max_tokens a request may ask for")
+    fake_text: str = setting("pass\n", "fake backend: the text it generates (cycled to max_tokens)")
+    fake_delay_s: float = setting(0.0, "fake backend: delay per generated token, seconds (load tests)")
+
+
+def config_keys(cls: type) -> list[str]:
+    """Names of a config dataclass's fields."""
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def describe(cls: type) -> list[dict[str, Any]]:
+    """Name, type, default and help of every field (for ``--help`` and docs)."""
+    hints = typing.get_type_hints(cls)
+    rows = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        rows.append({"name": f.name, "type": _type_name(hints[f.name]), "default": default, "help": f.metadata.get("help", "")})
+    return rows
+
+
+def load_config(
+    cls: type[T],
+    *,
+    toml_path: str | Path | None = None,
+    section: str | None = None,
+    env_prefix: str | None = "REPOCOMPLETE_",
+    overrides: Mapping[str, Any] | None = None,
+) -> T:
+    """Build ``cls`` from defaults < TOML (``section``, dotted) < environment < ``overrides``.
+
+    ``overrides`` values that are None are ignored (a CLI flag that was not given).
+    """
+    hints = typing.get_type_hints(cls)
+    valid = config_keys(cls)
+    values: dict[str, Any] = {}
+
+    if toml_path is not None:
+        for key, raw in _read_toml(Path(toml_path), section).items():
+            _check_key(key, valid, f"{toml_path}" + (f" [{section}]" if section else ""))
+            values[key] = _coerce(raw, hints[key], f"{key} (in {toml_path})", from_text=False)
+
+    if env_prefix:
+        for key in valid:
+            name = f"{env_prefix}{key.upper()}"
+            if name in os.environ:
+                values[key] = _coerce(os.environ[name], hints[key], f"{key} (from ${name})", from_text=True)
+
+    for key, raw in (overrides or {}).items():
+        if raw is None:
+            continue
+        _check_key(key, valid, "overrides")
+        values[key] = _coerce(raw, hints[key], key, from_text=False)
+
+    return cls(**values)
+
+
+def _read_toml(path: Path, section: str | None) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"invalid TOML in {path}: {exc}") from None
+    for part in section.split(".") if section else ():
+        data = data.get(part, {})
+        if not isinstance(data, dict):
+            raise ConfigError(f"[{section}] in {path} must be a table")
+    return data
+
+
+def _check_key(key: str, valid: list[str], where: str) -> None:
+    if key not in valid:
+        raise ConfigError(f"unknown config key {key!r} in {where}; valid keys: {', '.join(valid)}")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(raw: Any, tp: Any, where: str, *, from_text: bool) -> Any:
+    """Convert ``raw`` to the annotated type ``tp`` or raise ConfigError."""
+    try:
+        return _convert(raw, tp, from_text)
+    except (ValueError, TypeError) as exc:
+        detail = f" ({exc})" if str(exc) else ""
+        raise ConfigError(f"invalid value for {where}: {raw!r} is not {_type_name(tp)}{detail}") from None
+
+
+def _convert(raw: Any, tp: Any, from_text: bool) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and (raw is None or (from_text and str(raw).strip().lower() in ("", "none", "null"))):
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(raw, inner[0], from_text)
+    if origin is Literal:
+        if raw not in args:
+            raise ValueError(f"choose from: {', '.join(map(str, args))}")
+        return raw
+    if tp is bool:
+        if isinstance(raw, bool):
+            return raw
+        if from_text and str(raw).strip().lower() in _TRUE | _FALSE:
+            return str(raw).strip().lower() in _TRUE
+        raise ValueError("expected true or false")
+    if tp in (int, float):
+        if isinstance(raw, bool) or not (isinstance(raw, (int, float)) or from_text):
+            raise ValueError(f"expected {tp.__name__}")
+        value = tp(raw)
+        if tp is int and isinstance(raw, float) and raw != value:
+            raise ValueError("expected an integer")
+        return value
+    if tp is str:
+        if not isinstance(raw, str):
+            raise ValueError("expected a string")
+        return raw
+    if origin is list:
+        if from_text and isinstance(raw, str):
+            raw = json.loads(raw) if raw.strip().startswith("[") else [p.strip() for p in raw.split(",") if p.strip()]
+        if not isinstance(raw, (list, tuple)):
+            raise ValueError("expected a list")
+        return [_convert(item, args[0], from_text) for item in raw]
+    if origin is dict:
+        if from_text and isinstance(raw, str):
+            raw = json.loads(raw) if raw.strip().startswith("{") else _parse_pairs(raw)
+        if not isinstance(raw, Mapping):
+            raise ValueError("expected a table of name = value")
+        return {str(k): _convert(v, args[1], from_text) for k, v in raw.items()}
+    return raw
+
+
+def _parse_pairs(text: str) -> dict[str, str]:
+    """``a=x,b=y`` -> {"a": "x", "b": "y"} (how a dict is written in an environment variable)."""
+    pairs = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep:
+            raise ValueError("expected name=value pairs separated by commas")
+        pairs[name.strip()] = value.strip()
+    return pairs

@@ -1,0 +1,82 @@
+"""Configuration precedence: defaults < TOML < environment < overrides; unknown keys and bad types fail."""
+
+from __future__ import annotations
+
+import pytest
+
+from repocomplete.config import EngineConfig, describe, load_config
+from repocomplete.errors import ConfigError
+
+
+@pytest.fixture
+def toml_file(tmp_path):
+    path = tmp_path / "repocomplete.toml"
+    path.write_text(
+        '[engine]\nmodel = "/models/a"\nbackend = "fake"\ncontext_tokens = 1000\nmax_retries = 5\n'
+        'sources = ["bm25", "import"]\n[engine.adapters]\nmine = "/adapters/mine"\n'
+    )
+    return path
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for key in ("MODEL", "BACKEND", "CONTEXT_TOKENS", "KV_CACHE", "SOURCES", "ADAPTERS", "MAX_RETRIES"):
+        monkeypatch.delenv(f"REPOCOMPLETE_{key}", raising=False)
+
+
+def test_defaults_then_toml_then_env_then_overrides(toml_file, monkeypatch):
+    assert load_config(EngineConfig, env_prefix=None) == EngineConfig()
+    cfg = load_config(EngineConfig, toml_path=toml_file, section="engine")
+    assert (cfg.model, cfg.backend, cfg.context_tokens, cfg.max_retries) == ("/models/a", "fake", 1000, 5)
+    assert cfg.adapters == {"mine": "/adapters/mine"} and cfg.sources == ["bm25", "import"]
+
+    monkeypatch.setenv("REPOCOMPLETE_CONTEXT_TOKENS", "700")
+    monkeypatch.setenv("REPOCOMPLETE_KV_CACHE", "false")
+    monkeypatch.setenv("REPOCOMPLETE_SOURCES", "bm25,jaccard")
+    monkeypatch.setenv("REPOCOMPLETE_ADAPTERS", "a=/x,b=/y")
+    cfg = load_config(EngineConfig, toml_path=toml_file, section="engine")
+    assert cfg.context_tokens == 700 and cfg.kv_cache is False and cfg.model == "/models/a"
+    assert cfg.sources == ["bm25", "jaccard"] and cfg.adapters == {"a": "/x", "b": "/y"}
+
+    cfg = load_config(EngineConfig, toml_path=toml_file, section="engine", overrides={"context_tokens": 300, "model": None})
+    assert cfg.context_tokens == 300 and cfg.model == "/models/a"  # None = flag not given
+
+
+def test_unknown_key_names_valid_keys(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('modle = "x"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(EngineConfig, toml_path=path)
+    assert "modle" in str(err.value) and "context_tokens" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="valid keys"):
+        load_config(EngineConfig, overrides={"bogus": 1})
+
+
+@pytest.mark.parametrize(
+    ("source", "key", "value"),
+    [("toml", "context_tokens", '"many"'), ("toml", "backend", '"vllm"'), ("toml", "kv_cache", "3"),
+     ("env", "CONTEXT_TOKENS", "12.5"), ("env", "KV_CACHE", "maybe"), ("env", "BACKEND", "nope")],
+)
+def test_bad_types_are_config_errors(tmp_path, monkeypatch, source, key, value):
+    path = tmp_path / "c.toml"
+    path.write_text(f"{key} = {value}\n" if source == "toml" else "")
+    if source == "env":
+        monkeypatch.setenv(f"REPOCOMPLETE_{key}", value)
+    with pytest.raises(ConfigError) as err:
+        load_config(EngineConfig, toml_path=path)
+    assert key.lower() in str(err.value)
+
+
+def test_bad_toml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("model = \n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(EngineConfig, toml_path=bad)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(EngineConfig, toml_path=tmp_path / "missing.toml")
+
+
+def test_every_field_has_help():
+    rows = describe(EngineConfig)
+    assert {r["name"] for r in rows} >= {"model", "backend", "adapters", "kv_cache", "openai_url"}
+    assert all(r["help"] for r in rows)
