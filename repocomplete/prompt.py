@@ -1,0 +1,184 @@
+"""Token-budgeted prompt assembly.
+
+The model's window is shared by three things, in order of importance: the prefix (what
+the user just typed is the strongest signal), a share of the suffix (so the middle fits
+what follows), then repository context. Everything is measured with the model's own
+tokenizer and cut on line boundaries, so no identifier or sentinel is ever split, and
+the result is a pure function of its inputs (the KV cache reuses identical prefixes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from indexer.types import Snippet
+from repocomplete.fim import FimTemplate
+
+TokenCounter = Callable[[str], int]
+
+#: A snippet is only worth including if at least this many tokens of it fit.
+MIN_SNIPPET_TOKENS = 12
+
+
+@dataclass
+class AssembledPrompt:
+    """The prompt and what went into it."""
+
+    text: str
+    prompt_tokens: int
+    #: Snippets packed into the prompt (possibly truncated), in prompt order.
+    snippets: list[Snippet] = field(default_factory=list)
+    #: The parts of prefix and suffix that were kept.
+    prefix: str = ""
+    suffix: str = ""
+
+
+def keep_last_lines(text: str, budget: int, count: TokenCounter) -> str:
+    """The longest tail of ``text`` made of whole lines within ``budget`` tokens.
+
+    The cursor's own line (the text after the last newline) is always kept; if even it
+    alone is over budget, its leading characters are dropped.
+    """
+    if budget <= 0:
+        return ""
+    if count(text) <= budget:
+        return text
+    head, sep, current = text.rpartition("\n")
+    if count(current) > budget:
+        return _fit_chars(current, budget, count, keep="end")
+    lines = head.split("\n") if sep else []
+    # Binary search on how many trailing lines fit: O(log n) tokenizer calls.
+    lo, hi = 0, len(lines)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        candidate = "\n".join(lines[len(lines) - mid:]) + "\n" + current
+        if count(candidate) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo == 0:
+        return current
+    return "\n".join(lines[len(lines) - lo:]) + "\n" + current
+
+
+def keep_first_lines(text: str, budget: int, count: TokenCounter) -> str:
+    """The longest head of ``text`` made of whole lines within ``budget`` tokens.
+
+    The rest of the cursor's line (up to the first newline) is kept whole when it fits,
+    otherwise cut by characters.
+    """
+    if budget <= 0:
+        return ""
+    if count(text) <= budget:
+        return text
+    lines = text.split("\n")
+    if count(lines[0]) > budget:
+        return _fit_chars(lines[0], budget, count, keep="start")
+    lo, hi = 1, len(lines)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count("\n".join(lines[:mid]) + "\n") <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return "\n".join(lines[:lo]) + "\n"
+
+
+def _fit_chars(line: str, budget: int, count: TokenCounter, keep: str) -> str:
+    lo, hi = 0, len(line)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        piece = line[len(line) - mid:] if keep == "end" else line[:mid]
+        if count(piece) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return line[len(line) - lo:] if keep == "end" else line[:lo]
+
+
+def _truncate_snippet(snippet: Snippet, budget: int, count: TokenCounter) -> Snippet | None:
+    body = keep_first_lines(snippet.body, budget, count)
+    if not body.strip() or count(body) < min(MIN_SNIPPET_TOKENS, budget):
+        return None
+    kept_lines = body.count("\n") + (0 if body.endswith("\n") else 1)
+    end_line = snippet.start_line + kept_lines - 1 if snippet.start_line else snippet.end_line
+    return Snippet(
+        filepath=snippet.filepath, body=body, source=snippet.source, score=snippet.score,
+        start_line=snippet.start_line, end_line=end_line, kind=snippet.kind, symbol=snippet.symbol,
+    )
+
+
+def assemble_prompt(
+    template: FimTemplate,
+    *,
+    prefix: str,
+    suffix: str,
+    snippets: Sequence[Snippet] = (),
+    count_tokens: TokenCounter,
+    budget_tokens: int,
+    filepath: str | None = None,
+    repo_name: str | None = None,
+    suffix_share: float = 0.25,
+    prefix_share: float = 0.5,
+) -> AssembledPrompt:
+    """Pack prefix, suffix and ranked ``snippets`` into ``budget_tokens`` of ``template``.
+
+    Budget order: the prefix gets up to ``prefix_share`` of the space left after the
+    template's own tokens, the suffix up to ``suffix_share``, context the rest; context
+    space left unused flows back to the prefix, then to the suffix. Snippets are taken
+    in the given (ranked) order; one that does not fit whole is cut on line boundaries.
+    """
+    if budget_tokens <= 0:
+        raise ValueError("budget_tokens must be positive")
+    count = count_tokens
+    overhead = count(template.render("", "", filepath=filepath, repo_name=repo_name))
+    available = max(budget_tokens - overhead, 0)
+
+    prefix_tokens, suffix_tokens = count(prefix), count(suffix)
+    prefix_budget = min(prefix_tokens, int(available * prefix_share))
+    suffix_budget = min(suffix_tokens, int(available * suffix_share))
+    context_budget = available - prefix_budget - suffix_budget
+
+    packed: list[Snippet] = []
+    used = 0
+    separator_cost = count(template.render_context(
+        [Snippet(filepath="x", body="x", source="")], filepath, None)) - count("x")
+    for snippet in snippets:
+        left = context_budget - used - max(separator_cost, 1)
+        if left < MIN_SNIPPET_TOKENS:
+            break
+        cost = count(snippet.body)
+        piece = snippet if cost <= left else _truncate_snippet(snippet, left, count)
+        if piece is None:
+            continue
+        packed.append(piece)
+        used += count(piece.body) + max(separator_cost, 1)
+
+    # Unused context space goes back to the prefix first, then to the suffix.
+    spare = max(context_budget - used, 0)
+    extra_prefix = min(spare, prefix_tokens - prefix_budget)
+    prefix_budget += extra_prefix
+    suffix_budget += min(spare - extra_prefix, suffix_tokens - suffix_budget)
+
+    kept_prefix = keep_last_lines(prefix, prefix_budget, count)
+    kept_suffix = keep_first_lines(suffix, suffix_budget, count)
+
+    def render() -> str:
+        return template.render(kept_prefix, kept_suffix, snippets=packed, filepath=filepath, repo_name=repo_name)
+
+    text = render()
+    total = count(text)
+    # Tokens can merge differently across the joins: shave whole pieces until it fits.
+    while total > budget_tokens:
+        if packed:
+            packed.pop()
+        elif kept_suffix:
+            kept_suffix = keep_first_lines(kept_suffix, count(kept_suffix) - (total - budget_tokens) - 1, count)
+        elif kept_prefix:
+            kept_prefix = keep_last_lines(kept_prefix, count(kept_prefix) - (total - budget_tokens) - 1, count)
+        else:
+            break
+        text = render()
+        total = count(text)
+    return AssembledPrompt(text=text, prompt_tokens=total, snippets=packed, prefix=kept_prefix, suffix=kept_suffix)

@@ -1,0 +1,136 @@
+"""Golden cases for each post-processing filter and for the whole pipeline."""
+
+from __future__ import annotations
+
+import pytest
+
+from repocomplete.postprocess import (
+    balance_brackets,
+    cut_at_stop,
+    cut_repetition,
+    drop_blank,
+    drop_suffix_overlap,
+    infer_mode,
+    limit_to_line,
+    limit_to_scope,
+    postprocess,
+)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "suffix", "expected"),
+    [
+        ("def f():\n    ", "", "multiline"),            # empty line after a block opener
+        ("def f():\n    \n", "", "line"),               # cursor at column 0 of a blank line, opener two lines up? no: prev non-blank is opener
+        ("x = compute(", ")\n", "line"),                # mid-line
+        ("if x:\n    y = 1\n    ", "", "line"),          # inside a block, not after an opener
+        ("function f() {\n  ", "\n}", "multiline"),
+        ("(define (f x)\n  ", ")", "line"),             # text to the right of the cursor
+        ("for i in range(3):  # loop\n    ", "", "multiline"),
+    ],
+)
+def test_infer_mode(prefix, suffix, expected):
+    if prefix == "def f():\n    \n":
+        expected = "multiline"  # the previous non-blank line is still the opener
+    assert infer_mode(prefix, suffix) == expected
+
+
+def test_cut_at_stop_takes_the_earliest():
+    assert cut_at_stop("abc<|end|>def<x>", ["<x>", "<|end|>"]) == "abc"
+    assert cut_at_stop("abc", []) == "abc"
+
+
+@pytest.mark.parametrize(
+    ("text", "prefix", "expected"),
+    [
+        ("foo(bar)\nbaz()", "x = ", "foo(bar)"),
+        ("\n    return x\n    y", "def f(x):\n    pass\n", "\n    return x"),   # cursor on an empty line
+        ("\nnext_line()", "x = 1", ""),                                       # line already complete
+        ("only", "", "only"),
+    ],
+)
+def test_limit_to_line(text, prefix, expected):
+    assert limit_to_line(text, prefix) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "prefix", "language", "expected"),
+    [
+        # Python: the body ends where indentation drops.
+        ("x = 1\n    return x\n\ndef g():\n    pass", "def f():\n    ", "python", "x = 1\n    return x"),
+        # Nested blocks inside the completion are kept.
+        ("for a in b:\n        c(a)\n    return b\nprint(1)", "def f(b):\n    ", "python",
+         "for a in b:\n        c(a)\n    return b"),
+        # C-family: the closing brace of the enclosing function belongs to the suffix.
+        ("return 1;\n}\n\nfunction g() {}", "function f() {\n    ", "javascript", "return 1;"),
+        # ...but a brace closing a block the completion opened is kept.
+        ("if (x) {\n        y();\n    }\n    return 2;\n}", "function f() {\n    ", "javascript",
+         "if (x) {\n        y();\n    }\n    return 2;"),
+        # The model began with a newline itself: reference = its first real line.
+        ("\n    a = 1\n    b = 2\nc = 3", "def f():", "python", "\n    a = 1\n    b = 2"),
+    ],
+)
+def test_limit_to_scope(text, prefix, language, expected):
+    assert limit_to_scope(text, prefix, language) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "prefix", "suffix", "expected"),
+    [
+        ("a, b):", "def f(", "):\n", "a, b"),              # the suffix already closes the call
+        ("print(x)", "foo(", ")\n", "print(x)"),           # own brackets are balanced: keep
+        ("len(items)]", "x = [", "]\n", "len(items)"),
+        ("x) + y", "z = (", "\n", "x) + y"),               # suffix does not close it: keep
+        ("a}) more", "f(", ")\n", "a"),                     # a closer matching nothing ends it
+        ("s = ')'", "", "", "s = ')'"),                     # brackets in strings are ignored
+    ],
+)
+def test_balance_brackets(text, prefix, suffix, expected):
+    assert balance_brackets(text, prefix, suffix) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "suffix", "expected"),
+    [
+        ("name = value  # comment", "  # comment\n", "name = value"),
+        ("x = 1\nreturn x", "return x\n", "x = 1"),
+        ("print(x)", ")\n", "print(x)"),                   # closers are not an "overlap"
+        ("abc", "", "abc"),
+    ],
+)
+def test_drop_suffix_overlap(text, suffix, expected):
+    assert drop_suffix_overlap(text, suffix) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("foo()\nfoo()\nfoo()\nfoo()", "foo()\nfoo()"),
+        ("a = 1\nb = 2\na = 1\nb = 2\na = 1\nb = 2\na = 1\nb = 2", "a = 1\nb = 2\na = 1\nb = 2"),
+        ("    }\n    }\n    }", "    }\n    }\n    }"),    # short closers legitimately repeat
+        ("x = [1, 2, 2, 2, 2, 2, 2, 2, 2", "x = [1, 2"),
+        ("# ##########################", "# ##########################"),  # banners are not loops
+    ],
+)
+def test_cut_repetition(text, expected):
+    assert cut_repetition(text) == expected
+
+
+def test_drop_blank():
+    assert drop_blank("  \n\t ") == ""
+    assert drop_blank("x = 1  \n\n") == "x = 1"
+
+
+@pytest.mark.parametrize(
+    ("raw", "prefix", "suffix", "mode", "expected"),
+    [
+        ("items)\n\nprint(total)", "total = sum(", ")\n", "auto", "items"),
+        ("x * 2\n    return y", "def f(x):\n    y = ", "\n", "auto", "x * 2"),
+        ("if x:\n        return 1\n    return 0\n\ndef g():", "def f(x):\n    ", "\n", "auto",
+         "if x:\n        return 1\n    return 0"),
+        ("   ", "x = ", "", "auto", ""),
+        ("value<|rc:end|><|rc:file|>other.py", "x = ", "", "line", "value"),
+    ],
+)
+def test_pipeline_golden(raw, prefix, suffix, mode, expected):
+    assert postprocess(raw, prefix=prefix, suffix=suffix, mode=mode, stop=["<|rc:end|>", "<|rc:file|>"]) == expected

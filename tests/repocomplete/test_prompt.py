@@ -1,0 +1,117 @@
+"""Token-budgeted prompt assembly: budget order, line-boundary truncation, determinism."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from indexer.types import Snippet
+from repocomplete.fim import get_template
+from repocomplete.prompt import assemble_prompt, keep_first_lines, keep_last_lines
+
+
+def words(text: str) -> int:
+    """A stand-in tokenizer: one token per whitespace-separated word or sentinel-free char run."""
+    return len(text.split())
+
+
+TEMPLATE = get_template("repocomplete")
+
+
+def test_keep_last_lines_golden():
+    text = "a b\nc d\ne f\ng"
+    assert keep_last_lines(text, 3, words) == "e f\ng"
+    assert keep_last_lines(text, 100, words) == text
+    assert keep_last_lines("one two three four", 2, words) == " three four"  # the cursor line alone is cut by chars
+    assert keep_last_lines(text, 0, words) == ""
+
+
+def test_keep_first_lines_golden():
+    text = "a b\nc d\ne f\ng"
+    assert keep_first_lines(text, 4, words) == "a b\nc d\n"
+    assert keep_first_lines("one two three", 2, words) == "one two "
+
+
+def test_everything_fits_when_small():
+    snippets = [Snippet("lib.py", "def helper(): pass\n", "import")]
+    out = assemble_prompt(TEMPLATE, prefix="x = 1\ny = ", suffix="\nprint(y)", snippets=snippets,
+                          count_tokens=words, budget_tokens=1000, filepath="m.py", repo_name="r")
+    assert out.prefix == "x = 1\ny = " and out.suffix == "\nprint(y)"
+    assert out.snippets == snippets
+    assert out.text == TEMPLATE.render("x = 1\ny = ", "\nprint(y)", snippets=snippets, filepath="m.py", repo_name="r")
+    assert out.prompt_tokens == words(out.text)
+
+
+def test_budget_is_respected_and_prefix_keeps_the_cursor_end():
+    prefix = "".join(f"line{i} = {i}\n" for i in range(400)) + "result = "
+    suffix = "".join(f"after{i}()\n" for i in range(400))
+    snippets = [Snippet(f"f{i}.py", "".join(f"def f{i}_{j}(): return {j}\n" for j in range(30)), "bm25") for i in range(10)]
+    out = assemble_prompt(TEMPLATE, prefix=prefix, suffix=suffix, snippets=snippets, count_tokens=words, budget_tokens=600)
+    assert out.prompt_tokens <= 600
+    assert prefix.endswith(out.prefix) and out.prefix.endswith("line399 = 399\nresult = ")
+    assert suffix.startswith(out.suffix) and out.suffix.startswith("after0()\n")
+    assert out.suffix.endswith("\n")                 # cut on a line boundary
+    assert out.prefix.startswith("line")            # cut on a line boundary
+    # Order of shares: prefix gets the most, then context, the suffix at most a quarter.
+    assert words(out.prefix) >= words(out.suffix)
+    assert words(out.suffix) <= 0.25 * 600
+    assert out.snippets, "context gets the space the prefix and suffix shares leave"
+    # Ranked order kept; only the last packed snippet may be truncated.
+    assert [s.filepath for s in out.snippets] == [f"f{i}.py" for i in range(len(out.snippets))]
+    for s in out.snippets[:-1]:
+        assert s.body == snippets[int(s.filepath[1:-3])].body
+
+
+def test_unused_context_space_flows_back_to_the_prefix():
+    prefix = "".join(f"v{i} = {i}\n" for i in range(300))
+    with_ctx = assemble_prompt(TEMPLATE, prefix=prefix, suffix="", snippets=[Snippet("a.py", "x = 1\n" * 50, "bm25")],
+                               count_tokens=words, budget_tokens=400)
+    without = assemble_prompt(TEMPLATE, prefix=prefix, suffix="", snippets=[], count_tokens=words, budget_tokens=400)
+    assert words(without.prefix) > words(with_ctx.prefix)
+    assert without.prompt_tokens <= 400 and without.prompt_tokens >= 390
+
+
+def test_truncated_snippet_keeps_whole_lines_and_updates_end_line():
+    body = "".join(f"a{i} b{i} c{i}\n" for i in range(100))
+    snippet = Snippet("big.py", body, "jaccard", start_line=10, end_line=109)
+    out = assemble_prompt(TEMPLATE, prefix="x", suffix="", snippets=[snippet], count_tokens=words, budget_tokens=80)
+    assert len(out.snippets) == 1
+    kept = out.snippets[0]
+    assert body.startswith(kept.body) and kept.body.endswith("\n")
+    assert kept.end_line == 10 + kept.body.count("\n") - 1
+
+
+def test_real_tokenizer_counts(tmp_path):
+    """With a real BPE tokenizer, the prompt's token count never exceeds the budget."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    specials = sorted(TEMPLATE.special_tokens)
+    tok.train_from_iterator([open(__file__).read()] * 3, trainers.BpeTrainer(vocab_size=400, special_tokens=specials))
+
+    def count(text: str) -> int:
+        return len(tok.encode(text, add_special_tokens=False).ids)
+
+    prefix = open(__file__).read()
+    for budget in (64, 200, 513):
+        out = assemble_prompt(TEMPLATE, prefix=prefix, suffix=prefix, snippets=[Snippet("t.py", prefix[:3000], "bm25")],
+                              count_tokens=count, budget_tokens=budget)
+        assert out.prompt_tokens == count(out.text) <= budget
+        ids = tok.encode(out.text, add_special_tokens=False).ids
+        assert tok.token_to_id("<|rc:middle|>") == ids[-1]  # the sentinel survived as one token
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    prefix=st.text(alphabet="ab \n", max_size=300),
+    suffix=st.text(alphabet="cd \n", max_size=300),
+    budget=st.integers(20, 200),
+)
+def test_deterministic_and_within_budget(prefix, suffix, budget):
+    snippets = [Snippet("s.py", "e f g\n" * 20, "bm25")]
+    first = assemble_prompt(TEMPLATE, prefix=prefix, suffix=suffix, snippets=snippets, count_tokens=words, budget_tokens=budget)
+    second = assemble_prompt(TEMPLATE, prefix=prefix, suffix=suffix, snippets=snippets, count_tokens=words, budget_tokens=budget)
+    assert first == second
+    assert first.prompt_tokens <= budget or words(TEMPLATE.render("", "")) > budget
+    assert prefix.endswith(first.prefix) and suffix.startswith(first.suffix)
