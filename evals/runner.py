@@ -1,0 +1,255 @@
+"""Completion runner shared by the suites: who answers, and where the answers go.
+
+- A :class:`Completer` turns a :class:`repocomplete.types.CompletionRequest` into text:
+  :class:`EngineCompleter` runs the engine in this process; :class:`HttpCompleter` posts the
+  request to a running ``repocomplete serve`` (``--server URL``), so the model loads once and
+  the measured path is the one editors use.
+- A :class:`ResultLog` appends one JSON line per finished sample (flushed and fsynced), so a
+  crash keeps what was done and a rerun with the same ``--out`` continues where it stopped.
+- :func:`run_samples` drives a suite's per-sample function with a progress bar on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from repocomplete.errors import BackendUnavailableError, RepocompleteError
+from repocomplete.types import CompletionRequest
+
+T = TypeVar("T")
+
+
+@dataclass
+class CompletionOutput:
+    """The first choice of one completion, with what the evals inspect besides the text."""
+
+    text: str
+    latency_ms: float
+    #: Snippets the engine packed into the prompt: dicts with filepath, source, start_line, end_line.
+    snippets: list[dict] = field(default_factory=list)
+
+
+class Completer(Protocol):
+    """Anything that completes a request: the in-process engine or a server over HTTP."""
+
+    label: str
+
+    def complete(self, request: CompletionRequest) -> CompletionOutput: ...
+
+
+def _snippet_dict(snippet: Any) -> dict:
+    get = (lambda k: snippet.get(k)) if isinstance(snippet, dict) else (lambda k: getattr(snippet, k, None))
+    return {k: get(k) for k in ("filepath", "source", "start_line", "end_line", "score")}
+
+
+class EngineCompleter:
+    """Completes with a :class:`repocomplete.engine.Engine` living in this process."""
+
+    def __init__(self, engine: Any, label: str) -> None:
+        self.engine = engine
+        self.label = label
+
+    def complete(self, request: CompletionRequest) -> CompletionOutput:
+        start = time.perf_counter()
+        result = self.engine.complete(request)
+        latency = (time.perf_counter() - start) * 1000
+        text = result.choices[0].text if result.choices else ""
+        return CompletionOutput(text, latency, [_snippet_dict(s) for s in (result.snippets or [])])
+
+
+def request_json(request: CompletionRequest) -> dict:
+    """The HTTP body of DESIGN.md's completion contract for ``request``."""
+    segments = request.segments
+    body: dict[str, Any] = {
+        "language": request.language,
+        "segments": {
+            "prefix": segments.prefix,
+            "suffix": segments.suffix,
+            "filepath": segments.filepath,
+            "declarations": [{"filepath": d.filepath, "body": d.body} for d in segments.declarations],
+            "snippets": [{"filepath": s.filepath, "body": s.body, "score": s.score} for s in segments.snippets],
+        },
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "mode": request.mode,
+        "debug_options": {
+            "return_prompt": request.debug_options.return_prompt,
+            "return_snippets": request.debug_options.return_snippets,
+            "disable_retrieval": request.debug_options.disable_retrieval,
+        },
+    }
+    optional = {"workspace": request.workspace, "adapter": request.adapter, "seed": request.seed,
+                "sources": request.sources, "stop": request.stop or None}
+    body.update({k: v for k, v in optional.items() if v is not None})
+    return body
+
+
+class HttpCompleter:
+    """Completes through a running server's ``POST /v1/completions``."""
+
+    def __init__(self, url: str, *, token: str | None = None, timeout_s: float = 120.0) -> None:
+        import httpx  # only the HTTP path needs it
+
+        self.url = url.rstrip("/")
+        self.label = f"server {self.url}"
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
+        self._httpx = httpx
+
+    def check(self) -> None:
+        """Fail fast, in one line, when nothing answers at the URL."""
+        try:
+            self._client.get("/health")
+        except self._httpx.HTTPError as exc:
+            raise BackendUnavailableError(f"cannot reach server at {self.url}: {type(exc).__name__}") from None
+
+    def complete(self, request: CompletionRequest) -> CompletionOutput:
+        start = time.perf_counter()
+        try:
+            reply = self._client.post("/v1/completions", json=request_json(request))
+        except self._httpx.HTTPError as exc:
+            raise BackendUnavailableError(f"cannot reach server at {self.url}: {type(exc).__name__}") from None
+        latency = (time.perf_counter() - start) * 1000
+        if reply.status_code != 200:
+            raise RepocompleteError(f"server answered {reply.status_code}: {reply.text[:200]}")
+        data = reply.json()
+        choices = data.get("choices") or [{"text": ""}]
+        snippets = (data.get("debug_data") or {}).get("snippets") or []
+        return CompletionOutput(choices[0].get("text", ""), latency, [_snippet_dict(s) for s in snippets])
+
+
+@dataclass
+class ModelSpec:
+    """The model side of a run, as given on the command line."""
+
+    model: str | None = None
+    backend: str | None = None
+    #: ``NAME=PATH`` or ``PATH`` (the name is then the folder's name).
+    adapter: str | None = None
+    server: str | None = None
+    token: str | None = None
+
+    @property
+    def adapter_name(self) -> str | None:
+        if not self.adapter:
+            return None
+        name, sep, path = self.adapter.partition("=")
+        return name if sep else Path(self.adapter).name
+
+    @property
+    def adapter_path(self) -> str | None:
+        if not self.adapter:
+            return None
+        _, sep, path = self.adapter.partition("=")
+        return path if sep else self.adapter
+
+    def label(self) -> str:
+        base = f"server {self.server}" if self.server else f"{self.backend or 'transformers'}:{self.model or 'default'}"
+        return base + (f"+{self.adapter_name}" if self.adapter else "")
+
+
+def build_completer(spec: ModelSpec, **engine_overrides: Any) -> Completer:
+    """A server client when ``spec.server`` is set, else an in-process engine from config."""
+    if spec.server:
+        completer = HttpCompleter(spec.server, token=spec.token)
+        completer.check()
+        return completer
+    from repocomplete.config import EngineConfig, load_config
+    from repocomplete.engine import Engine
+
+    adapters = {spec.adapter_name: spec.adapter_path} if spec.adapter else None
+    config = load_config(
+        EngineConfig,
+        overrides={"model": spec.model, "backend": spec.backend, "adapters": adapters, **engine_overrides},
+    )
+    return EngineCompleter(Engine.from_config(config), spec.label())
+
+
+class ResultLog:
+    """Append-only JSONL of finished samples; the resume point of an interrupted run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._records: dict[str, dict] = {}
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # the line a crash cut short: that sample simply runs again
+                self._records[record["key"]] = record
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._records
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def append(self, record: dict) -> None:
+        """Store a record (it must have a unique ``key``) durably before returning."""
+        self._records[record["key"]] = record
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def records(self) -> list[dict]:
+        return list(self._records.values())
+
+
+def run_samples(
+    items: Sequence[T],
+    key: Callable[[T], str],
+    work: Callable[[T], dict | Iterable[dict]],
+    log: ResultLog,
+    description: str,
+    *,
+    show_progress: bool = True,
+) -> list[dict]:
+    """Run ``work`` on every item whose key is not yet in ``log``; return all records.
+
+    ``work`` returns a record (or several); each gets ``key`` set from the item when missing.
+    """
+    todo = [item for item in items if key(item) not in log]
+    with _progress(description, len(items), len(items) - len(todo), show_progress) as advance:
+        for item in todo:
+            produced = work(item)
+            for record in [produced] if isinstance(produced, dict) else produced:
+                record.setdefault("key", key(item))
+                log.append(record)
+            advance()
+    return log.records()
+
+
+class _progress:
+    """A rich progress bar on stderr (stdout may carry ``--json``); a no-op when disabled."""
+
+    def __init__(self, description: str, total: int, completed: int, enabled: bool) -> None:
+        self.enabled = enabled and total > 0
+        self.args = (description, total, completed)
+
+    def __enter__(self) -> Callable[[], None]:
+        if not self.enabled:
+            return lambda: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+        description, total, completed = self.args
+        self.bar = Progress(
+            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=False,
+        )
+        self.bar.start()
+        task = self.bar.add_task(description, total=total, completed=completed)
+        return lambda: self.bar.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.bar.stop()
