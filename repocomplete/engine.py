@@ -1,0 +1,347 @@
+"""The completion engine: request -> retrieval -> FIM prompt -> backend -> post-processing.
+
+Every front-end (CLI, HTTP server, language server) hands a :class:`CompletionRequest`
+to one :class:`Engine`; retrieval, prompt formatting and post-processing exist only here.
+``complete`` blocks: async code runs it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from indexer.types import DEFAULT_SOURCES, RetrievalQuery, Snippet
+from repocomplete.backends.base import Backend, GenerationRequest
+from repocomplete.config import EngineConfig
+from repocomplete.errors import (
+    AdapterError,
+    CancelledError,
+    InvalidRequestError,
+    RepocompleteError,
+    RequestTooLargeError,
+)
+from repocomplete.fim import FimTemplate, check_compatible, detect_template, get_template
+from repocomplete.postprocess import infer_mode, postprocess
+from repocomplete.prompt import assemble_prompt
+from repocomplete.types import Choice, CompletionRequest, CompletionResult, Timings, Usage
+from repocomplete.workspaces import WorkspaceRegistry
+
+log = logging.getLogger(__name__)
+
+#: Most choices one request may ask for.
+MAX_CHOICES = 8
+
+
+class SuffixParamTemplate:
+    """For remote engines that format FIM themselves (``suffix`` parameter of /v1/completions).
+
+    Renders repository context as comments before the prefix; the suffix travels apart.
+    Used when the backend exposes no tokenizer (e.g. ``openai``) and no template was named.
+    """
+
+    name = "remote-fim"
+    special_tokens: frozenset[str] = frozenset()
+    stop: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self._comments = get_template("santacoder")  # a file-level family: context as path comments
+
+    def render_context(self, snippets=(), filepath=None, repo_name=None) -> str:
+        return self._comments.render_context(snippets, filepath, repo_name)
+
+    def render(self, prefix, suffix, *, snippets=(), filepath=None, repo_name=None, order="psm") -> str:
+        return self.render_context(snippets, filepath, repo_name) + prefix
+
+
+@dataclass
+class _Prepared:
+    """A request turned into a generation call, plus what the answer needs."""
+
+    generation: GenerationRequest
+    prefix: str
+    suffix: str
+    language: str | None
+    mode: str
+    stops: list[str]
+    prompt_tokens: int
+    snippets: list[Snippet]
+    timings: Timings
+    started: float
+
+
+class Engine:
+    """Repository-aware completion on one backend."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        template: FimTemplate | str | None = None,
+        workspaces: WorkspaceRegistry | None = None,
+        config: EngineConfig | None = None,
+        model_label: str | None = None,
+    ) -> None:
+        self.backend = backend
+        self.config = config or EngineConfig()
+        self.workspaces = workspaces or WorkspaceRegistry(cache_dir=self.config.cache_dir)
+        self.template = self._choose_template(template if template is not None else self.config.template)
+        #: How the model is described to users (e.g. "tiny untrained model (...)").
+        self.model_label = model_label or backend.model_name
+        self._adapter_lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: EngineConfig) -> Engine:
+        """Build the backend (resolving the model) and the engine from one config."""
+        from repocomplete.backends import create_backend
+
+        backend = create_backend(config)
+        label = backend.info().get("label")
+        return cls(backend, config=config, model_label=label)
+
+    # -- public API --------------------------------------------------------------------
+
+    def complete(self, request: CompletionRequest) -> CompletionResult:
+        """Complete one request (blocking)."""
+        prepared = self._prepare(request)
+        start = time.perf_counter()
+        result = self.backend.generate(prepared.generation)
+        prepared.timings.generate_ms = _ms(start)
+        self._raise_if_cancelled(request)
+        choices = []
+        for index, raw in enumerate(result.texts):
+            text = self._finish(raw, prepared)
+            reason = result.finish_reasons[index] if index < len(result.finish_reasons) else "stop"
+            choices.append(Choice(index=index, text=text, finish_reason=reason))
+        prepared.timings.total_ms = _ms(prepared.started)
+        return CompletionResult(
+            id=_completion_id(),
+            choices=choices,
+            model=self.backend.model_name,
+            timings=prepared.timings,
+            usage=Usage(prompt_tokens=result.prompt_tokens or prepared.prompt_tokens,
+                        completion_tokens=result.completion_tokens, cached_tokens=result.cached_tokens),
+            prompt=prepared.generation.prompt if request.debug_options.return_prompt else None,
+            snippets=prepared.snippets if request.debug_options.return_snippets else None,
+        )
+
+    def stream(self, request: CompletionRequest) -> Iterator[str]:
+        """Yield post-processed text deltas of one completion as the model produces them.
+
+        A line is released once the next one has begun (post-processing may still cut or
+        rebalance the last line); the concatenated deltas equal ``complete``'s text.
+        """
+        prepared = self._prepare(request)
+        hold = len(prepared.suffix.split("\n", 1)[0]) + 8
+        raw, emitted = "", ""
+        for delta in self.backend.stream(prepared.generation):
+            raw += delta
+            stable = self._finish(raw, prepared)
+            # The tail may still be cut (suffix overlap, brackets, blank): hold it back.
+            stable = stable[: max(stable.rfind("\n") + 1, len(stable) - hold)]
+            if len(stable) > len(emitted) and stable.startswith(emitted):
+                yield stable[len(emitted):]
+                emitted = stable
+        self._raise_if_cancelled(request)
+        final = self._finish(raw, prepared)
+        if final.startswith(emitted) and len(final) > len(emitted):
+            yield final[len(emitted):]
+
+    def load_adapter(self, name: str, path: str) -> None:
+        """Load a LoRA adapter into the backend under ``name``."""
+        self.backend.load_adapter(name, path)
+
+    def info(self) -> dict:
+        """Model, template, backend details and workspaces (for health endpoints and `--json`)."""
+        return {
+            "model": self.backend.model_name,
+            "model_label": self.model_label,
+            "template": self.template.name,
+            "backend": self.backend.info(),
+            "adapters": self.backend.adapters(),
+            "context_length": self.backend.context_length,
+            "workspaces": self.workspaces.list(),
+        }
+
+    def close(self) -> None:
+        self.workspaces.close()
+
+    # -- stages ------------------------------------------------------------------------
+
+    def _choose_template(self, template: FimTemplate | str | None):
+        tokens = self.backend.special_tokens()
+        if isinstance(template, str) and template != "auto":
+            template = get_template(template)
+        if template is None or template == "auto":
+            if not tokens:
+                return SuffixParamTemplate()
+            return detect_template(tokens)
+        if tokens:  # a remote engine exposes no tokenizer: trust the named template
+            check_compatible(template, tokens)
+        return template
+
+    def _prepare(self, request: CompletionRequest) -> _Prepared:
+        started = time.perf_counter()
+        self._validate(request)
+        segments = request.segments
+        timings = Timings()
+        adapter = self._adapter_name(request.adapter)
+        language = request.language or _language_for(segments.filepath)
+
+        start = time.perf_counter()
+        workspace = None
+        if not request.debug_options.disable_retrieval:
+            workspace = self.workspaces.resolve(request.workspace, segments.filepath, segments.git_url)
+        snippets = self._client_snippets(request) + self._retrieve(request, workspace, language)
+        timings.retrieval_ms = _ms(start)
+
+        start = time.perf_counter()
+        max_tokens = request.max_tokens
+        budget = min(self.config.context_tokens, self.backend.context_length - max_tokens)
+        if request.debug_options.raw_prompt:
+            prompt_text, prompt_tokens, packed = segments.prefix, self.backend.count_tokens(segments.prefix), []
+            suffix_param = None
+        else:
+            if budget < 16:
+                raise InvalidRequestError(
+                    f"max_tokens {max_tokens} leaves no room for a prompt in the model's {self.backend.context_length}-token context")
+            filepath = _relative_path(segments.filepath, workspace)
+            assembled = assemble_prompt(
+                self.template, prefix=segments.prefix, suffix=segments.suffix, snippets=snippets,
+                count_tokens=self.backend.count_tokens, budget_tokens=budget, filepath=filepath,
+                repo_name=self.workspaces.name_of(workspace) if workspace is not None else None,
+            )
+            prompt_text, prompt_tokens, packed = assembled.text, assembled.prompt_tokens, assembled.snippets
+            suffix_param = assembled.suffix if isinstance(self.template, SuffixParamTemplate) else None
+        timings.prompt_ms = _ms(start)
+
+        mode = infer_mode(segments.prefix, segments.suffix, language) if request.mode == "auto" else request.mode
+        stops = self._stops(request)
+        generation_stops = list(stops)
+        if mode == "line" and segments.prefix.rsplit("\n", 1)[-1].strip():
+            generation_stops.append("\n")  # only the rest of this line is wanted: stop generating there
+        generation = GenerationRequest(
+            prompt=prompt_text, max_tokens=max_tokens, temperature=request.temperature, top_p=request.top_p,
+            n=request.n, seed=request.seed, stop=generation_stops, adapter=adapter, suffix=suffix_param,
+            cancel=request.cancel,
+        )
+        return _Prepared(generation, segments.prefix, segments.suffix, language, mode, stops,
+                         prompt_tokens, packed, timings, started)
+
+    def _validate(self, request: CompletionRequest) -> None:
+        segments = request.segments
+        if not isinstance(segments.prefix, str) or not isinstance(segments.suffix, str):
+            raise InvalidRequestError("segments.prefix and segments.suffix must be strings")
+        size = len(segments.prefix) + len(segments.suffix)
+        if size > self.config.max_input_chars:
+            raise RequestTooLargeError(f"prefix + suffix is {size} characters; the limit is {self.config.max_input_chars}")
+        if not 1 <= request.max_tokens <= self.config.max_tokens_limit:
+            raise InvalidRequestError(f"max_tokens must be between 1 and {self.config.max_tokens_limit}, got {request.max_tokens}")
+        if not 1 <= request.n <= MAX_CHOICES:
+            raise InvalidRequestError(f"n must be between 1 and {MAX_CHOICES}, got {request.n}")
+        if request.temperature < 0 or not 0 < request.top_p <= 1:
+            raise InvalidRequestError("temperature must be >= 0 and top_p in (0, 1]")
+        if request.mode not in ("auto", "line", "multiline"):
+            raise InvalidRequestError(f"mode must be auto, line or multiline, got {request.mode!r}")
+        unknown = set(request.sources or ()) - set(DEFAULT_SOURCES) - {"client", "dense"}
+        if unknown:
+            raise InvalidRequestError(f"unknown retrieval sources: {', '.join(sorted(unknown))}")
+
+    def _adapter_name(self, adapter: str | None) -> str | None:
+        """A loaded adapter's name; a path to an adapter directory is loaded on first use."""
+        if not adapter:
+            return None
+        with self._adapter_lock:
+            if adapter in self.backend.adapters():
+                return adapter
+            if Path(adapter).expanduser().is_dir():
+                self.backend.load_adapter(adapter, str(Path(adapter).expanduser()))
+                return adapter
+        loaded = ", ".join(self.backend.adapters()) or "none"
+        raise AdapterError(f"unknown adapter {adapter!r} (loaded: {loaded}; or pass an adapter directory)")
+
+    def _sources(self, request: CompletionRequest) -> tuple[str, ...]:
+        return tuple(request.sources if request.sources is not None else (self.config.sources or (*DEFAULT_SOURCES, "client")))
+
+    def _client_snippets(self, request: CompletionRequest) -> list[Snippet]:
+        """Client-supplied declarations and snippets, as source "client" (best first)."""
+        if "client" not in self._sources(request) and request.sources is not None:
+            return []
+        segments = request.segments
+        declarations = [Snippet(filepath=d.filepath, body=d.body, source="client", score=1.0, kind="declaration")
+                        for d in segments.declarations if d.body.strip()]
+        snippets = sorted((Snippet(filepath=s.filepath, body=s.body, source="client", score=s.score)
+                           for s in segments.snippets if s.body.strip()), key=lambda s: -s.score)
+        return declarations + snippets
+
+    def _retrieve(self, request: CompletionRequest, workspace, language: str | None) -> list[Snippet]:
+        """Repository context from the workspace index; empty when there is none or it fails."""
+        if workspace is None:
+            return []
+        segments = request.segments
+        sources = tuple(s for s in self._sources(request) if s != "client")
+        if not sources:
+            return []
+        query = RetrievalQuery(
+            filepath=_relative_path(segments.filepath, workspace) or "",
+            prefix=segments.prefix, suffix=segments.suffix, language=language,
+            budget_tokens=self.config.retrieval_budget_tokens, sources=sources,
+            count_tokens=self.backend.count_tokens,
+        )
+        try:
+            return list(workspace.retrieve(query))
+        except RepocompleteError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a broken index must not break completion
+            log.warning("retrieval failed, completing without repository context: %s", exc)
+            return []
+
+    def _stops(self, request: CompletionRequest) -> list[str]:
+        # Every special token of the tokenizer stops generation, not only the template's:
+        # whatever the model emits, no sentinel can reach the user.
+        special = set(self.template.stop) | set(self.backend.special_tokens())
+        return sorted(special, key=lambda s: (-len(s), s)) + [s for s in request.stop if s]
+
+    def _finish(self, raw: str, prepared: _Prepared) -> str:
+        text = postprocess(raw, prefix=prepared.prefix, suffix=prepared.suffix, mode=prepared.mode,
+                           language=prepared.language, stop=prepared.stops)
+        for token in self.backend.special_tokens() | set(self.template.special_tokens):
+            text = text.replace(token, "")  # belt and braces: a stop cut already removed them
+        return text
+
+    @staticmethod
+    def _raise_if_cancelled(request: CompletionRequest) -> None:
+        if request.cancel is not None and request.cancel.is_set():
+            raise CancelledError("the request was cancelled")
+
+
+def _completion_id() -> str:
+    return f"cmpl-{uuid.uuid4().hex}"
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000.0, 3)
+
+
+def _language_for(filepath: str | None) -> str | None:
+    if not filepath:
+        return None
+    try:
+        from indexer.languages import language_for_path
+    except ImportError:
+        return None
+    return language_for_path(filepath)
+
+
+def _relative_path(filepath: str | None, workspace) -> str | None:
+    """``filepath`` relative to the workspace root when it lies inside it."""
+    if not filepath or workspace is None or not Path(filepath).is_absolute():
+        return filepath
+    try:
+        return Path(filepath).resolve().relative_to(Path(workspace.root).resolve()).as_posix()
+    except ValueError:
+        return filepath

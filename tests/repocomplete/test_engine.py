@@ -1,0 +1,192 @@
+"""The engine above a fake backend: validation, retrieval wiring, prompt, post-processing, streaming."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from indexer.types import Snippet
+from repocomplete.backends.fake import FakeBackend
+from repocomplete.config import EngineConfig
+from repocomplete.engine import Engine
+from repocomplete.errors import (
+    AdapterError,
+    CancelledError,
+    InvalidRequestError,
+    RequestTooLargeError,
+    TemplateMismatchError,
+    WorkspaceNotFoundError,
+)
+from repocomplete.fim import TEMPLATES
+from repocomplete.types import ClientSnippet, CompletionRequest, Declaration, DebugOptions, Segments
+
+
+class StubWorkspace:
+    """A workspace with the indexer's interface that returns one fixed snippet and records queries."""
+
+    def __init__(self, root: Path, body: str = "def helper(x):\n    return x * 2\n", fail: bool = False):
+        self.root, self.name, self.body, self.fail = root, root.name, body, fail
+        self.queries = []
+
+    def retrieve(self, query):
+        self.queries.append(query)
+        if self.fail:
+            raise RuntimeError("index is corrupt")
+        return [Snippet(filepath="pkg/helpers.py", body=self.body, source="bm25", score=3.0)]
+
+    def close(self):
+        pass
+
+
+def request(prefix="def f():\n    return ", suffix="\n", **kwargs) -> CompletionRequest:
+    filepath = kwargs.pop("filepath", "pkg/mod.py")
+    return CompletionRequest(segments=Segments(prefix=prefix, suffix=suffix, filepath=filepath), **kwargs)
+
+
+def test_complete_returns_postprocessed_text_timings_and_id():
+    engine = Engine(FakeBackend("helper(1)\nmore junk\n"))
+    result = engine.complete(request(debug_options=DebugOptions(return_prompt=True)))
+    assert [c.text for c in result.choices] == ["helper(1)"]  # line mode: rest of the line only
+    assert result.id.startswith("cmpl-") and len(result.id) > 10
+    assert result.timings.total_ms >= result.timings.generate_ms >= 0
+    assert engine.template.name == "repocomplete"
+    assert result.prompt.endswith("<|rc:middle|>") and "<|rc:prefix|>def f():" in result.prompt
+    assert result.usage.prompt_tokens == len(result.prompt)
+
+
+def test_ids_are_unique():
+    engine = Engine(FakeBackend("x"))
+    assert len({engine.complete(request()).id for _ in range(5)}) == 5
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_no_special_token_ever_reaches_the_user(template):
+    """A model that emits its sentinels (and other special tokens) mid-text returns none of them.
+
+    Another family's sentinel is plain text to this model (``<s>`` is also HTML), so only
+    the model's own special tokens are stopped at.
+    """
+    every = sorted(TEMPLATES[template].special_tokens | {"<|im_start|>", "<extra_special>"})
+    babble = "x = 1" + "".join(f" {t} y" for t in every) + "\n"
+    backend = FakeBackend(babble, special_tokens=every)
+    engine = Engine(backend, template=template)
+    for mode in ("line", "multiline"):
+        for stream in (False, True):
+            req = request(prefix="def f():\n    ", suffix="", mode=mode, max_tokens=len(babble))
+            text = "".join(engine.stream(req)) if stream else engine.complete(req).choices[0].text
+            assert text.startswith("x = 1")
+            assert not any(t in text for t in every), text
+
+
+def test_client_declarations_and_snippets_go_into_the_prompt():
+    engine = Engine(FakeBackend("1"))
+    req = request(debug_options=DebugOptions(return_prompt=True, return_snippets=True))
+    req.segments.declarations = [Declaration(filepath="lib/a.py", body="def declared(): ...")]
+    req.segments.snippets = [ClientSnippet(filepath="lib/b.py", body="SNIPPET_BODY = 1", score=0.5)]
+    result = engine.complete(req)
+    assert "<|rc:file|>lib/a.py\ndef declared(): ..." in result.prompt and "SNIPPET_BODY = 1" in result.prompt
+    assert {s.source for s in result.snippets} == {"client"}
+
+
+def test_workspace_retrieval_by_name_path_and_fallbacks(tmp_path):
+    engine = Engine(FakeBackend("1"))
+    root = tmp_path / "myrepo"
+    root.mkdir()
+    workspace = StubWorkspace(root)
+    assert engine.workspaces.add(workspace) == "myrepo"
+    req = request(filepath=str(root / "pkg" / "mod.py"), debug_options=DebugOptions(return_prompt=True))
+    prompt = engine.complete(req).prompt
+    assert prompt.startswith("<|rc:repo|>myrepo\n<|rc:file|>pkg/helpers.py\ndef helper(x):")
+    assert "<|rc:file|>pkg/mod.py\n<|rc:prefix|>" in prompt  # path relative to the root
+    assert workspace.queries[-1].filepath == "pkg/mod.py" and workspace.queries[-1].count_tokens("abc") == 3
+
+    req = request(workspace="myrepo", sources=["bm25"], debug_options=DebugOptions(return_snippets=True))
+    assert [s.source for s in engine.complete(req).snippets] == ["bm25"]
+    assert workspace.queries[-1].sources == ("bm25",)
+
+    with pytest.raises(WorkspaceNotFoundError, match="myrepo"):
+        engine.complete(request(workspace="other"))
+    disabled = request(workspace="myrepo", debug_options=DebugOptions(disable_retrieval=True, return_snippets=True))
+    assert engine.complete(disabled).snippets == []
+    outside = request(filepath=str(tmp_path / "elsewhere.py"), debug_options=DebugOptions(return_snippets=True))
+    assert engine.complete(outside).snippets == []
+
+
+def test_a_failing_index_degrades_to_no_context(tmp_path):
+    engine = Engine(FakeBackend("ok"))
+    engine.workspaces.add(StubWorkspace(tmp_path, fail=True))
+    result = engine.complete(request(workspace=tmp_path.name, debug_options=DebugOptions(return_snippets=True)))
+    assert result.choices[0].text == "ok" and result.snippets == []
+
+
+def test_prompt_fits_the_budget_and_the_context_window():
+    backend = FakeBackend("1", context_length=600)
+    engine = Engine(backend, config=EngineConfig(context_tokens=4000))
+    long_prefix = "".join(f"line_{i} = {i}\n" for i in range(500))
+    result = engine.complete(request(prefix=long_prefix, max_tokens=100, debug_options=DebugOptions(return_prompt=True)))
+    assert len(result.prompt) <= 500 and "line_499 = 499" in result.prompt
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [({"max_tokens": 0}, InvalidRequestError), ({"max_tokens": 100_000}, InvalidRequestError),
+     ({"n": 99}, InvalidRequestError), ({"temperature": -1.0}, InvalidRequestError),
+     ({"mode": "paragraph"}, InvalidRequestError), ({"sources": ["telepathy"]}, InvalidRequestError),
+     ({"adapter": "nope"}, AdapterError)],
+)
+def test_invalid_requests(changes, error):
+    with pytest.raises(error):
+        Engine(FakeBackend("x")).complete(request(**changes))
+
+
+def test_huge_prompt_is_too_large_and_empty_file_is_fine():
+    engine = Engine(FakeBackend("print('hi')\n"), config=EngineConfig(max_input_chars=1000))
+    with pytest.raises(RequestTooLargeError):
+        engine.complete(request(prefix="x" * 2000))
+    assert engine.complete(request(prefix="", suffix="")).choices[0].text == "print('hi')"
+
+
+def test_forcing_a_template_the_tokenizer_lacks_is_an_error():
+    with pytest.raises(TemplateMismatchError, match="starcoder"):
+        Engine(FakeBackend("x"), template="starcoder")
+
+
+def test_adapters_by_name_and_by_path(tmp_path):
+    backend = FakeBackend("base", adapter_texts={"mine": "tuned"})
+    backend.load_adapter("mine", str(tmp_path))
+    engine = Engine(backend)
+    assert engine.complete(request(adapter="mine")).choices[0].text == "tuned"
+    assert engine.complete(request()).choices[0].text == "base"
+    assert engine.complete(request(adapter=str(tmp_path))).choices[0].text == "base"
+    assert str(tmp_path) in engine.info()["adapters"]
+
+
+def test_n_choices_and_user_stop_strings():
+    engine = Engine(FakeBackend("alpha STOP beta"))
+    result = engine.complete(request(n=3, stop=["STOP"]))
+    assert [c.text for c in result.choices] == ["alpha", "alpha", "alpha"]
+
+
+def test_stream_concatenates_to_complete():
+    text = "if x:\n        y = 1\n        z = 2\n    return y\n"
+    engine = Engine(FakeBackend(text))
+    req = dict(prefix="def f(x):\n    ", suffix="", mode="multiline", max_tokens=len(text))
+    deltas = list(engine.stream(request(**req)))
+    assert len(deltas) > 1 and "".join(deltas) == engine.complete(request(**req)).choices[0].text
+
+
+def test_cancel_stops_generation_and_raises():
+    cancel = threading.Event()
+    engine = Engine(FakeBackend("abc" * 100, delay_s=0.01))
+    timer = threading.Timer(0.05, cancel.set)
+    timer.start()
+    with pytest.raises(CancelledError):
+        engine.complete(request(mode="multiline", max_tokens=1000, cancel=cancel))
+    assert len(engine.backend.requests) == 1
+
+
+def test_info_describes_the_model():
+    info = Engine(FakeBackend("x")).info()
+    assert info["template"] == "repocomplete" and info["backend"]["backend"] == "fake" and info["workspaces"] == []
