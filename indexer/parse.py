@@ -1,0 +1,315 @@
+"""Symbols of one source file, extracted with tree-sitter tag queries.
+
+Each language has ``queries/<language>.scm`` (package data). Its capture names say what a
+node is, following aider's repomap conventions plus our own:
+
+- ``@definition.<kind>`` (the whole definition) with ``@name.definition.<kind>`` (its name);
+- ``@name.reference.<kind>`` (a call, a type, an attribute used);
+- ``@import`` (the statement) with ``@import.module``, ``@import.name``, ``@import.alias``;
+- ``@parent.child`` (a class name) with ``@parent.name`` (a class it extends / implements);
+- ``@context.identifier`` / ``.type`` / ``.string`` / ``.field``: the RepoFusion context
+  types identifiers, type identifiers, string literals and field declarations.
+
+All of it goes through one wrapper around the capture API (:func:`_run`). Parsers are
+cached per thread and language (a tree-sitter parser is not thread-safe), queries per
+language. Unknown languages give an empty :class:`ParsedFile`; syntax errors are tolerated
+(tree-sitter recovers and marks ``has_errors``).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+
+from indexer.languages import GRAMMARS, LANGUAGES
+
+#: Definition kinds that enclose methods and fields (their name becomes ``parent``).
+CONTAINER_KINDS = frozenset({
+    "class", "interface", "struct", "trait", "enum", "impl", "module", "object", "namespace",
+    "record",
+})
+_MAX_SIGNATURE_CHARS = 400
+
+
+@dataclass
+class Definition:
+    """A named definition; lines are 1-based and inclusive."""
+
+    name: str
+    kind: str            # function, method, class, interface, struct, enum, field, module, ...
+    start_line: int
+    end_line: int
+    parent: str | None   # enclosing class-like definition, if any
+    signature: str       # the header: text before the body, at most a few lines
+    body: str            # full text of the definition
+
+
+@dataclass
+class Reference:
+    """A use of a name: ``line`` 1-based, ``col`` 0-based in characters."""
+
+    name: str
+    line: int
+    col: int
+    kind: str = "call"   # call, type, attribute, ...
+
+
+@dataclass
+class Import:
+    """One imported module (as written: dotted, relative, quoted path, ...)."""
+
+    module: str
+    names: list[str]     # imported names; [] for a whole-module import, ["*"] for a wildcard
+    line: int
+    alias: str | None = None
+
+
+@dataclass
+class ClassParent:
+    """``class_name`` extends or implements ``parent_name`` (generic arguments removed)."""
+
+    class_name: str
+    parent_name: str
+    line: int
+
+
+@dataclass
+class ParsedFile:
+    """Everything the indexer keeps about one file's syntax."""
+
+    language: str | None
+    definitions: list[Definition] = field(default_factory=list)
+    references: list[Reference] = field(default_factory=list)
+    imports: list[Import] = field(default_factory=list)
+    class_parents: list[ClassParent] = field(default_factory=list)
+    #: RepoFusion context types, each a list of (text, 1-based line); identifiers and type
+    #: identifiers are unique (first occurrence), strings and fields are in file order.
+    identifiers: list[tuple[str, int]] = field(default_factory=list)
+    type_identifiers: list[tuple[str, int]] = field(default_factory=list)
+    string_literals: list[tuple[str, int]] = field(default_factory=list)
+    field_declarations: list[tuple[str, int]] = field(default_factory=list)
+    has_errors: bool = False
+
+
+def parse_source(text: str, language: str | None) -> ParsedFile:
+    """Parse ``text`` written in ``language`` (one of ``LANGUAGES``) and extract its symbols."""
+    if language not in LANGUAGES or not text:
+        return ParsedFile(language if language in LANGUAGES else None)
+    source = text.encode("utf-8", "surrogatepass")
+    tree = _parser(language).parse(source)
+    extractor = _Extractor(language, source, text.isascii())
+    extractor.run(tree.root_node, _queries(language))
+    result = extractor.result
+    result.has_errors = tree.root_node.has_error
+    return result
+
+
+def supported(language: str | None) -> bool:
+    """True when ``language`` has a grammar and a tags query."""
+    return language in LANGUAGES
+
+
+# --- tree-sitter plumbing ---------------------------------------------------------------
+
+_local = threading.local()
+
+
+def _parser(language: str):
+    parsers = getattr(_local, "parsers", None)
+    if parsers is None:
+        parsers = _local.parsers = {}
+    parser = parsers.get(language)
+    if parser is None:
+        from tree_sitter_language_pack import get_parser
+
+        parser = parsers[language] = get_parser(GRAMMARS[language])
+    return parser
+
+
+#: In a .scm file, patterns after this line only tag single nodes (references, context);
+#: they run through the cheaper ``captures`` API instead of ``matches``.
+SECTION_MARKER = "; == references and context =="
+
+
+@lru_cache(maxsize=None)
+def _queries(language: str):
+    """(tags query, references-and-context query) of ``language``."""
+    from tree_sitter import Query
+    from tree_sitter_language_pack import get_language
+
+    text = resources.files("indexer").joinpath("queries", f"{language}.scm").read_text("utf-8")
+    tags, _, context = text.partition(SECTION_MARKER)
+    grammar = get_language(GRAMMARS[language])
+    return Query(grammar, tags), Query(grammar, context or "")
+
+
+def _run(query, node, *, grouped: bool):
+    """The one wrapper around the capture API.
+
+    ``grouped``: a list of (pattern index, {capture: [nodes]}), one per match, for patterns
+    whose captures belong together; otherwise {capture: [nodes]} for the whole tree.
+    """
+    from tree_sitter import QueryCursor
+
+    cursor = QueryCursor(query)
+    return cursor.matches(node) if grouped else cursor.captures(node)
+
+
+# --- extraction -----------------------------------------------------------------------
+
+_QUOTES = "\"'`<>"
+
+
+class _Extractor:
+    def __init__(self, language: str, source: bytes, ascii_only: bool) -> None:
+        self.result = ParsedFile(language)
+        self.source = source
+        self.ascii_only = ascii_only
+        self._lines: list[bytes] | None = None
+        self._defs: list[tuple[int, int, int, Definition]] = []   # (start, -end, order, def)
+        self._imports: dict[tuple, Import] = {}
+        self._seen_references: set[tuple[int, int]] = set()
+
+    def run(self, root, queries) -> None:
+        tags, context = queries
+        for _, captures in _run(tags, root, grouped=True):
+            for name, nodes in captures.items():
+                self._dispatch(name, nodes, captures)
+        self._finish_definitions()
+        self.result.imports = list(self._imports.values())
+        # Calls first: a call is also an attribute or identifier, and keeps the kind "call".
+        captured = _run(context, root, grouped=False)
+        for name in sorted(captured, key=lambda n: n != "name.reference.call"):
+            head, _, kind = name.partition(".")
+            if head == "context":
+                self._add_context(kind, captured[name])
+            elif name.startswith("name.reference."):
+                self._add_references(name[len("name.reference."):], captured[name])
+        self.result.references.sort(key=lambda r: (r.line, r.col))
+
+    def _dispatch(self, name: str, nodes: list, captures: dict[str, list]) -> None:
+        if name.startswith("name.definition."):
+            kind = name[len("name.definition."):]
+            outer = captures.get("definition." + kind)
+            if outer:
+                self._add_definition(nodes[0], outer[0], kind)
+        elif name == "import":
+            self._add_import(nodes[0], captures)
+        elif name == "parent.child":
+            child = _text(nodes[0])
+            for parent in captures.get("parent.name", ()):
+                self.result.class_parents.append(
+                    ClassParent(child, _strip_generics(_text(parent)), parent.start_point[0] + 1))
+
+    def _add_references(self, kind: str, nodes: list) -> None:
+        seen = self._seen_references
+        append = self.result.references.append
+        for node in nodes:
+            row, col = node.start_point
+            if (row, col) not in seen:
+                seen.add((row, col))
+                append(Reference(_text(node), row + 1, self._column(row, col), kind))
+
+    def _add_definition(self, name_node, node, kind: str) -> None:
+        name = _text(name_node)
+        if not name:
+            return
+        body = _text(node)
+        definition = Definition(name, kind, node.start_point[0] + 1, node.end_point[0] + 1,
+                                None, _signature(node, body), body)
+        self._defs.append((node.start_byte, -node.end_byte, len(self._defs), definition))
+
+    def _finish_definitions(self) -> None:
+        """Sort by position, set ``parent`` from nesting, turn functions in classes to methods."""
+        self._defs.sort(key=lambda item: item[:3])
+        stack: list[tuple[int, Definition]] = []      # (end byte, container definition)
+        seen: set[tuple[int, int, str]] = set()
+        out = self.result.definitions
+        for start, neg_end, _, definition in self._defs:
+            key = (start, -neg_end, definition.name)
+            if key in seen:
+                continue            # two patterns captured the same node
+            seen.add(key)
+            while stack and stack[-1][0] <= start:
+                stack.pop()
+            # ``parent`` is the innermost enclosing class-like definition; a function is a
+            # method only when that class directly encloses it (not through another function).
+            container = next((d for _, d in reversed(stack) if d.kind in CONTAINER_KINDS), None)
+            if container is not None:
+                definition.parent = container.name
+                if definition.kind == "function" and stack[-1][1] is container:
+                    definition.kind = "method"
+            out.append(definition)
+            stack.append((-neg_end, definition))
+
+    def _add_import(self, statement, captures: dict[str, list]) -> None:
+        modules = captures.get("import.module")
+        module = _unquote(_text(modules[0])) if modules else ""
+        names = [_unquote(_text(n)) for n in captures.get("import.name", ())]
+        alias_nodes = captures.get("import.alias")
+        alias = _text(alias_nodes[0]) if alias_nodes else None
+        if not module and not names:
+            return
+        key = (statement.start_byte, module, alias)
+        existing = self._imports.get(key)
+        if existing is None:
+            self._imports[key] = Import(module, names, statement.start_point[0] + 1, alias)
+        else:
+            existing.names.extend(n for n in names if n not in existing.names)
+
+    def _add_context(self, kind: str, nodes: list) -> None:
+        result = self.result
+        if kind in ("identifier", "type"):
+            # Unique names, first occurrence; decode only the unique ones.
+            first: dict[bytes, int] = {}
+            for node in nodes:
+                text = node.text
+                if text not in first:
+                    first[text] = node.start_point[0] + 1
+            items = [(text.decode("utf-8", "replace"), line) for text, line in first.items()]
+            target = result.identifiers if kind == "identifier" else result.type_identifiers
+            target.extend(items)
+            target.sort(key=lambda item: item[1])
+        elif kind == "string":
+            result.string_literals.extend((_text(n), n.start_point[0] + 1) for n in nodes)
+        elif kind == "field":
+            result.field_declarations.extend((_text(n), n.start_point[0] + 1) for n in nodes)
+
+    def _column(self, row: int, byte_col: int) -> int:
+        if self.ascii_only or byte_col == 0:
+            return byte_col
+        if self._lines is None:
+            self._lines = self.source.split(b"\n")
+        return len(self._lines[row][:byte_col].decode("utf-8", "replace"))
+
+
+def _text(node) -> str:
+    return node.text.decode("utf-8", "replace")
+
+
+def _signature(node, body: str) -> str:
+    """Text of ``node`` before its body (the header), trimmed to a few lines."""
+    block = node.child_by_field_name("body")
+    if block is not None and block.start_byte > node.start_byte:
+        header = body.encode("utf-8")[: block.start_byte - node.start_byte].decode("utf-8", "replace")
+    else:
+        header = body.split("\n", 1)[0]
+    header = header.rstrip().rstrip("{").rstrip()
+    if len(header) > _MAX_SIGNATURE_CHARS:
+        header = header[:_MAX_SIGNATURE_CHARS]
+    return header
+
+
+def _unquote(text: str) -> str:
+    return text.strip().strip(_QUOTES)
+
+
+def _strip_generics(text: str) -> str:
+    """``Base<T>`` / ``Base[T]`` / ``Base(args)`` -> ``Base``."""
+    for stop in "<[(":
+        cut = text.find(stop)
+        if cut > 0:
+            text = text[:cut]
+    return text.strip()
