@@ -1,0 +1,268 @@
+"""Where completions come from: a ``repocomplete serve`` over HTTP, or the engine in-process.
+
+Both clients offer the same small async interface (:class:`CompletionClient`). The HTTP
+client imports nothing heavy: a language server pointed at a server never loads torch.
+The in-process client imports the engine lazily, loads the model in a thread, and
+indexes the workspace root in the background; completions are answered as soon as the
+model is loaded, with repository context once indexing has finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Protocol
+
+from lsp.events import EventLog
+from lsp.settings import Settings
+from repocomplete.errors import BackendUnavailableError, CancelledError, RepocompleteError
+from repocomplete.types import Choice, CompletionRequest, CompletionResult, Timings
+
+log = logging.getLogger(__name__)
+
+#: Called with ("ready" | "indexing" | "loading" | "error", human-readable message).
+StatusCallback = Callable[[str, str], None]
+
+
+class CompletionClient(Protocol):
+    """What the language server needs from a completion source."""
+
+    #: Requests that reached the model (or the server); cancelled/superseded ones never do.
+    model_calls: int
+
+    async def complete(self, request: CompletionRequest) -> CompletionResult:
+        """One completion; BackendUnavailableError when the backend is down."""
+
+    async def record_event(self, event: dict) -> None:
+        """Store an acceptance event (view/select/dismiss/partial)."""
+
+    def buffer_changed(self, path: str, text: str | None) -> None:
+        """An editor buffer changed (text) or closed (None): retrieval context."""
+
+    def start(self) -> None:
+        """Begin background work (model loading, indexing)."""
+
+    def reindex(self) -> None:
+        """Index the workspace again (the editor's "index workspace" command)."""
+
+    async def close(self) -> None:
+        """Release connections and threads."""
+
+
+def request_json(request: CompletionRequest) -> dict[str, Any]:
+    """The ``/v1/completions`` body (DESIGN.md contract) for ``request``."""
+    segments: dict[str, Any] = {"prefix": request.segments.prefix, "suffix": request.segments.suffix}
+    if request.segments.filepath:
+        segments["filepath"] = request.segments.filepath
+    body: dict[str, Any] = {
+        "language": request.language,
+        "segments": segments,
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "mode": request.mode,
+    }
+    if request.workspace:
+        body["workspace"] = request.workspace
+    if request.adapter:
+        body["adapter"] = request.adapter
+    return body
+
+
+def result_from_json(data: dict[str, Any]) -> CompletionResult:
+    """A :class:`CompletionResult` from a ``/v1/completions`` reply."""
+    choices = [Choice(index=int(c.get("index", i)), text=str(c.get("text", ""))) for i, c in enumerate(data.get("choices", []))]
+    timings = Timings(**{k: float(v) for k, v in (data.get("timings") or {}).items() if k in Timings.__dataclass_fields__})
+    return CompletionResult(id=str(data.get("id", "")), choices=choices, model=str(data.get("model", "")), timings=timings)
+
+
+def _error_message(response: Any) -> str:
+    try:
+        error = response.json().get("error")
+    except ValueError:
+        error = None
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    return f"HTTP {response.status_code}"
+
+
+class HttpClient:
+    """Completions from a ``repocomplete serve`` at ``base_url`` (httpx, no torch)."""
+
+    def __init__(self, base_url: str, token: str | None = None, timeout_s: float = 30.0) -> None:
+        import httpx  # a light dependency, but only this client needs it
+
+        self.base_url = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._httpx = httpx
+        self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout_s)
+        self.model_calls = 0
+
+    def start(self) -> None:
+        """Nothing to start: the server owns the model and the index."""
+
+    def reindex(self) -> None:
+        """The server indexes its own workspaces; nothing to do from the editor."""
+
+    def buffer_changed(self, path: str, text: str | None) -> None:
+        """The server reads files from disk; unsaved buffers stay in the editor."""
+
+    async def complete(self, request: CompletionRequest) -> CompletionResult:
+        self.model_calls += 1
+        try:
+            response = await self._http.post("/v1/completions", json=request_json(request))
+        except self._httpx.TransportError as exc:
+            raise BackendUnavailableError(f"cannot reach the completion server at {self.base_url} ({type(exc).__name__})") from None
+        # 5xx, or a 404 that is not ours (wrong URL / not a repocomplete server): unavailable
+        not_ours = response.status_code == 404 and '"error"' not in response.text
+        if response.status_code >= 500 or not_ours:
+            raise BackendUnavailableError(f"completion server at {self.base_url}: {_error_message(response)}")
+        if response.status_code >= 400:
+            raise RepocompleteError(_error_message(response))
+        return result_from_json(response.json())
+
+    async def record_event(self, event: dict) -> None:
+        try:
+            response = await self._http.post("/v1/events", json=event)
+            if response.status_code >= 400:
+                log.warning("server refused event: %s", _error_message(response))
+        except self._httpx.TransportError as exc:
+            log.warning("could not send event: %s", exc)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+
+def default_cache_dir() -> Path:
+    """The cache directory: $REPOCOMPLETE_CACHE_DIR, else ~/.cache/repocomplete."""
+    return Path(os.environ.get("REPOCOMPLETE_CACHE_DIR") or Path.home() / ".cache" / "repocomplete")
+
+
+class InProcessClient:
+    """The engine in this process, on the configured (default: embedded) model.
+
+    ``start`` loads the model in a thread and then indexes ``root`` in another, so the
+    first completions wait only for the model. Live buffers are pushed to the workspace
+    index (unsaved edits become retrieval context) just before each completion.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        root: str | None,
+        on_status: StatusCallback,
+        events_path: str | Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.root = str(Path(root).resolve()) if root else None
+        self.on_status = on_status
+        self.model_calls = 0
+        self.events = EventLog(events_path or default_cache_dir() / "lsp-events.jsonl")
+        self._engine: Future = Future()
+        self._workspace: Any = None
+        self._pending: dict[str, str | None] = {}
+        self._lock = threading.Lock()
+        self._started = False
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        threading.Thread(target=self._load, name="repocomplete-engine", daemon=True).start()
+
+    def _load(self) -> None:
+        self.on_status("loading", "loading the model")
+        try:
+            engine = self._build_engine()
+        except Exception as exc:  # noqa: BLE001 - reported to the editor, never raised into pygls
+            log.exception("could not start the engine")
+            message = str(exc) if isinstance(exc, RepocompleteError) else f"{type(exc).__name__}: {exc}"
+            self._engine.set_exception(BackendUnavailableError(f"could not load the model: {message}"))
+            self.on_status("error", f"could not load the model: {message}")
+            return
+        self._engine.set_result(engine)
+        if self.root and self.settings.index:
+            self._index(engine)
+        else:
+            self.on_status("ready", f"ready ({engine.backend.model_name})")
+
+    def _build_engine(self) -> Any:
+        from repocomplete.config import EngineConfig, load_config
+        from repocomplete.engine import Engine
+
+        overrides: dict[str, Any] = {"model": self.settings.model, "backend": self.settings.backend}
+        adapter = self.settings.adapter
+        if adapter and Path(adapter).exists():
+            overrides["adapters"] = {Path(adapter).name: adapter}
+        return Engine.from_config(load_config(EngineConfig, overrides=overrides))
+
+    def _index(self, engine: Any) -> None:
+        self.on_status("indexing", f"indexing {self.root}")
+
+        def progress(update: Any) -> None:
+            done, total = getattr(update, "done", None), getattr(update, "total", None)
+            if done is not None and total:
+                self.on_status("indexing", f"indexing {done}/{total} files")
+
+        try:
+            self._workspace = engine.workspaces.register(self.root, index=True, progress=progress)
+        except Exception as exc:  # noqa: BLE001 - completions still work without an index
+            log.exception("indexing failed")
+            self.on_status("ready", f"ready without repository context (indexing failed: {exc})")
+            return
+        self.on_status("ready", f"ready ({engine.backend.model_name}, {self.root} indexed)")
+
+    def reindex(self) -> None:
+        if not self._engine.done() or self._engine.exception() is not None or not self.root:
+            return
+        threading.Thread(target=self._index, args=(self._engine.result(),), daemon=True).start()
+
+    def buffer_changed(self, path: str, text: str | None) -> None:
+        if self.root and path.startswith(self.root + os.sep):
+            with self._lock:
+                self._pending[path] = text
+
+    def _flush_buffers(self) -> None:
+        """Push changed buffers to the workspace index (runs in a worker thread)."""
+        if self._workspace is None:
+            return
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for path, text in pending.items():
+            try:
+                if text is None:
+                    self._workspace.remove(path)
+                else:
+                    self._workspace.update(path, text)
+            except Exception:  # noqa: BLE001 - a buffer that cannot be parsed is no reason to fail
+                log.warning("could not update the index with %s", path, exc_info=True)
+
+    async def complete(self, request: CompletionRequest) -> CompletionResult:
+        engine = await asyncio.wrap_future(self._engine)
+        cancel = threading.Event()
+        request.cancel = cancel
+        if self._workspace is not None and request.workspace is None:
+            request.workspace = self.root
+
+        def run() -> CompletionResult:
+            if cancel.is_set():
+                raise CancelledError("cancelled before generation")
+            self._flush_buffers()
+            self.model_calls += 1
+            return engine.complete(request)
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, run)
+        except asyncio.CancelledError:
+            cancel.set()  # stops generation in the worker thread at the next token
+            raise
+
+    async def record_event(self, event: dict) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.events.append, event)
+
+    async def close(self) -> None:
+        """Nothing to release: worker threads are daemons and the index closes with the process."""

@@ -1,0 +1,90 @@
+"""Unit tests of the language server's pure parts: cache, debounce, settings, items, events."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from lsprotocol import types
+
+from lsp.cache import CompletionCache
+from lsp.converters import ACCEPT_COMMAND, UTF16, lsp_completion_list, lsp_inline_completion_list, lsp_word_before
+from lsp.debounce import Debouncer
+from lsp.events import EventLog, completion_event
+from lsp.settings import Settings
+from repocomplete.errors import ConfigError
+
+
+def test_cache_exact_and_typing_through():
+    cache = CompletionCache()
+    cache.put("def f():\n    ret", "\n", "urn value", "c1")
+    assert cache.get("def f():\n    ret", "\n").text == "urn value"
+    hit = cache.get("def f():\n    retur", "\n")
+    assert (hit.text, hit.typed, hit.entry.completion_id) == ("n value", 2, "c1")
+    assert cache.get("def f():\n    retx", "\n") is None  # typed something else
+    assert cache.get("def f():\n    retur", "x\n") is None  # the suffix changed
+    assert cache.get("def f():\n    return value", "\n") is None  # typed it all: ask again
+    assert (cache.hits, cache.misses) == (2, 3)
+
+
+def test_cache_evicts_least_recently_used():
+    cache = CompletionCache(capacity=2)
+    cache.put("a", "", "1", "c1")
+    cache.put("b", "", "2", "c2")
+    cache.get("a", "")
+    cache.put("c", "", "3", "c3")
+    assert cache.get("b", "") is None and cache.get("a", "") is not None and len(cache) == 2
+
+
+def test_debounce_only_the_newest_request_proceeds():
+    async def burst():
+        debouncer = Debouncer(0.02)
+        results = await asyncio.gather(*(debouncer.wait("doc") for _ in range(5)), debouncer.wait("other"))
+        return results, debouncer.superseded
+
+    results, superseded = asyncio.run(burst())
+    assert results == [False, False, False, False, True, True] and superseded == 4
+
+
+def test_settings_overlay_nested_and_validation():
+    base = Settings.from_options({"repocomplete": {"serverUrl": "http://h:1/", "debounceMs": 10, "unknownKey": 1}})
+    assert base.server_url == "http://h:1" and base.debounce_ms == 10
+    changed = Settings.from_options({"languages": {"markdown": False}, "maxTokens": 32}, base=base)
+    assert changed.server_url == "http://h:1" and changed.max_tokens == 32
+    assert changed.enabled_for("python") and not changed.enabled_for("markdown")
+    assert not Settings.from_options({"enable": False}).enabled_for("python")
+    assert not Settings.from_options({"languages": {"*": False, "python": True}}).enabled_for("go")
+    with pytest.raises(ConfigError):
+        Settings.from_options({"debounceMs": "fast"})
+    with pytest.raises(ConfigError):
+        Settings.from_options({"mode": "paragraph"})
+
+
+def test_inline_item_inserts_at_the_cursor_and_carries_the_accept_command():
+    position = types.Position(line=3, character=7)
+    result = lsp_inline_completion_list("urn x", position, {"completion_id": "c1"})
+    (item,) = result.items
+    assert item.insert_text == "urn x" and item.range.start == item.range.end == position
+    assert item.command.command == ACCEPT_COMMAND and item.command.arguments == [{"completion_id": "c1"}]
+    assert lsp_inline_completion_list("", position, {}).items == []
+
+
+def test_completion_fallback_replaces_the_word_so_clients_do_not_filter_it_out():
+    result = lsp_completion_list("urn value\nmore", "    ret", types.Position(line=0, character=7), UTF16, {"completion_id": "c"})
+    (item,) = result.items
+    assert item.text_edit.new_text == "return value\nmore" and item.filter_text.startswith("ret")
+    assert item.text_edit.range.start.character == 4 and item.label == "return value"
+    assert result.is_incomplete
+    assert lsp_word_before("a.b_c1") == "b_c1" and lsp_word_before("x(") == ""
+
+
+def test_events_are_appended_as_json_lines(tmp_path):
+    log = EventLog(tmp_path / "sub" / "events.jsonl")
+    event = completion_event("select", {"completion_id": "c9", "accepted_chars": 5, "shown_at": 100.0}, now=100.25)
+    log.append(event)
+    log.append(completion_event("dismiss", {"completion_id": "c9"}))
+    rows = log.read()
+    assert [r["type"] for r in rows] == ["select", "dismiss"]
+    assert rows[0]["elapsed_ms"] == 250.0 and rows[0]["accepted_chars"] == 5 and rows[1]["accepted_chars"] == 0
+    with pytest.raises(ValueError):
+        completion_event("explode", {})
