@@ -1,0 +1,105 @@
+"""R and Racket translation: golden renderings, and real Rscript/racket runs that tell right from wrong."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from evals import lowres
+from evals.humaneval import load_problems
+from evals.lowres_translate import shape_of, to_r, to_racket, translate, translate_all
+from evals.report import summarize
+from evals.runner import ResultLog
+from tests.conftest import skip_or_fail_without
+from tests.evals.conftest import ScriptedCompleter, cli_summary
+
+
+def _shape(annotation: str):
+    return shape_of(ast.parse(annotation, mode="eval").body)
+
+
+@pytest.mark.parametrize(
+    ("value", "annotation", "r", "racket"),
+    [
+        (None, "None", "NULL", "#f"),
+        (True, "bool", "TRUE", "#t"),
+        (3, "float", "3.0", "3.0"),
+        (3, "int", "3", "3"),
+        (float("inf"), "float", "Inf", "+inf.0"),
+        ('a"b\n', "str", '"a\\"b\\n"', '"a\\"b\\n"'),
+        ([1, 2], "List[int]", "c(1, 2)", "(list 1 2)"),
+        ([], "List[int]", "c()", "(list)"),
+        ([[1], []], "List[List[int]]", "list(c(1), c())", "(list (list 1) (list))"),
+        ((1, "x"), "Tuple[int, str]", 'list(1, "x")', '(list 1 "x")'),
+        ({"a": 1.5}, "Dict[str, float]", 'list("a" = 1.5)', '(hash "a" 1.5)'),
+        ([1, None], "list", "list(1, NULL)", "(list 1 #f)"),
+    ],
+)
+def test_values_translate_with_their_types(value, annotation, r, racket):
+    assert to_r(value, _shape(annotation)) == r
+    assert to_racket(value, _shape(annotation)) == racket
+
+
+def test_most_of_humaneval_translates_and_prompts_have_the_expected_shape():
+    problems = load_problems()
+    for language in ("r", "racket"):
+        assert len(translate_all(problems, language)) >= 140  # MultiPL-E keeps a similar share
+    r = translate(problems[0], "r")
+    assert r.prompt.endswith("has_close_elements <- function(numbers, threshold) {\n")
+    assert "# >>> has_close_elements(c(1.0, 2.0, 3.0), 0.5)\n# FALSE\n" in r.prompt
+    assert "stopifnot(isTRUE(all.equal(candidate(c(1.0, 2.0, 3.9, 4.0, 5.0, 2.2), 0.3), TRUE)))" in r.tests
+    racket = translate(problems[0], "racket")
+    assert racket.prompt.startswith("#lang racket\n") and racket.prompt.endswith("(define (has_close_elements numbers threshold)\n")
+    assert "(check-equal? (candidate (list 1.0 2.0 3.9 4.0 5.0 2.2) 0.3) #t)" in racket.tests
+    # Helper functions in the prompt (HumanEval/10 defines is_palindrome) are out of scope.
+    assert translate(problems[10], "r") is None
+
+
+def test_variants_put_context_before_the_prompt_and_keep_lang_first():
+    problems = {p.task_id: p for p in load_problems()}
+    target = translate(problems["HumanEval/23"], "racket")
+    for variant in ("few_shot", "translation", "docs"):
+        prefix = lowres.prompt_with_context(target, lowres.context_for(variant, target, problems))
+        assert prefix.startswith("#lang racket\n") and prefix.count("#lang") == 1
+        assert prefix.endswith(target.prompt.removeprefix("#lang racket\n\n"))
+        assert len(prefix) > len(target.prompt)
+    translation = lowres.context_for("translation", target, problems)
+    assert ";; Python:" in translation and "(define (has_close_elements" in translation
+
+
+@pytest.fixture
+def interpreters():
+    skip_or_fail_without("Rscript")
+    skip_or_fail_without("racket")
+
+
+def test_self_check_correct_solutions_pass_and_wrong_ones_fail(interpreters, tmp_path):
+    summary = cli_summary("lowres", "--self-check", "--out", str(tmp_path / "run"))
+    for language in ("r", "racket"):
+        assert summary["settings"][f"{language}/correct"]["pass@1"] == 1.0
+        assert summary["settings"][f"{language}/wrong"]["pass@1"] == 0.0
+        assert summary["settings"][f"{language}/correct"]["n"] == len(lowres.SOLUTIONS)
+    assert summary["self_check_ok"] is True
+
+
+def test_gold_and_wrong_completers_through_every_variant(interpreters, tmp_path, make_args):
+    args = make_args(languages=["r", "racket"], variants=["baseline", "few_shot", "adapter"], timeout=20.0,
+                     adapter_name="rkt-lora")
+    targets = [t for t in lowres.load(make_args(languages=["r", "racket"], self_check=True)) if t.task_id == "HumanEval/13"]
+
+    def gold(request):
+        target = next(t for t in targets if t.language == request.language)
+        return lowres.SOLUTIONS[target.task_id][target.language][0]
+
+    right = ScriptedCompleter(gold)
+    table = summarize(lowres.run(targets, args, right, ResultLog(tmp_path / "gold.jsonl")))
+    assert set(table) == {f"{lang}/{v}" for lang in ("r", "racket") for v in ("baseline", "few_shot", "adapter")}
+    assert all(row["pass@1"] == 1.0 for row in table.values())
+    adapters = {r.adapter for r in right.requests}
+    assert adapters == {None, "rkt-lora"}
+    assert all(r.stop for r in right.requests)
+
+    wrong = ScriptedCompleter(lambda request: "  (/ 1 0))" if request.language == "racket" else "    stop('no')\n}")
+    table = summarize(lowres.run(targets, args, wrong, ResultLog(tmp_path / "wrong.jsonl")))
+    assert all(row["pass@1"] == 0.0 for row in table.values())
