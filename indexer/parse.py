@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 
 from indexer.languages import GRAMMARS, LANGUAGES
 
@@ -31,6 +31,8 @@ CONTAINER_KINDS = frozenset({
     "record",
 })
 _MAX_SIGNATURE_CHARS = 400
+#: The tags queries, shipped as package data.
+QUERIES_DIR = Path(__file__).with_name("queries")
 
 
 @dataclass
@@ -139,10 +141,20 @@ def _queries(language: str):
     from tree_sitter import Query
     from tree_sitter_language_pack import get_language
 
-    text = resources.files("indexer").joinpath("queries", f"{language}.scm").read_text("utf-8")
-    tags, _, context = text.partition(SECTION_MARKER)
+    tags, context = _query_sections(language)
     grammar = get_language(GRAMMARS[language])
-    return Query(grammar, tags), Query(grammar, context or "")
+    return Query(grammar, tags), Query(grammar, context)
+
+
+def _query_sections(language: str) -> tuple[str, str]:
+    """Both sections of ``<language>.scm``, after those of a ``; inherits: <base>`` line."""
+    text = (QUERIES_DIR / f"{language}.scm").read_text("utf-8")
+    tags, _, context = text.partition(SECTION_MARKER)
+    if text.startswith("; inherits: "):
+        base = text.split("\n", 1)[0].split(":", 1)[1].strip()
+        base_tags, base_context = _query_sections(base)
+        tags, context = base_tags + tags, base_context + context
+    return tags, context
 
 
 def _run(query, node, *, grouped: bool):
@@ -178,7 +190,7 @@ class _Extractor:
             for name, nodes in captures.items():
                 self._dispatch(name, nodes, captures)
         self._finish_definitions()
-        self.result.imports = list(self._imports.values())
+        self.result.imports = _merge_imports(self._imports)
         # Calls first: a call is also an attribute or identifier, and keeps the kind "call".
         captured = _run(context, root, grouped=False)
         for name in sorted(captured, key=lambda n: n != "name.reference.call"):
@@ -194,7 +206,9 @@ class _Extractor:
             kind = name[len("name.definition."):]
             outer = captures.get("definition." + kind)
             if outer:
-                self._add_definition(nodes[0], outer[0], kind)
+                receiver = captures.get("receiver")
+                self._add_definition(nodes[0], outer[0], kind,
+                                     _text(receiver[0]) if receiver else None)
         elif name == "import":
             self._add_import(nodes[0], captures)
         elif name == "parent.child":
@@ -212,13 +226,16 @@ class _Extractor:
                 seen.add((row, col))
                 append(Reference(_text(node), row + 1, self._column(row, col), kind))
 
-    def _add_definition(self, name_node, node, kind: str) -> None:
+    def _add_definition(self, name_node, node, kind: str, receiver: str | None) -> None:
         name = _text(name_node)
         if not name:
             return
         body = _text(node)
-        definition = Definition(name, kind, node.start_point[0] + 1, node.end_point[0] + 1,
-                                None, _signature(node, body), body)
+        # A node ending at column 0 (a #define's newline) ends on the line before.
+        end_row, end_col = node.end_point
+        end_line = max(node.start_point[0] + 1, end_row + (1 if end_col else 0))
+        definition = Definition(name, kind, node.start_point[0] + 1, end_line,
+                                receiver, _signature(node, body), body)
         self._defs.append((node.start_byte, -node.end_byte, len(self._defs), definition))
 
     def _finish_definitions(self) -> None:
@@ -237,7 +254,9 @@ class _Extractor:
             # ``parent`` is the innermost enclosing class-like definition; a function is a
             # method only when that class directly encloses it (not through another function).
             container = next((d for _, d in reversed(stack) if d.kind in CONTAINER_KINDS), None)
-            if container is not None:
+            if definition.parent is not None:
+                pass                # given by the query (a Go receiver, a C++ Class::method)
+            elif container is not None:
                 definition.parent = container.name
                 if definition.kind == "function" and stack[-1][1] is container:
                     definition.kind = "method"
@@ -248,6 +267,7 @@ class _Extractor:
         modules = captures.get("import.module")
         module = _unquote(_text(modules[0])) if modules else ""
         names = [_unquote(_text(n)) for n in captures.get("import.name", ())]
+        names = ["*" if name.endswith("*") else name for name in names]   # a::* / a.*
         alias_nodes = captures.get("import.alias")
         alias = _text(alias_nodes[0]) if alias_nodes else None
         if not module and not names:
@@ -262,20 +282,21 @@ class _Extractor:
     def _add_context(self, kind: str, nodes: list) -> None:
         result = self.result
         if kind in ("identifier", "type"):
-            # Unique names, first occurrence; decode only the unique ones.
+            # Unique names at their first line; decode only the unique ones. Captures come
+            # grouped by pattern, not in file order, hence min().
             first: dict[bytes, int] = {}
             for node in nodes:
                 text = node.text
-                if text not in first:
-                    first[text] = node.start_point[0] + 1
-            items = [(text.decode("utf-8", "replace"), line) for text, line in first.items()]
+                line = node.start_point[0] + 1
+                if line < first.get(text, 1 << 30):
+                    first[text] = line
             target = result.identifiers if kind == "identifier" else result.type_identifiers
-            target.extend(items)
+            target.extend((text.decode("utf-8", "replace"), line) for text, line in first.items())
             target.sort(key=lambda item: item[1])
-        elif kind == "string":
-            result.string_literals.extend((_text(n), n.start_point[0] + 1) for n in nodes)
-        elif kind == "field":
-            result.field_declarations.extend((_text(n), n.start_point[0] + 1) for n in nodes)
+        elif kind in ("string", "field"):
+            target = result.string_literals if kind == "string" else result.field_declarations
+            target.extend((_text(n), n.start_point[0] + 1) for n in nodes)
+            target.sort(key=lambda item: item[1])
 
     def _column(self, row: int, byte_col: int) -> int:
         if self.ascii_only or byte_col == 0:
@@ -283,6 +304,16 @@ class _Extractor:
         if self._lines is None:
             self._lines = self.source.split(b"\n")
         return len(self._lines[row][:byte_col].decode("utf-8", "replace"))
+
+
+def _merge_imports(imports: dict[tuple, Import]) -> list[Import]:
+    """Resolve overlapping patterns of one statement: a bare "whole module" import next to a
+    more specific one (names, alias) is dropped, and a wildcard wins over a partial split."""
+    specific = {key[0] for key, imp in imports.items() if imp.names or imp.alias}
+    wildcard = {key[0] for key, imp in imports.items() if imp.names == ["*"]}
+    return [imp for key, imp in imports.items()
+            if (imp.names or imp.alias or key[0] not in specific)
+            and (key[0] not in wildcard or imp.names == ["*"])]
 
 
 def _text(node) -> str:
