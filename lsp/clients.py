@@ -261,6 +261,13 @@ class InProcessClient:
             cancel.set()  # stops generation in the worker thread at the next token
             raise
 
+    def backend_requests(self) -> int | None:
+        """Generation calls the backend received, when it counts them (the fake backend does)."""
+        if not self._engine.done() or self._engine.exception() is not None:
+            return None
+        requests = getattr(self._engine.result().backend, "requests", None)
+        return None if requests is None else len(requests)
+
     async def record_event(self, event: dict) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.events.append, event)
 

@@ -29,7 +29,7 @@ def completion_event(kind: str, payload: Any, now: float | None = None) -> dict:
         "type": kind,
         "completion_id": str(data.get("completion_id", "")),
         "choice_index": int(data.get("choice_index", 0) or 0),
-        "elapsed_ms": round(elapsed, 1),
+        "elapsed_ms": int(round(elapsed)),
         "accepted_chars": int(accepted or 0) if kind in ("select", "partial") else 0,
     }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -266,6 +267,8 @@ class CompletionService:
         """Counters for tests and benchmarks (``repocomplete/debugStats``)."""
         return {
             "model_calls": getattr(self.client, "model_calls", 0),
+            "backend_requests": self.client.backend_requests() if isinstance(self.client, InProcessClient) else None,
+            "torch_loaded": "torch" in sys.modules,
             "cache_hits": self.cache.hits,
             "cache_misses": self.cache.misses,
             "superseded": self.debouncer.superseded,

@@ -1,0 +1,106 @@
+"""HTTP mode: the language server in front of `repocomplete serve` (and a backend that goes away)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+from tests.lsp.jsonrpc import ROOT
+from tests.lsp.test_stdio import engine_text
+
+FAKE_TEXT = "value + 1\n"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class StandIn(BaseHTTPRequestHandler):
+    """The smallest /v1/completions + /v1/events server, to bring a backend up and down at will."""
+
+    bodies: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        StandIn.bodies.append(body)
+        reply = {"stored": True} if self.path == "/v1/events" else {"id": "cmpl-standin", "choices": [{"index": 0, "text": "standin()"}]}
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_backend_down_gives_no_items_one_message_then_resumes(spawn_lsp):
+    port = free_port()
+    lsp = spawn_lsp("--server-url", f"http://127.0.0.1:{port}")
+    lsp.initialize({"debounceMs": 0})
+    lsp.open("file:///down.py", "x = ")
+    assert lsp.inline("file:///down.py", 0, 4) is None
+    assert lsp.inline("file:///down.py", 0, 4) is None
+    messages = [m for m in lsp.notifications if m["method"] == "window/showMessage"]
+    assert len(messages) == 1 and "cannot reach" in messages[0]["params"]["message"]
+    assert lsp.stats()["status"] == "error"
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), StandIn)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        (item,) = lsp.inline("file:///down.py", 0, 4)["items"]
+        assert item["insertText"] == "standin()"
+        stats = lsp.stats()
+        assert stats["status"] == "ready" and stats["torch_loaded"] is False
+        completions = [body for body in StandIn.bodies if "segments" in body]
+        assert completions[-1]["segments"]["prefix"] == "x = " and completions[-1]["language"] == "python"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert lsp.shutdown_and_exit() == 0
+
+
+def test_against_a_real_repocomplete_serve(spawn_lsp, tmp_path: Path):
+    port = free_port()
+    env = {"REPOCOMPLETE_CACHE_DIR": str(tmp_path / "cache"), "REPOCOMPLETE_FAKE_TEXT": FAKE_TEXT}
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "repocomplete", "serve", "--backend", "fake", "--port", str(port), "--events-db", str(tmp_path / "events.db")],
+        cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.err", "wb"),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert serve.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.err").read_text()[-2000:]
+            time.sleep(0.2)
+        lsp = spawn_lsp("--server-url", f"http://127.0.0.1:{port}")
+        lsp.initialize({"debounceMs": 0})
+        source = "def add(value):\n    return "
+        lsp.open("file:///proj/add.py", source)
+        (item,) = lsp.inline("file:///proj/add.py", 1, 11)["items"]
+        assert item["insertText"] == engine_text(source, "", "/proj/add.py")
+        command = item["command"]
+        event = lsp.request("workspace/executeCommand", {"command": command["command"], "arguments": command["arguments"]})
+        assert event["type"] == "select"
+        assert lsp.stats()["torch_loaded"] is False
+        assert lsp.shutdown_and_exit() == 0
+        assert "refused" not in (tmp_path / "lsp-0.err").read_text()
+    finally:
+        serve.terminate()
+        serve.wait(20)

@@ -1,0 +1,186 @@
+"""End to end over stdio: a JSON-RPC client drives the real `python -m repocomplete lsp` process."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from repocomplete.backends.fake import FakeBackend
+from repocomplete.engine import Engine
+from repocomplete.types import CompletionRequest, Segments
+from tests.lsp.conftest import FAKE_TEXT, fake_env
+from tests.lsp.jsonrpc import LspProcess, frame
+from tests.lsp.test_documents import PIECES, reference_position, valid_offsets
+
+SOURCE = "import os\r\n\r\ndef add(value😀):\r\n    return "
+URI = "file:///project/pkg/add.py"
+
+
+def engine_text(prefix: str, suffix: str, filepath: str) -> str:
+    """What the engine itself completes for this text (the baseline the server must match)."""
+    engine = Engine(FakeBackend(FAKE_TEXT))
+    request = CompletionRequest(segments=Segments(prefix=prefix, suffix=suffix, filepath=filepath), language="python")
+    return engine.complete(request).choices[0].text
+
+
+def end_of(text: str) -> tuple[int, int]:
+    return reference_position(text, len(text), "utf-16")
+
+
+def change(lsp: LspProcess, uri: str, version: int, start: tuple[int, int], end: tuple[int, int], text: str) -> None:
+    rng = {"start": {"line": start[0], "character": start[1]}, "end": {"line": end[0], "character": end[1]}}
+    lsp.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version}, "contentChanges": [{"range": rng, "text": text}]})
+
+
+def test_initialize_advertises_inline_completion_incremental_sync_and_commands(fake_lsp):
+    capabilities = fake_lsp.capabilities["capabilities"]
+    assert "inlineCompletionProvider" in capabilities and "completionProvider" in capabilities
+    assert capabilities["textDocumentSync"]["change"] == 2  # incremental
+    assert capabilities["positionEncoding"] == "utf-16"
+    assert {"repocomplete.accept", "repocomplete.dismiss"} <= set(capabilities["executeCommandProvider"]["commands"])
+    assert fake_lsp.wait_notification(lambda m: m["method"] == "repocomplete/status" and m["params"]["state"] == "ready")
+
+
+def test_inline_completion_matches_the_engine_and_typing_through_uses_the_cache(fake_lsp):
+    fake_lsp.open(URI, SOURCE + "\r\n")
+    line, character = end_of(SOURCE)
+    result = fake_lsp.inline(URI, line, character)
+    expected = engine_text(SOURCE, "\r\n", "/project/pkg/add.py")
+    (item,) = result["items"]
+    assert expected and item["insertText"] == expected
+    assert item["range"]["start"] == item["range"]["end"] == {"line": line, "character": character}
+    calls = fake_lsp.stats()["model_calls"]
+    # type the first two characters of the suggestion: the rest comes from the cache
+    change(fake_lsp, URI, 2, (line, character), (line, character), expected[:2])
+    again = fake_lsp.inline(URI, line, character + 2)
+    assert again["items"][0]["insertText"] == expected[2:]
+    stats = fake_lsp.stats()
+    assert stats["model_calls"] == calls and stats["cache_hits"] >= 1
+
+
+def test_completion_fallback_carries_the_completion_in_one_item(fake_lsp):
+    text = "total = add(1)\nresult = tot"
+    fake_lsp.open("file:///project/fallback.py", text)
+    line, character = end_of(text)
+    result = fake_lsp.request(
+        "textDocument/completion", {"textDocument": {"uri": "file:///project/fallback.py"}, "position": {"line": line, "character": character}}
+    )
+    (item,) = result["items"]
+    expected = engine_text(text, "", "/project/fallback.py")
+    assert item["textEdit"]["newText"] == "tot" + expected
+    assert item["textEdit"]["range"]["start"] == {"line": line, "character": character - 3}
+    assert item["command"]["command"] == "repocomplete.accept"
+
+
+def test_accept_and_dismiss_commands_are_recorded_as_events(fake_lsp):
+    fake_lsp.open("file:///project/accept.py", "x = ")
+    (item,) = fake_lsp.inline("file:///project/accept.py", 0, 4)["items"]
+    command = item["command"]
+    fake_lsp.request("workspace/executeCommand", {"command": command["command"], "arguments": command["arguments"]})
+    fake_lsp.request("workspace/executeCommand", {"command": "repocomplete.dismiss", "arguments": command["arguments"]})
+    rows = [json.loads(line) for line in (fake_lsp.cache_dir / "lsp-events.jsonl").read_text().splitlines()]
+    completion_id = command["arguments"][0]["completion_id"]
+    mine = [row for row in rows if row["completion_id"] == completion_id]
+    assert [row["type"] for row in mine] == ["view", "select", "dismiss"]
+    assert mine[1]["accepted_chars"] == len(item["insertText"])
+
+
+def test_malformed_messages_get_json_rpc_errors_and_the_server_stays_up(fake_lsp):
+    fake_lsp.send_raw(frame(b'{"jsonrpc": "2.0", "id": 1, "method": '))  # invalid JSON
+    fake_lsp.send_raw(frame({"jsonrpc": "2.0", "id": "bad-params", "method": "textDocument/inlineCompletion", "params": {"x": 1}}))
+    assert fake_lsp.wait_response(None)["error"]["code"] == -32700
+    assert fake_lsp.wait_response("bad-params")["error"]["code"] == -32602
+    fake_lsp.send_raw(frame(b"[1, 2, 3]"))  # not a JSON-RPC message at all
+    assert fake_lsp.wait_response(None)["error"]["code"] == -32600
+    unknown = fake_lsp.wait_response(fake_lsp.send_request("no/suchMethod", {}))
+    assert unknown["error"]["code"] == -32601
+    assert fake_lsp.stats()["documents"] >= 0 and fake_lsp.proc.poll() is None
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 10**6), st.lists(st.sampled_from(PIECES), max_size=6).map("".join)), min_size=20, max_size=30))
+def test_random_edits_over_stdio_keep_the_servers_text_identical(fake_lsp, edits):
+    """A few hundred random incremental edits (emoji, surrogate pairs, CRLF) through the real process."""
+    uri = f"file:///project/random-{time.monotonic_ns()}.py"
+    client = "a😀\r\nb"
+    fake_lsp.open(uri, client)
+    for version, (a, b, inserted) in enumerate(edits, start=2):
+        offsets = valid_offsets(client)
+        start, end = sorted((offsets[a % len(offsets)], offsets[b % len(offsets)]))
+        change(fake_lsp, uri, version, reference_position(client, start, "utf-16"), reference_position(client, end, "utf-16"), inserted)
+        client = client[:start] + inserted + client[end:]
+        assert fake_lsp.request("repocomplete/documentText", {"uri": uri}) == {"text": client, "version": version}
+    fake_lsp.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+
+
+def test_utf8_positions_when_the_client_negotiates_them(spawn_lsp):
+    lsp = spawn_lsp()
+    result = lsp.initialize({"backend": "fake", "debounceMs": 0}, encodings=["utf-8", "utf-16"])
+    assert result["capabilities"]["positionEncoding"] == "utf-8"
+    lsp.open("file:///u8.py", "s = '😀é'\n")
+    change(lsp, "file:///u8.py", 2, (0, 9), (0, 11), "e")  # bytes: "s = '" is 5, 😀 is 4, é is 2
+    assert lsp.request("repocomplete/documentText", {"uri": "file:///u8.py"})["text"] == "s = '😀e'\n"
+    assert lsp.shutdown_and_exit() == 0
+
+
+def test_a_burst_of_50_cancelled_requests_does_no_model_work(spawn_lsp):
+    lsp = spawn_lsp()
+    lsp.initialize({"backend": "fake", "debounceMs": 300})
+    lsp.wait_notification(lambda m: m["params"].get("state") == "ready" if m["method"] == "repocomplete/status" else False)
+    lsp.open("file:///burst.py", "def f():\n    return ")
+    before = lsp.stats()
+    ids = []
+    for i in range(50):
+        ids.append(lsp.send_request("textDocument/inlineCompletion", {
+            "textDocument": {"uri": "file:///burst.py"}, "position": {"line": 1, "character": 11}, "context": {"triggerKind": 2}}))
+        lsp.notify("$/cancelRequest", {"id": ids[-1]})
+    responses = [lsp.wait_response(i) for i in ids]
+    assert all(r.get("error", {}).get("code") == -32800 for r in responses), responses[:3]  # RequestCancelled
+    after = lsp.stats()
+    assert after["model_calls"] == before["model_calls"] and after["backend_requests"] == before["backend_requests"]
+    # the next, uncancelled request is served, and is the only model call
+    assert lsp.inline("file:///burst.py", 1, 11)["items"]
+    assert lsp.stats()["backend_requests"] == before["backend_requests"] + 1
+    assert lsp.shutdown_and_exit() == 0
+
+
+def test_settings_turn_completion_off_per_language_and_back_on(spawn_lsp):
+    lsp = spawn_lsp()
+    lsp.initialize({"backend": "fake", "debounceMs": 0, "languages": {"markdown": False}})
+    lsp.open("file:///notes.md", "# Title\nSome ", language="markdown")
+    lsp.open("file:///code.py", "x = ")
+    assert lsp.inline("file:///notes.md", 1, 5) is None
+    assert lsp.inline("file:///code.py", 0, 4)["items"]
+    lsp.notify("workspace/didChangeConfiguration", {"settings": {"repocomplete": {"enable": False}}})
+    assert lsp.inline("file:///code.py", 0, 4) is None
+    lsp.notify("workspace/didChangeConfiguration", {"settings": {"repocomplete": {"enable": True}}})
+    assert lsp.inline("file:///code.py", 0, 4)["items"]
+    assert lsp.shutdown_and_exit() == 0
+
+
+def test_exit_codes_shutdown_exit_without_shutdown_and_end_of_input(spawn_lsp):
+    clean = spawn_lsp()
+    clean.initialize({"backend": "fake"})
+    assert clean.shutdown_and_exit() == 0
+    rude = spawn_lsp()
+    rude.initialize({"backend": "fake"})
+    rude.notify("exit", None)
+    assert rude.wait_exit() == 1
+    eof = spawn_lsp()
+    eof.initialize({"backend": "fake"})
+    eof.proc.stdin.close()
+    started = time.monotonic()
+    assert eof.proc.wait(20) == 0 and time.monotonic() - started < 20
+
+
+def test_nothing_but_protocol_reaches_stdout(spawn_lsp, tmp_path: Path):
+    lsp = spawn_lsp("--log-level", "DEBUG", "--log-file", str(tmp_path / "lsp.log"))
+    lsp.initialize({"backend": "fake", "debounceMs": 0})
+    lsp.open("file:///x.py", "print(")
+    lsp.inline("file:///x.py", 0, 6)
+    assert lsp.shutdown_and_exit() == 0
+    assert lsp.unparsed == [] and (tmp_path / "lsp.log").read_text()
