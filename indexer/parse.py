@@ -5,7 +5,9 @@ node is, following aider's repomap conventions plus our own:
 
 - ``@definition.<kind>`` (the whole definition) with ``@name.definition.<kind>`` (its name);
 - ``@name.reference.<kind>`` (a call, a type, an attribute used);
-- ``@import`` (the statement) with ``@import.module``, ``@import.name``, ``@import.alias``;
+- ``@import`` (the statement) with ``@import.module``, ``@import.name``, ``@import.alias``
+  (or ``@import.qualified``: ``a.b.C`` split into module ``a.b`` and name ``C``);
+- ``@receiver``: the owner of a method defined outside its class (Go, C++ ``A::f``);
 - ``@parent.child`` (a class name) with ``@parent.name`` (a class it extends / implements);
 - ``@context.identifier`` / ``.type`` / ``.string`` / ``.field``: the RepoFusion context
   types identifiers, type identifiers, string literals and field declarations.
@@ -227,7 +229,7 @@ class _Extractor:
                 append(Reference(_text(node), row + 1, self._column(row, col), kind))
 
     def _add_definition(self, name_node, node, kind: str, receiver: str | None) -> None:
-        name = _text(name_node)
+        name = _text(name_node).lstrip(":")     # Ruby's attr_reader :name
         if not name:
             return
         body = _text(node)
@@ -267,6 +269,10 @@ class _Extractor:
         modules = captures.get("import.module")
         module = _unquote(_text(modules[0])) if modules else ""
         names = [_unquote(_text(n)) for n in captures.get("import.name", ())]
+        qualified = captures.get("import.qualified")
+        if qualified:       # "a.b.C" -> module "a.b", names ["C"]
+            module, _, name = _text(qualified[0]).rpartition(".")
+            names.append(name)
         names = ["*" if name.endswith("*") else name for name in names]   # a::* / a.*
         alias_nodes = captures.get("import.alias")
         alias = _text(alias_nodes[0]) if alias_nodes else None
@@ -308,12 +314,15 @@ class _Extractor:
 
 def _merge_imports(imports: dict[tuple, Import]) -> list[Import]:
     """Resolve overlapping patterns of one statement: a bare "whole module" import next to a
-    more specific one (names, alias) is dropped, and a wildcard wins over a partial split."""
-    specific = {key[0] for key, imp in imports.items() if imp.names or imp.alias}
+    more specific one of the same module (names, alias) is dropped, an unaliased copy of an
+    aliased import is dropped, and a wildcard wins over a partial split of the same path."""
+    specific = {key[:2] for key, imp in imports.items() if imp.names or imp.alias}
     wildcard = {key[0] for key, imp in imports.items() if imp.names == ["*"]}
+    aliased = {(key[0], key[1], tuple(imp.names)) for key, imp in imports.items() if imp.alias}
     return [imp for key, imp in imports.items()
-            if (imp.names or imp.alias or key[0] not in specific)
-            and (key[0] not in wildcard or imp.names == ["*"])]
+            if (imp.names or imp.alias or key[:2] not in specific)
+            and (key[0] not in wildcard or imp.names == ["*"])
+            and (imp.alias or (key[0], key[1], tuple(imp.names)) not in aliased)]
 
 
 def _text(node) -> str:
