@@ -167,6 +167,9 @@ class InProcessClient:
         self._pending: dict[str, str | None] = {}
         self._lock = threading.Lock()
         self._started = False
+        #: Buffer updates written to the workspace index; whether indexing has finished.
+        self.buffers_pushed = 0
+        self.indexed = False
 
     def start(self) -> None:
         if self._started:
@@ -204,17 +207,22 @@ class InProcessClient:
         self.on_status("indexing", f"indexing {self.root}")
 
         def progress(update: Any) -> None:
-            done, total = getattr(update, "done", None), getattr(update, "total", None)
-            if done is not None and total:
+            done, total = getattr(update, "files_done", None), getattr(update, "files_total", None)
+            if done is not None and total and (done % 50 == 0 or done == total):
                 self.on_status("indexing", f"indexing {done}/{total} files")
 
         try:
-            self._workspace = engine.workspaces.register(self.root, index=True, progress=progress)
+            # Registered first, indexed second: live buffers can be pushed while it indexes.
+            workspace = engine.workspaces.register(self.root, index=False)
+            self._workspace = workspace
+            summary = workspace.index(progress)
         except Exception as exc:  # noqa: BLE001 - completions still work without an index
             log.exception("indexing failed")
             self.on_status("ready", f"ready without repository context (indexing failed: {exc})")
             return
-        self.on_status("ready", f"ready ({engine.backend.model_name}, {self.root} indexed)")
+        self.indexed = True
+        files = summary.files_indexed + summary.files_unchanged
+        self.on_status("ready", f"ready ({engine.backend.model_name}, {files} files indexed)")
 
     def reindex(self) -> None:
         if not self._engine.done() or self._engine.exception() is not None or not self.root:
@@ -234,10 +242,14 @@ class InProcessClient:
             pending, self._pending = self._pending, {}
         for path, text in pending.items():
             try:
-                if text is None:
+                if text is None and Path(path).is_file():
+                    # a closed buffer's unsaved edits are gone: the saved file is the truth again
+                    self._workspace.update(path, Path(path).read_text(encoding="utf-8", errors="replace"))
+                elif text is None:
                     self._workspace.remove(path)
                 else:
                     self._workspace.update(path, text)
+                self.buffers_pushed += 1
             except Exception:  # noqa: BLE001 - a buffer that cannot be parsed is no reason to fail
                 log.warning("could not update the index with %s", path, exc_info=True)
 
@@ -245,7 +257,7 @@ class InProcessClient:
         engine = await asyncio.wrap_future(self._engine)
         cancel = threading.Event()
         request.cancel = cancel
-        if self._workspace is not None and request.workspace is None:
+        if self.indexed and request.workspace is None:
             request.workspace = self.root
 
         def run() -> CompletionResult:

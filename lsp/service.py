@@ -269,6 +269,8 @@ class CompletionService:
             "model_calls": getattr(self.client, "model_calls", 0),
             "backend_requests": self.client.backend_requests() if isinstance(self.client, InProcessClient) else None,
             "torch_loaded": "torch" in sys.modules,
+            "buffers_pushed": getattr(self.client, "buffers_pushed", None),
+            "indexed": getattr(self.client, "indexed", None),
             "cache_hits": self.cache.hits,
             "cache_misses": self.cache.misses,
             "superseded": self.debouncer.superseded,
