@@ -144,6 +144,9 @@ def _queries(language: str):
     from tree_sitter_language_pack import get_language
 
     tags, context = _query_sections(language)
+    # Grouped captures in the ungrouped section would be silently ignored: refuse them.
+    if any(f"@{group}" in context for group in ("import", "definition.", "parent.", "receiver")):
+        raise ValueError(f"{language}.scm: tags captures after {SECTION_MARKER!r}")
     grammar = get_language(GRAMMARS[language])
     return Query(grammar, tags), Query(grammar, context)
 

@@ -14,14 +14,6 @@
 ; Module-level variables and constants.
 (module (assignment left: (identifier) @name.definition.variable) @definition.variable)
 
-; == references and context ==
-
-(call function: [(identifier) @name.reference.call
-                 (attribute attribute: (identifier) @name.reference.call)])
-(attribute attribute: (identifier) @name.reference.attribute)
-(type (identifier) @name.reference.type)
-(generic_type (identifier) @name.reference.type)
-
 (import_statement name: (dotted_name) @import.module) @import
 (import_statement name: (aliased_import name: (dotted_name) @import.module
                                         alias: (identifier) @import.alias)) @import
@@ -34,6 +26,14 @@
 
 (class_definition name: (identifier) @parent.child
   superclasses: (argument_list [(identifier) (attribute)] @parent.name))
+
+; == references and context ==
+
+(call function: [(identifier) @name.reference.call
+                 (attribute attribute: (identifier) @name.reference.call)])
+(attribute attribute: (identifier) @name.reference.attribute)
+(type (identifier) @name.reference.type)
+(generic_type (identifier) @name.reference.type)
 
 (identifier) @context.identifier
 (type (identifier) @context.type)
