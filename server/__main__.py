@@ -1,0 +1,96 @@
+"""``repocomplete serve`` (main) and ``repocomplete run`` (run_main): the server's commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from repocomplete.errors import ConfigError
+
+
+def _parse_adapters(pairs: Sequence[str] | None) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    adapters = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"--adapter expects NAME=PATH, got {pair!r}")
+        adapters[name] = path
+    return adapters
+
+
+def check_workspaces(roots: Sequence[str]) -> None:
+    from pathlib import Path
+
+    for root in roots:
+        if not Path(root).expanduser().is_dir():
+            raise ConfigError(f"--workspace {root}: not a directory")
+
+
+def serve_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="repocomplete serve",
+        description="Serve repository-aware completions over HTTP (Tabby- and OpenAI-compatible API).",
+        epilog="Settings precedence: defaults < [server]/[engine] of --config < REPOCOMPLETE_* env < flags. "
+        "Tokens are better passed as REPOCOMPLETE_TOKENS=tok1,tok2 than on the command line.",
+    )
+    parser.add_argument("--workspace", action="append", metavar="DIR", help="repository to index and serve (repeatable)")
+    parser.add_argument("--model", help="'default' (embedded model), a local model directory or a cached hub id")
+    parser.add_argument("--adapter", action="append", metavar="NAME=PATH", help="LoRA adapter to load (repeatable)")
+    parser.add_argument("--backend", choices=("transformers", "openai", "fake"), help="model runner (default: transformers)")
+    parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="TCP port (default 8765)")
+    parser.add_argument("--config", metavar="FILE", help="TOML config with [server] and [engine] sections")
+    parser.add_argument("--token", action="append", help="bearer token clients must send (repeatable)")
+    parser.add_argument("--max-concurrency", type=int, help="generations at once (default 4)")
+    parser.add_argument("--max-queue", type=int, help="requests waiting for a slot before 429 (default 16)")
+    parser.add_argument("--request-timeout", type=float, metavar="SECONDS", help="per-request timeout (default 30)")
+    parser.add_argument("--events-db", metavar="FILE", help="SQLite file for completion events")
+    parser.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"))
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace):
+    from server.settings import load_settings
+
+    overrides = {
+        "workspaces": args.workspace, "model": args.model, "adapters": _parse_adapters(args.adapter),
+        "backend": args.backend, "host": args.host, "port": args.port, "tokens": args.token,
+        "max_concurrency": args.max_concurrency, "max_queue": args.max_queue,
+        "request_timeout_s": args.request_timeout, "events_db": args.events_db, "log_level": args.log_level,
+    }
+    return load_settings(args.config, overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``repocomplete serve``: run the HTTP server until interrupted."""
+    import uvicorn
+
+    from server.app import build_engine, create_app
+
+    args = serve_parser().parse_args(argv)
+    settings = settings_from_args(args)
+    check_workspaces(settings.workspaces)
+    # Built here rather than in the lifespan so a bad model is a one-line error, not a traceback.
+    engine = build_engine(settings)
+    uvicorn.run(
+        create_app(settings, engine=engine),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=2,
+    )
+    return 0
+
+
+def run_main(argv: Sequence[str] | None = None) -> int:
+    """``repocomplete run [DIR]``: index DIR, serve it on the default model, show how to connect."""
+    from server.quickstart import run
+
+    return run(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Background indexing of workspaces, with progress that clients can poll."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from repocomplete.errors import InvalidRequestError, RepocompleteError, WorkspaceNotFoundError
+from server.schemas import WorkspaceOut
+
+log = logging.getLogger("repocomplete.server")
+
+
+@dataclass
+class IndexJob:
+    name: str
+    root: str
+    status: str = "queued"
+    files_done: int = 0
+    files_total: int = 0
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    error: str | None = None
+    summary: dict | None = None
+
+    def view(self) -> WorkspaceOut:
+        end = self.finished or time.monotonic()
+        return WorkspaceOut(
+            name=self.name, root=self.root, status=self.status, files_done=self.files_done,
+            files_total=self.files_total, elapsed_s=round(end - self.started, 3), error=self.error, summary=self.summary,
+        )
+
+
+class IndexJobs:
+    """Registers workspaces with the engine and indexes each in its own daemon thread."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self._jobs: dict[str, IndexJob] = {}
+        self._lock = threading.Lock()
+
+    def start(self, root: str, name: str | None = None) -> IndexJob:
+        """Register ``root`` now (so requests can name it) and index it in the background."""
+        path = Path(root).expanduser()
+        if not path.is_absolute():
+            raise InvalidRequestError(f"workspace root must be an absolute path on the server: {root!r}")
+        if not path.is_dir():
+            raise WorkspaceNotFoundError(f"no such directory on the server: {root}")
+        if path.resolve() == Path(path.anchor):
+            raise InvalidRequestError("refusing to index a filesystem root")
+        workspace = self.engine.workspaces.register(str(path.resolve()), name=name, index=False)
+        job = IndexJob(name=self.engine.workspaces.name_of(workspace), root=str(workspace.root))
+        with self._lock:
+            running = self._jobs.get(job.name)
+            if running is not None and running.status in ("queued", "indexing"):
+                return running
+            self._jobs[job.name] = job
+        threading.Thread(target=self._index, args=(workspace, job), name=f"index-{job.name}", daemon=True).start()
+        return job
+
+    def adopt(self, workspace, summary) -> IndexJob:
+        """Record a workspace the caller has already registered and indexed."""
+        job = IndexJob(name=self.engine.workspaces.name_of(workspace), root=str(workspace.root), status="ready")
+        job.summary = dataclasses.asdict(summary) if dataclasses.is_dataclass(summary) else None
+        job.files_done = job.files_total = (job.summary or {}).get("files_indexed", 0) + (job.summary or {}).get("files_unchanged", 0)
+        job.finished = time.monotonic()
+        with self._lock:
+            self._jobs[job.name] = job
+        return job
+
+    def _index(self, workspace, job: IndexJob) -> None:
+        job.status = "indexing"
+
+        def progress(p) -> None:
+            job.files_done, job.files_total = p.files_done, p.files_total
+
+        try:
+            summary = workspace.index(progress=progress)
+            job.summary = dataclasses.asdict(summary) if dataclasses.is_dataclass(summary) else None
+            job.status = "ready"
+        except RepocompleteError as exc:
+            job.status, job.error = "failed", str(exc)
+        except Exception as exc:  # noqa: BLE001 - a background thread must record, not die silently
+            log.exception("indexing %s failed", job.root)
+            job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            job.finished = time.monotonic()
+
+    def get(self, name: str) -> IndexJob:
+        with self._lock:
+            job = self._jobs.get(name)
+        if job is None:
+            raise WorkspaceNotFoundError(f"no workspace named {name!r}; registered: {', '.join(self.names()) or 'none'}")
+        return job
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._jobs)
+
+    def all(self) -> list[IndexJob]:
+        with self._lock:
+            return [self._jobs[n] for n in sorted(self._jobs)]
+
+    def wait(self, timeout_s: float) -> bool:
+        """Block until no job is running (used by ``repocomplete run``); False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while any(j.status in ("queued", "indexing") for j in self.all()):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True

@@ -1,0 +1,202 @@
+"""Load and fault limits: body size, bounded concurrency + queue, timeouts, disconnects.
+
+Generation is blocking (torch), so it runs on a dedicated thread pool sized to the
+concurrency limit; the event loop only waits on futures and keeps answering health
+and metrics. A slot is released when the generation *thread* ends, not when the client
+gives up, so abandoned work still counts against the limit until it has stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from repocomplete.errors import CancelledError, OverloadedError, RequestTooLargeError
+from server.errors import QueueTimeoutError, RequestTimeoutError, domain_error_response
+
+T = TypeVar("T")
+_END = object()
+
+
+class BodyLimit:
+    """ASGI middleware: bodies over ``max_bytes`` get 413 before any route parses them."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        too_large = RequestTooLargeError(f"request body over the {self.max_bytes}-byte limit")
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if length.isdigit() and int(length) > self.max_bytes:
+            await domain_error_response(too_large)(scope, receive, send)
+            return
+        # Buffer the (small, JSON) body so chunked uploads are bounded too, then replay it;
+        # later receive() calls go straight through so disconnects are still seen.
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                await domain_error_response(too_large)(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def wait_for_disconnect(receive: Receive) -> None:
+    """Return when the client has gone (the request body must already be consumed)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def check_prompt_size(texts: list[str], max_chars: int) -> None:
+    """413 when the text a client sends for the prompt exceeds ``max_chars`` in total."""
+    total = sum(len(t) for t in texts)
+    if total > max_chars:
+        raise RequestTooLargeError(f"prompt text is {total} characters; the limit is {max_chars}")
+
+
+class Limiter:
+    """Admission control and cancellable execution of blocking generation calls."""
+
+    def __init__(self, *, max_concurrency: int, max_queue: int, timeout_s: float) -> None:
+        self.max_concurrency = max(1, max_concurrency)
+        self.max_queue = max(0, max_queue)
+        self.timeout_s = timeout_s
+        self.executor = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="repocomplete-generate")
+        self._slots = threading.BoundedSemaphore(self.max_concurrency)
+        self._free = asyncio.Event()
+        self.waiting = 0
+        self.running = 0
+        #: Moving average of a generation's duration, for Retry-After.
+        self.mean_s = 1.0
+        #: Called with the reason whenever a running generation is told to stop.
+        self.on_cancel: Callable[[str], None] = lambda reason: None
+
+    def retry_after_s(self) -> float:
+        return max(1.0, self.mean_s * (self.waiting + 1) / self.max_concurrency)
+
+    def deadline(self) -> float:
+        return time.monotonic() + self.timeout_s
+
+    async def acquire(self, deadline: float) -> None:
+        """Take a slot, waiting in the bounded queue; 429 when it is full, 503 past the deadline."""
+        if self._slots.acquire(blocking=False):
+            self.running += 1
+            return
+        if self.waiting >= self.max_queue:
+            raise OverloadedError(
+                f"server busy: {self.running} running, {self.waiting} queued; retry later",
+                retry_after_s=self.retry_after_s(),
+            )
+        self.waiting += 1
+        try:
+            while not self._slots.acquire(blocking=False):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise QueueTimeoutError("timed out waiting for a free generation slot", self.retry_after_s())
+                self._free.clear()
+                try:
+                    await asyncio.wait_for(self._free.wait(), remaining)
+                except TimeoutError:
+                    pass
+        finally:
+            self.waiting -= 1
+        self.running += 1
+
+    def _release(self, started: float) -> None:
+        self.running -= 1
+        self.mean_s = 0.8 * self.mean_s + 0.2 * (time.monotonic() - started)
+        self._slots.release()
+        self._free.set()
+
+    def _submit(self, fn: Callable[..., T], *args) -> asyncio.Future:
+        return asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    def _release_when_done(self, future: asyncio.Future | None, started: float) -> None:
+        if future is None or future.done():
+            self._release(started)
+        else:  # abandoned work: the slot frees when the thread really stops
+            future.add_done_callback(lambda f: (f.cancelled() or f.exception(), self._release(started)))
+
+    def _stop(self, cancel: threading.Event, reason: str) -> None:
+        if not cancel.is_set():
+            cancel.set()
+            self.on_cancel(reason)
+
+    async def call(self, fn: Callable[[], T], *, cancel: threading.Event, receive: Receive, deadline: float) -> T:
+        """Run blocking ``fn`` in a slot; stop it on client disconnect (499) or deadline (504)."""
+        await self.acquire(deadline)
+        started = time.monotonic()
+        future = self._submit(fn)
+        watcher = asyncio.ensure_future(wait_for_disconnect(receive))
+        try:
+            done, _ = await asyncio.wait(
+                {future, watcher}, timeout=max(0.0, deadline - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            watcher.cancel()
+            self._release_when_done(future, started)
+        if future in done:
+            return future.result()
+        if watcher in done:
+            self._stop(cancel, "disconnect")
+            raise CancelledError("client disconnected")
+        self._stop(cancel, "timeout")
+        raise RequestTimeoutError(f"request took longer than {self.timeout_s:g} s")
+
+    async def iterate(self, make: Callable[[], Iterator[T]], *, cancel: threading.Event, deadline: float) -> AsyncIterator[T]:
+        """Admit now, then return an async iterator over blocking ``make()``'s items.
+
+        Leaving the iterator early (client gone, task cancelled) sets ``cancel`` at once;
+        the slot is freed when the generating thread has stopped.
+        """
+        await self.acquire(deadline)
+        return self._iterate(make, cancel, deadline, time.monotonic())
+
+    async def _iterate(self, make, cancel, deadline, started) -> AsyncIterator[T]:
+        future: asyncio.Future | None = None
+        finished = False
+        try:
+            future = self._submit(make)
+            iterator = await asyncio.wait_for(asyncio.shield(future), max(0.0, deadline - time.monotonic()))
+            while True:
+                future = self._submit(next, iterator, _END)
+                item = await asyncio.wait_for(asyncio.shield(future), max(0.0, deadline - time.monotonic()))
+                if item is _END:
+                    finished = True
+                    return
+                yield item
+        except TimeoutError:
+            self._stop(cancel, "timeout")
+            raise RequestTimeoutError(f"request took longer than {self.timeout_s:g} s") from None
+        finally:
+            if not finished:
+                self._stop(cancel, "disconnect")
+            self._release_when_done(future, started)
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)

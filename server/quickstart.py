@@ -1,0 +1,193 @@
+"""``repocomplete run [DIR]``: the README's one command for a newcomer.
+
+Index DIR with a progress bar, serve it on the embedded default model, then print the
+URL, a curl example, one real completion fetched from the running server, and how to
+connect VS Code and Neovim; serve until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from repocomplete.errors import ConfigError, RepocompleteError
+
+#: Files tried for the sample completion, most familiar first.
+SAMPLE_SUFFIXES = (".py", ".ts", ".js", ".go", ".rs", ".java", ".c", ".cpp", ".rb", ".R", ".rkt", ".lua", ".sh")
+SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", "build", "dist", ".tox"}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="repocomplete run",
+        description="Index a repository, serve it on the embedded default model, and show how to connect an editor.",
+    )
+    p.add_argument("dir", nargs="?", default=".", help="repository to index and serve (default: .)")
+    p.add_argument("--model", default="default", help="'default' (embedded model) or a local model directory")
+    p.add_argument("--backend", choices=("transformers", "openai", "fake"), help="model runner (default: transformers)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; the next free one if taken)")
+    p.add_argument("--config", metavar="FILE", help="TOML config with [server] and [engine] sections")
+    return p
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    from server.settings import load_settings
+
+    args = parser().parse_args(argv)
+    root = Path(args.dir).expanduser().resolve()
+    if not root.is_dir():
+        raise ConfigError(f"not a directory: {args.dir}")
+    model, tiny = _resolve(args.model, args.backend)
+    port = free_port(args.host, args.port)
+    settings = load_settings(args.config, {"model": model, "backend": args.backend, "host": args.host, "port": port,
+                                           "log_level": "warning"})
+    from server.app import build_engine
+
+    print(f"Loading model: {model}")
+    engine = build_engine(settings)
+    if tiny:
+        print("NOTE: this is a tiny untrained stand-in model (no trained default model is embedded in this build):\n"
+              "      completions show the plumbing works, not real suggestions. Use --model DIR for a real model.")
+    workspace, summary = _index(engine, root)
+    server, thread = _start(settings, engine)
+    try:
+        server.config.app.state.runtime.jobs.adopt(workspace, summary)
+        _print_howto(settings, root, engine)
+        print("Serving until Ctrl-C.", flush=True)
+        while thread.is_alive():
+            thread.join(0.5)
+    except KeyboardInterrupt:
+        print("\nStopping.")
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    return 0
+
+
+def _resolve(spec: str, backend: str | None) -> tuple[str, bool]:
+    """The model path to serve and whether it is the tiny untrained stand-in."""
+    if backend in ("fake", "openai"):
+        return spec, False
+    from repocomplete.models import resolve_model
+
+    resolved = resolve_model(spec)
+    return str(resolved.path), bool(resolved.is_tiny)
+
+
+def free_port(host: str, preferred: int) -> int:
+    """``preferred`` if it can be bound, else the next free port above it."""
+    for port in range(preferred, preferred + 100):
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            try:
+                s.bind((host, port))
+                return port
+            except OSError:
+                continue
+    raise ConfigError(f"no free port in {preferred}..{preferred + 99} on {host}")
+
+
+def _index(engine, root: Path):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("Indexing {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=False) as progress:
+        task = progress.add_task(root.name, total=None)
+
+        def update(p) -> None:
+            progress.update(task, completed=p.files_done, total=p.files_total or None)
+
+        workspace = engine.workspaces.register(str(root), index=False)
+        summary = workspace.index(update)
+    files = summary.files_indexed + summary.files_unchanged
+    print(f"Indexed {files} files ({summary.symbols} symbols, {summary.chunks} chunks) in {summary.elapsed_s:.1f} s")
+    return workspace, summary
+
+
+def _start(settings, engine):
+    import uvicorn
+
+    from server.app import create_app
+
+    config = uvicorn.Config(create_app(settings, engine=engine), host=settings.host, port=settings.port,
+                            log_level=settings.log_level, timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RepocompleteError(f"the server could not start on {settings.url}")
+        time.sleep(0.05)
+    return server, thread
+
+
+def sample_point(root: Path) -> tuple[str, str, str, str] | None:
+    """(relative path, language, prefix, suffix): a cursor mid-line in the first sizeable source file."""
+    from indexer.languages import language_for_path
+
+    for suffix in SAMPLE_SUFFIXES:
+        for path in sorted(root.rglob(f"*{suffix}")):
+            if SKIP_DIRS & set(path.relative_to(root).parts) or not path.is_file():
+                continue
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+            except (OSError, UnicodeDecodeError):
+                continue
+            candidates = [i for i, line in enumerate(lines) if i >= 3 and len(line.strip()) > 20]
+            if not candidates:
+                continue
+            i = candidates[len(candidates) // 2]
+            cut = len(lines[i]) - len(lines[i].lstrip()) + len(lines[i].strip()) // 2
+            prefix = "".join(lines[:i]) + lines[i][:cut]
+            rest = lines[i][cut:] + "".join(lines[i + 1:])
+            rel = str(path.relative_to(root))
+            return rel, language_for_path(rel) or "", prefix, rest
+    return None
+
+
+def _print_howto(settings, root: Path, engine) -> None:
+    import httpx
+
+    url = settings.url
+    print(f"\nrepocomplete is serving {root} at {url}  (model: {engine.model_label})\n")
+    example = {"language": "python", "segments": {"prefix": "def add(a, b):\n    return ", "suffix": "\n"}}
+    print("Try it:")
+    print(f"  curl -s {url}/v1/completions -H 'Content-Type: application/json' \\\n"
+          f"    -d {shlex.quote(json.dumps(example))}\n")
+    point = sample_point(root)
+    if point is not None:
+        rel, language, prefix, suffix = point
+        body = {"language": language, "segments": {"prefix": prefix, "suffix": suffix, "filepath": rel}}
+        try:
+            reply = httpx.post(f"{url}/v1/completions", json=body, timeout=120).json()
+            text = reply["choices"][0]["text"] if "choices" in reply else f"(error: {reply['error']['message']})"
+        except (httpx.HTTPError, ValueError, KeyError, IndexError) as exc:
+            text = f"(no sample: {exc})"
+        line = prefix.rsplit("\n", 1)[-1]
+        print(f"Sample completion from the server at {rel}:{prefix.count(chr(10)) + 1}:")
+        print(f"  {line}\u2588{text!r}\n")
+    vsix = sorted((Path(__file__).resolve().parent.parent / "extension").glob("*.vsix"))
+    vsix_hint = str(vsix[-1]) if vsix else "extension/repocomplete-*.vsix (build it with `make extension`)"
+    print("VS Code:")
+    print(f"  code --install-extension {vsix_hint}")
+    print(f'  then in settings.json: "repocomplete.serverUrl": "{url}"\n')
+    print("Neovim (nvim-lspconfig):")
+    print(NEOVIM_SNIPPET.replace("{url}", url))
+
+
+NEOVIM_SNIPPET = """\
+  local configs = require("lspconfig.configs")
+  configs.repocomplete = configs.repocomplete or { default_config = {
+    cmd = { "repocomplete", "lsp" },
+    filetypes = { "python", "lua", "javascript", "typescript", "go", "rust", "r", "racket" },
+    root_dir = require("lspconfig.util").root_pattern(".git"),
+    init_options = { serverUrl = "{url}" },
+  } }
+  require("lspconfig").repocomplete.setup({})
+"""

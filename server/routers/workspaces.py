@@ -1,0 +1,33 @@
+"""Workspaces (indexed repositories) and adapters."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from server.errors import ERROR_RESPONSES
+from server.runtime import Runtime, runtime
+from server.schemas import AdapterList, AdapterOut, WorkspaceIn, WorkspaceList, WorkspaceOut
+
+router = APIRouter(tags=["workspaces"])
+
+
+@router.post("/v1/workspaces", response_model=WorkspaceOut, status_code=202, responses=ERROR_RESPONSES)
+def register_workspace(body: WorkspaceIn, rt: Runtime = Depends(runtime)) -> WorkspaceOut:
+    """Register a repository on the server's disk and index it in the background."""
+    return rt.jobs.start(body.root, body.name).view()
+
+
+@router.get("/v1/workspaces", response_model=WorkspaceList, responses=ERROR_RESPONSES)
+def list_workspaces(rt: Runtime = Depends(runtime)) -> WorkspaceList:
+    return WorkspaceList(workspaces=[job.view() for job in rt.jobs.all()])
+
+
+@router.get("/v1/workspaces/{name}", response_model=WorkspaceOut, responses=ERROR_RESPONSES)
+def get_workspace(name: str, rt: Runtime = Depends(runtime)) -> WorkspaceOut:
+    """Indexing progress (files done / total) and, once ready, the index summary."""
+    return rt.jobs.get(name).view()
+
+
+@router.get("/v1/adapters", response_model=AdapterList, responses=ERROR_RESPONSES)
+def list_adapters(rt: Runtime = Depends(runtime)) -> AdapterList:
+    return AdapterList(adapters=[AdapterOut(name=name, path=path) for name, path in sorted(rt.adapters.items())])

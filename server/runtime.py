@@ -1,0 +1,37 @@
+"""What a running server holds: built once in the lifespan, kept in ``app.state.runtime``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from server.events import EventStore
+from server.indexing import IndexJobs
+from server.limits import Limiter
+from server.metrics import ServerMetrics
+from server.settings import ServerSettings
+
+
+@dataclass
+class Runtime:
+    settings: ServerSettings
+    engine: object
+    limiter: Limiter
+    metrics: ServerMetrics
+    events: EventStore
+    jobs: IndexJobs
+    #: Adapters loaded at start: name -> path.
+    adapters: dict[str, str] = field(default_factory=dict)
+    #: Model, device, ... read once at start (health must never wait on the model).
+    info: dict = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+
+    def adapter_names(self) -> list[str]:
+        return sorted(self.adapters)
+
+
+def runtime(request: Request) -> Runtime:
+    """FastAPI dependency: the app's runtime."""
+    return request.app.state.runtime

@@ -1,0 +1,247 @@
+"""Wire schemas (pydantic), apart from logic.
+
+Request models accept Tabby's bodies as its agent sends them: unknown fields are ignored,
+never a 422, so newer clients keep working. Responses carry Tabby's required fields
+(``id``, ``choices[].index``, ``choices[].text``) plus ours.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Tolerant(BaseModel):
+    """Base for request bodies: unknown fields are accepted and dropped."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class DeclarationIn(Tolerant):
+    filepath: str = ""
+    body: str
+
+
+class SnippetIn(Tolerant):
+    filepath: str = ""
+    body: str
+    score: float = Field(0.0, allow_inf_nan=False)
+
+
+class SegmentsIn(Tolerant):
+    prefix: str = ""
+    suffix: str | None = None
+    filepath: str | None = None
+    git_url: str | None = None
+    declarations: list[DeclarationIn] | None = None
+    #: Ours (DESIGN.md).
+    snippets: list[SnippetIn] | None = None
+    #: Tabby's names for client-side snippets.
+    relevant_snippets_from_changed_files: list[SnippetIn] | None = None
+    relevant_snippets_from_recently_opened_files: list[SnippetIn] | None = None
+    clipboard: str | None = None
+
+
+class DebugOptionsIn(Tolerant):
+    #: Tabby: a prompt string sent to the model as is (segments ignored); ours: a flag.
+    raw_prompt: str | bool | None = None
+    return_snippets: bool = False
+    return_prompt: bool = False
+    disable_retrieval: bool = False
+    #: Tabby's name for ``disable_retrieval``.
+    disable_retrieval_augmented_code_completion: bool = False
+
+
+class CompletionIn(Tolerant):
+    """``POST /v1/completions``: DESIGN.md's contract, a superset of Tabby's request."""
+
+    language: str | None = None
+    segments: SegmentsIn | None = None
+    workspace: str | None = None
+    adapter: str | None = None
+    max_tokens: int = Field(64, ge=1)
+    temperature: float = Field(0.0, ge=0.0, le=2.0, allow_inf_nan=False)
+    top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
+    n: int = Field(1, ge=1, le=8)
+    seed: int | None = Field(None, ge=0, le=2**64 - 1)
+    mode: Literal["auto", "line", "multiline"] = "auto"
+    stop: list[str] | None = None
+    sources: list[str] | None = None
+    user: str | None = None
+    stream: bool = False
+    debug_options: DebugOptionsIn | None = None
+
+
+class ChoiceOut(BaseModel):
+    index: int
+    text: str
+    finish_reason: str | None = None
+
+
+class TimingsOut(BaseModel):
+    retrieval_ms: float = 0.0
+    prompt_ms: float = 0.0
+    generate_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+class SnippetOut(BaseModel):
+    filepath: str
+    body: str
+    source: str = ""
+    score: float = 0.0
+    start_line: int = 0
+    end_line: int = 0
+
+
+class DebugDataOut(BaseModel):
+    prompt: str | None = None
+    snippets: list[SnippetOut] | None = None
+
+
+class CompletionOut(BaseModel):
+    id: str
+    choices: list[ChoiceOut]
+    model: str | None = None
+    timings: TimingsOut | None = None
+    debug_data: DebugDataOut | None = None
+
+
+class EventIn(Tolerant):
+    """``POST /v1/events``: ours and Tabby's event bodies."""
+
+    type: str = Field(..., min_length=1, max_length=64)
+    completion_id: str | None = Field(None, max_length=256)
+    choice_index: int = Field(0, ge=0, le=1_000_000)
+    view_id: str | None = Field(None, max_length=256)
+    #: Ours.
+    elapsed_ms: int | None = Field(None, ge=0, le=2**53)
+    #: Tabby's name for ``elapsed_ms``.
+    elapsed: int | None = Field(None, ge=0, le=2**53)
+    accepted_chars: int | None = Field(None, ge=0, le=2**53)
+    select_kind: str | None = Field(None, max_length=64)
+
+
+class EventOut(BaseModel):
+    stored: bool = True
+
+
+class VersionOut(BaseModel):
+    build_date: str
+    git_sha: str
+    git_describe: str
+
+
+class HealthOut(BaseModel):
+    """Tabby's health fields plus ours (adapters, workspaces, uptime)."""
+
+    model: str
+    #: How the model is described to people (e.g. "tiny untrained model").
+    model_label: str = ""
+    chat_model: str | None = None
+    device: str
+    arch: str
+    cpu_info: str
+    cpu_count: int
+    cuda_devices: list[str]
+    version: VersionOut
+    adapters: list[str]
+    workspaces: list[str]
+    uptime_s: float
+    backend: dict[str, Any] = {}
+
+
+class ServerSettingOut(BaseModel):
+    disable_client_side_telemetry: bool = False
+
+
+class WorkspaceIn(Tolerant):
+    #: Absolute path of the repository to index, on the server's machine.
+    root: str = Field(..., min_length=1, max_length=4096)
+    name: str | None = Field(None, min_length=1, max_length=200)
+
+
+class WorkspaceOut(BaseModel):
+    name: str
+    root: str
+    status: Literal["queued", "indexing", "ready", "failed"]
+    files_done: int = 0
+    files_total: int = 0
+    elapsed_s: float = 0.0
+    error: str | None = None
+    summary: dict[str, Any] | None = None
+
+
+class WorkspaceList(BaseModel):
+    workspaces: list[WorkspaceOut]
+
+
+class AdapterOut(BaseModel):
+    name: str
+    path: str | None = None
+
+
+class AdapterList(BaseModel):
+    adapters: list[AdapterOut]
+
+
+class ErrorBody(BaseModel):
+    type: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """Every error response: ``{"error": {"type", "message"}}``."""
+
+    error: ErrorBody
+
+
+class OpenAICompletionIn(Tolerant):
+    """Legacy OpenAI ``/v1/completions`` (what Continue, twinny and ``openai`` send)."""
+
+    model: str | None = None
+    prompt: str | list[str] = ""
+    suffix: str | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0, allow_inf_nan=False)
+    top_p: float | None = Field(None, gt=0.0, le=1.0, allow_inf_nan=False)
+    n: int = Field(1, ge=1, le=8)
+    stream: bool = False
+    stop: str | list[str] | None = None
+    seed: int | None = Field(None, ge=0, le=2**64 - 1)
+    user: str | None = None
+
+
+class OpenAIChoice(BaseModel):
+    index: int
+    text: str
+    finish_reason: str | None = "stop"
+    logprobs: None = None
+
+
+class OpenAIUsage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class OpenAICompletionOut(BaseModel):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[OpenAIChoice]
+    usage: OpenAIUsage | None = None
+
+
+class OpenAIModel(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "repocomplete"
+
+
+class OpenAIModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[OpenAIModel]

@@ -1,0 +1,77 @@
+"""Server settings: one typed dataclass, loaded like every other config.
+
+Precedence (``repocomplete.config.load_config``): defaults < ``[server]`` of the TOML
+file < ``REPOCOMPLETE_<FIELD>`` environment (e.g. ``REPOCOMPLETE_TOKENS=a,b``) < flags.
+The engine itself is configured by the ``[engine]`` section (``EngineConfig``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from pathlib import Path
+
+from repocomplete.config import setting
+
+#: Host names a loopback-bound server answers to (anything else is a DNS-rebinding attempt).
+LOOPBACK_NAMES: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
+
+
+@dataclasses.dataclass
+class ServerSettings:
+    """Everything ``repocomplete serve`` can be told; ``[server]`` in the TOML config."""
+
+    host: str = setting("127.0.0.1", "interface to bind; loopback by default")
+    port: int = setting(8765, "TCP port")
+    tokens: list[str] = setting(help="bearer tokens; empty = no auth (env: REPOCOMPLETE_TOKENS=a,b)", factory=list)
+    workspaces: list[str] = setting(help="repository roots registered and indexed (in the background) at start", factory=list)
+    adapters: dict[str, str] = setting(help="LoRA adapters to load at start, name -> path", factory=dict)
+    model: str | None = setting(None, "model: 'default', a local directory or a cached hub id (default: [engine] model)")
+    backend: str | None = setting(None, "transformers, openai or fake (default: [engine] backend)")
+    max_concurrency: int = setting(4, "generations running at once; more wait in the queue")
+    max_queue: int = setting(16, "requests allowed to wait for a slot; past this: 429 with Retry-After")
+    request_timeout_s: float = setting(30.0, "seconds a request may take, queueing included (then 504)")
+    max_body_bytes: int = setting(1_000_000, "largest request body, bytes (then 413)")
+    max_prompt_chars: int = setting(200_000, "largest prefix + suffix + client context, characters (then 413)")
+    max_tokens_limit: int = setting(1024, "largest max_tokens a request may ask for (then 422)")
+    events_db: str | None = setting(None, "SQLite file of completion events (default ~/.cache/repocomplete/events.sqlite)")
+    allowed_hosts: list[str] = setting(help="Host header names accepted; empty = loopback names when bound to loopback, else any", factory=list)
+    config_file: str | None = setting(None, "TOML file these settings came from (its [engine] section configures the engine)")
+    log_level: str = setting("info", "uvicorn log level: critical, error, warning, info, debug")
+
+    def host_allowlist(self) -> set[str] | None:
+        """Accepted Host names (port stripped), or None when any host is accepted."""
+        if self.allowed_hosts:
+            return {h.lower() for h in self.allowed_hosts}
+        if is_loopback(self.host):
+            return set(LOOPBACK_NAMES)
+        return None
+
+    def events_path(self) -> Path:
+        if self.events_db:
+            return Path(self.events_db).expanduser()
+        return Path.home() / ".cache" / "repocomplete" / "events.sqlite"
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and "localhost"."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(config_file: str | None = None, overrides: dict | None = None) -> ServerSettings:
+    """Defaults < ``[server]`` of ``config_file`` < ``REPOCOMPLETE_*`` env < ``overrides`` (None = not given)."""
+    from repocomplete.config import load_config
+
+    overrides = dict(overrides or {})
+    overrides["config_file"] = config_file
+    return load_config(ServerSettings, toml_path=config_file, section="server", overrides=overrides)
