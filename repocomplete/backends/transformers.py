@@ -1,0 +1,379 @@
+"""Local models with Hugging Face transformers: CPU or CUDA, bitsandbytes 4/8-bit, PEFT LoRA.
+
+Decoding is our own loop rather than ``model.generate`` so that one request can reuse
+the KV cache of the previous request's prompt prefix (the keystroke case), check the
+cancel event and stop strings after every token, and stream text. Several LoRA
+adapters live on one base model; each request picks one (or none) without reloading.
+One lock serialises use of the model: requests are answered one at a time.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from repocomplete.backends.base import GenerationRequest, GenerationResult
+from repocomplete.backends.prompt_cache import PromptCache
+from repocomplete.backends.stopping import StopScanner
+from repocomplete.errors import AdapterError, ConfigError, InvalidRequestError, ModelNotFoundError, RequestTooLargeError
+
+if TYPE_CHECKING:
+    from repocomplete.config import EngineConfig
+
+log = logging.getLogger(__name__)
+
+_DTYPES = ("float32", "bfloat16", "float16")
+
+
+class TransformersBackend:
+    """A causal LM from a local directory, with optional quantization and LoRA adapters."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        load_in_4bit: bool = False,
+        load_in_8bit: bool = False,
+        kv_cache: bool = True,
+        label: str | None = None,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.path = Path(model_path)
+        self.model_name = self.path.name
+        self.label = label or self.model_name
+        if load_in_4bit and load_in_8bit:
+            raise ConfigError("choose one of load_in_4bit and load_in_8bit")
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self.torch_dtype = _resolve_dtype(dtype, self.device)
+        self.quantization = "4bit" if load_in_4bit else "8bit" if load_in_8bit else None
+        kwargs: dict[str, Any] = {"dtype": self.torch_dtype}
+        if self.quantization:
+            kwargs["quantization_config"] = _bnb_config(self.quantization, self.torch_dtype)
+            kwargs["device_map"] = {"": self.device}
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+            model = AutoModelForCausalLM.from_pretrained(self.path, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise ModelNotFoundError(f"cannot load model from {self.path}: {_first_line(exc)}") from None
+        except (ImportError, RuntimeError) as exc:
+            raise ConfigError(f"cannot load {self.path} with {self.quantization or self.torch_dtype}: {_first_line(exc)}") from None
+        if not self.quantization:
+            model.to(self.device)
+        model.eval()
+        self.base_model = model
+        self.model = model  # becomes a PeftModel once an adapter is loaded
+        self.context_length = int(getattr(model.config, "max_position_embeddings", 0) or self.tokenizer.model_max_length)
+        self.kv_cache_enabled = kv_cache
+        self._cache = PromptCache()
+        self._adapter_paths: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._cache_kwarg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        self._eos_ids = _eos_ids(self.tokenizer, model)
+        self._specials = frozenset(self.tokenizer.all_special_tokens) | frozenset(
+            t.content for t in self.tokenizer.added_tokens_decoder.values() if t.special)
+
+    @classmethod
+    def from_config(cls, config: EngineConfig) -> TransformersBackend:
+        from repocomplete.models import resolve_model
+
+        resolved = resolve_model(config.model, cache=config.cache_dir)
+        return cls(resolved.path, device=config.device, dtype=config.dtype, load_in_4bit=config.load_in_4bit,
+                   load_in_8bit=config.load_in_8bit, kv_cache=config.kv_cache, label=resolved.label)
+
+    # -- protocol ------------------------------------------------------------------------
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._encode(text))
+
+    def special_tokens(self) -> set[str]:
+        return set(self._specials)
+
+    def adapters(self) -> list[str]:
+        return sorted(self._adapter_paths)
+
+    def info(self) -> dict:
+        return {
+            "backend": "transformers", "model": self.model_name, "label": self.label, "path": str(self.path),
+            "device": self.device, "dtype": str(self.torch_dtype).removeprefix("torch."),
+            "quantization": self.quantization, "adapters": self.adapters(),
+            "context_length": self.context_length, "kv_cache": self.kv_cache_enabled,
+            "parameters": sum(p.numel() for p in self.base_model.parameters()),
+        }
+
+    def load_adapter(self, name: str, path: str) -> None:
+        """Load a PEFT LoRA adapter under ``name`` next to those already loaded."""
+        adapter_dir = Path(path).expanduser()
+        config = _read_adapter_config(adapter_dir)
+        self._check_base_model(adapter_dir, config)
+        with self._lock:
+            try:
+                if self.model is self.base_model:
+                    from peft import PeftModel
+
+                    self.model = PeftModel.from_pretrained(self.base_model, str(adapter_dir), adapter_name=name)
+                else:
+                    if name in self._adapter_paths:
+                        self.model.delete_adapter(name)
+                    self.model.load_adapter(str(adapter_dir), adapter_name=name)
+            except (RuntimeError, ValueError, KeyError, OSError) as exc:
+                raise AdapterError(f"cannot load adapter {adapter_dir} (for another base model?): {_first_line(exc)}") from None
+            self.model.eval()
+            self._adapter_paths[name] = str(adapter_dir)
+            self._cache.drop(name)
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        prompt_ids = self._prompt_ids(request)
+        texts, reasons, completion_tokens, cached = [], [], 0, 0
+        with self._lock:
+            for choice in range(max(1, request.n)):
+                generator = self._rng(request, choice)
+                text, reason, produced, reused = "", "length", 0, 0
+                for delta, reason, produced, reused in self._decode(request, prompt_ids, generator):
+                    text += delta
+                texts.append(text)
+                reasons.append(reason)
+                completion_tokens += produced
+                cached = reused if choice == 0 else cached
+        return GenerationResult(texts=texts, prompt_tokens=len(prompt_ids), completion_tokens=completion_tokens,
+                                cached_tokens=cached, finish_reasons=reasons)
+
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
+        prompt_ids = self._prompt_ids(request)
+        with self._lock:
+            for delta, *_ in self._decode(request, prompt_ids, self._rng(request, 0)):
+                if delta:
+                    yield delta
+
+    # -- decoding ------------------------------------------------------------------------
+
+    def _decode(self, request: GenerationRequest, prompt_ids: list[int], generator) -> Iterator[tuple[str, str, int, int]]:
+        """Yield (text delta, finish reason so far, tokens produced, prompt tokens reused) per token."""
+        import torch
+
+        model = self._select_adapter(request.adapter)
+        key = request.adapter
+        cache, reused = self._cache.take(key, prompt_ids) if self.kv_cache_enabled else (None, 0)
+        if cache is None:
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=self.base_model.config)
+        ids = list(prompt_ids)
+        pending = ids[reused:]
+        generated: list[int] = []
+        scanner = StopScanner(request.stop)
+        text_so_far, reason = "", "length"
+        max_new = min(request.max_tokens, self.context_length - len(prompt_ids))
+        context = model.disable_adapter() if (key is None and model is not self.base_model) else _nullcontext()
+        try:
+            with torch.inference_mode(), context:
+                for step in range(max_new):
+                    if request.cancel is not None and request.cancel.is_set():
+                        reason = "cancelled"
+                        break
+                    logits = self._forward(model, pending, cache)
+                    token = _next_token(logits, request.temperature, request.top_p, generator)
+                    ids.append(token)
+                    pending = [token]
+                    if token in self._eos_ids:
+                        reason = "stop"
+                        break
+                    generated.append(token)
+                    decoded = self.tokenizer.decode(generated, skip_special_tokens=False)
+                    if decoded.endswith("\ufffd"):
+                        continue  # half of a multi-byte character: wait for the rest
+                    delta = scanner.feed(decoded[len(text_so_far):])
+                    text_so_far = decoded
+                    if scanner.stopped:
+                        reason = "stop"
+                        yield delta, reason, step + 1, reused
+                        return
+                    yield delta, reason, step + 1, reused
+                yield scanner.flush(), reason, len(generated), reused
+        finally:
+            if self.kv_cache_enabled:
+                # The cache now holds every token but the last pending one.
+                self._cache.store(key, ids[: cache.get_seq_length()], cache)
+
+    def _forward(self, model, tokens: list[int], cache) -> Any:
+        import torch
+
+        input_ids = torch.tensor([tokens], dtype=torch.long, device=self.device)
+        out = model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **{self._cache_kwarg: cache})
+        return out.logits[0, -1].float()
+
+    def _select_adapter(self, name: str | None):
+        if name is None:
+            return self.model
+        if name not in self._adapter_paths:
+            raise AdapterError(f"unknown adapter {name!r}; loaded: {', '.join(self.adapters()) or 'none'}")
+        self.model.set_adapter(name)
+        return self.model
+
+    def _prompt_ids(self, request: GenerationRequest) -> list[int]:
+        ids = list(self._encode(request.prompt))
+        if not ids:
+            bos = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else next(iter(self._eos_ids))
+            ids = [bos]
+        if len(ids) >= self.context_length:
+            raise RequestTooLargeError(f"prompt is {len(ids)} tokens; the model's context is {self.context_length}")
+        if request.max_tokens < 1:
+            raise InvalidRequestError("max_tokens must be at least 1")
+        return ids
+
+    @functools.lru_cache(maxsize=8192)  # noqa: B019 - prompt assembly counts the same pieces again and again
+    def _encode(self, text: str) -> tuple[int, ...]:
+        # The Rust tokenizer directly: the Python wrapper mutates truncation state per call,
+        # which fails ("Already borrowed") when engine threads count tokens concurrently.
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is not None:
+            return tuple(backend.encode(text, add_special_tokens=False).ids)
+        return tuple(self.tokenizer.encode(text, add_special_tokens=False))
+
+    @staticmethod
+    def _rng(request: GenerationRequest, choice: int):
+        import torch
+
+        if request.temperature <= 0:
+            return None
+        generator = torch.Generator()
+        seed = request.seed if request.seed is not None else secrets.randbits(62)
+        generator.manual_seed(seed + choice)
+        return generator
+
+    def _check_base_model(self, adapter_dir: Path, config: dict) -> None:
+        """AdapterError when the adapter was trained for another base model (by name or by shapes)."""
+        base = str(config.get("base_model_name_or_path") or "")
+        if base and not _same_model(base, self.path):
+            raise AdapterError(f"adapter {adapter_dir} was trained for base model {base!r}, not {str(self.path)!r}")
+        mismatch = _shape_mismatch(adapter_dir, self.base_model)
+        if mismatch:
+            raise AdapterError(f"adapter {adapter_dir} does not fit this model ({mismatch}): trained for another base model")
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _next_token(logits, temperature: float, top_p: float, generator) -> int:
+    """Greedy at temperature 0, else nucleus sampling."""
+    import torch
+
+    if temperature <= 0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        outside = torch.cumsum(sorted_probs, dim=-1) - sorted_probs > top_p
+        sorted_probs[outside] = 0.0
+        probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
+    return int(torch.multinomial(probs.cpu(), 1, generator=generator))
+
+
+def _resolve_dtype(dtype: str, device: str):
+    import torch
+
+    if dtype == "auto":
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32  # batch-1 decoding on CPU is faster in fp32 than bf16
+    if dtype not in _DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; choose from: auto, {', '.join(_DTYPES)}")
+    return getattr(torch, dtype)
+
+
+def _bnb_config(kind: str, compute_dtype):
+    try:
+        from transformers import BitsAndBytesConfig
+    except ImportError as exc:
+        raise ConfigError(f"{kind} quantization needs bitsandbytes: {exc}") from None
+    if kind == "4bit":
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype)
+    return BitsAndBytesConfig(load_in_8bit=True)
+
+
+def _eos_ids(tokenizer, model) -> frozenset[int]:
+    ids = set()
+    for source in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
+        if isinstance(source, int):
+            ids.add(source)
+        elif source:
+            ids.update(source)
+    return frozenset(ids)
+
+
+def _read_adapter_config(adapter_dir: Path) -> dict:
+    config_file = adapter_dir / "adapter_config.json"
+    if not adapter_dir.is_dir():
+        raise AdapterError(f"adapter not found: {adapter_dir}")
+    if not config_file.is_file():
+        raise AdapterError(f"{adapter_dir} is not a PEFT adapter (no adapter_config.json)")
+    try:
+        return json.loads(config_file.read_text())
+    except ValueError as exc:
+        raise AdapterError(f"unreadable {config_file}: {exc}") from None
+
+
+def _same_model(recorded: str, ours: Path) -> bool:
+    """Whether an adapter's recorded base model names our model (path, or same directory/id name)."""
+    recorded_path = Path(recorded).expanduser()
+    if recorded_path.exists():
+        try:
+            return recorded_path.resolve() == ours.resolve() or _same_config(recorded_path, ours)
+        except OSError:
+            return False
+    return recorded.rstrip("/").rsplit("/", 1)[-1].lower() == ours.name.lower()
+
+
+def _same_config(a: Path, b: Path) -> bool:
+    """Two directories holding the same model (a copy): identical config.json and weights file sizes."""
+    try:
+        same_config = json.loads((a / "config.json").read_text()) == json.loads((b / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    sizes = lambda p: sorted(f.stat().st_size for f in p.glob("*.safetensors"))  # noqa: E731
+    return same_config and sizes(a) == sizes(b)
+
+
+def _shape_mismatch(adapter_dir: Path, model) -> str | None:
+    """First LoRA weight whose shape does not fit the module it targets, described; None if all fit."""
+    weights = adapter_dir / "adapter_model.safetensors"
+    if not weights.is_file():
+        return None
+    from safetensors import safe_open
+
+    modules = dict(model.named_modules())
+    with safe_open(str(weights), framework="pt") as handle:
+        for key in handle.keys():
+            if ".lora_A." not in key and ".lora_B." not in key:
+                continue
+            module_name = key.split(".lora_")[0].removeprefix("base_model.model.")
+            module = modules.get(module_name)
+            if module is None:
+                return f"no module {module_name}"
+            shape = handle.get_slice(key).get_shape()
+            in_features, out_features = getattr(module, "in_features", None), getattr(module, "out_features", None)
+            if ".lora_A." in key and in_features is not None and shape[1] != in_features:
+                return f"{module_name} takes {in_features} inputs, the adapter {shape[1]}"
+            if ".lora_B." in key and out_features is not None and shape[0] != out_features:
+                return f"{module_name} gives {out_features} outputs, the adapter {shape[0]}"
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,46 @@
+"""Model resolution: default (embedded or tiny stand-in), local directories, the offline hub cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from repocomplete import models
+from repocomplete.errors import ModelNotFoundError
+from repocomplete.models import TINY_LABEL, resolve_model
+
+
+def test_local_directory(tiny_model_dir):
+    resolved = resolve_model(str(tiny_model_dir))
+    assert resolved.path == tiny_model_dir.resolve() and resolved.is_tiny and not resolved.is_default
+    assert "tiny untrained" in resolved.label
+
+
+def test_default_without_embedded_model_builds_a_labelled_tiny_model_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(models, "DEFAULT_MODEL_DIR", tmp_path / "no-default-model")
+    first = resolve_model("default", cache=tmp_path / "cache")
+    assert first.is_default and first.is_tiny and first.label == TINY_LABEL
+    assert models.has_weights(first.path) and first.path.is_relative_to(tmp_path / "cache")
+    mtime = (first.path / "config.json").stat().st_mtime
+    again = resolve_model(None, cache=tmp_path / "cache")
+    assert again.path == first.path and (again.path / "config.json").stat().st_mtime == mtime
+
+
+def test_default_uses_the_embedded_model_when_built(tiny_model_dir, monkeypatch):
+    monkeypatch.setattr(models, "DEFAULT_MODEL_DIR", tiny_model_dir)
+    resolved = resolve_model("default")
+    assert resolved.path == tiny_model_dir and resolved.is_default and resolved.label == "embedded default model"
+
+
+@pytest.mark.parametrize("spec", ["/nonexistent/model-dir", "./nope", "some-org/not-cached-model"])
+def test_missing_models_are_one_line_errors(spec, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotFoundError) as err:
+        resolve_model(spec)
+    assert "\n" not in str(err.value) and spec in str(err.value)
+
+
+def test_a_directory_without_weights_is_not_a_model(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelNotFoundError, match="not a model directory"):
+        resolve_model(str(tmp_path))

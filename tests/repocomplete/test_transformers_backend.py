@@ -1,0 +1,127 @@
+"""The transformers backend on a tiny model built from config: decoding, KV reuse, LoRA, quantization."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from repocomplete.backends.base import Backend, GenerationRequest
+from repocomplete.backends.transformers import TransformersBackend
+from repocomplete.errors import AdapterError, ModelNotFoundError, RequestTooLargeError
+
+from .conftest import make_lora_adapter
+
+PROMPT = "<|rc:file|>pkg/mod.py\n<|rc:prefix|>" + "".join(f"value_{i} = compute({i})\n" for i in range(40)) + \
+    "def total(values):\n    return<|rc:suffix|>\n<|rc:middle|>"
+
+
+def greedy(prompt=PROMPT, **kwargs) -> GenerationRequest:
+    return GenerationRequest(prompt=prompt, max_tokens=kwargs.pop("max_tokens", 12), **kwargs)
+
+
+def test_backend_protocol_and_info(tiny_backend):
+    assert isinstance(tiny_backend, Backend)
+    info = tiny_backend.info()
+    assert info["device"] == "cpu" and info["dtype"] == "float32" and info["quantization"] is None
+    assert "<|rc:middle|>" in tiny_backend.special_tokens() and tiny_backend.context_length >= 2048
+    assert tiny_backend.count_tokens("<|rc:middle|>") == 1
+
+
+def test_greedy_is_deterministic_and_stream_matches(tiny_backend):
+    first = tiny_backend.generate(greedy())
+    second = tiny_backend.generate(greedy())
+    assert first.texts == second.texts and first.completion_tokens > 0
+    assert "".join(tiny_backend.stream(greedy())) == first.texts[0]
+
+
+def test_kv_reuse_gives_the_same_text_as_no_reuse(tiny_model_dir, tiny_backend):
+    fresh = TransformersBackend(tiny_model_dir, kv_cache=False)
+    keystrokes = [PROMPT, PROMPT.replace("return", "return "), PROMPT.replace("return", "return s"), PROMPT]
+    for prompt in keystrokes:
+        reused = tiny_backend.generate(greedy(prompt))
+        assert reused.texts == fresh.generate(greedy(prompt)).texts
+    assert reused.cached_tokens >= reused.prompt_tokens - 3  # the last request re-ran only a few tokens
+    assert fresh.generate(greedy()).cached_tokens == 0
+
+
+def test_sampling_is_seeded_and_n_choices(tiny_backend):
+    a = tiny_backend.generate(greedy(temperature=1.0, top_p=0.9, seed=7, n=3, max_tokens=8))
+    b = tiny_backend.generate(greedy(temperature=1.0, top_p=0.9, seed=7, n=3, max_tokens=8))
+    assert a.texts == b.texts and len(a.texts) == 3 and len(set(a.texts)) > 1
+
+
+def test_stop_strings_and_cancel(tiny_backend):
+    text = tiny_backend.generate(greedy(max_tokens=20)).texts[0]
+    assert len(text) > 2
+    stop = text[len(text) // 2 : len(text) // 2 + 2]
+    cut = tiny_backend.generate(greedy(max_tokens=20, stop=[stop]))
+    assert cut.texts[0] == text[: text.find(stop)] and cut.finish_reasons == ["stop"]
+    cancel = threading.Event()
+    cancel.set()
+    result = tiny_backend.generate(greedy(cancel=cancel))
+    assert result.finish_reasons == ["cancelled"] and result.texts == [""]
+
+
+def test_prompt_longer_than_the_context_is_too_large(tiny_backend):
+    with pytest.raises(RequestTooLargeError):
+        tiny_backend.generate(greedy("x " * (tiny_backend.context_length + 10)))
+
+
+def test_missing_model_directory(tmp_path):
+    with pytest.raises(ModelNotFoundError):
+        TransformersBackend(tmp_path)
+
+
+def test_two_adapters_chosen_per_request(tiny_model_dir, lora_adapters):
+    backend = TransformersBackend(tiny_model_dir)
+    base_before = backend.generate(greedy()).texts
+    for name, path in lora_adapters.items():
+        backend.load_adapter(name, str(path))
+    assert backend.adapters() == ["one", "two"]
+    outputs = {name: backend.generate(greedy(adapter=name)).texts[0] for name in (None, "one", "two", None, "one")}
+    assert outputs[None] == base_before[0]  # the base model is unchanged by loaded adapters
+    assert len({outputs[None], outputs["one"], outputs["two"]}) == 3
+    assert backend.generate(greedy(adapter="two")).texts[0] == outputs["two"]  # switching back and forth is stable
+    with pytest.raises(AdapterError, match="unknown adapter"):
+        backend.generate(greedy(adapter="three"))
+
+
+def test_adapter_for_another_base_model_is_refused(tiny_model_dir, tiny_model_for, tmp_path, tiny_backend):
+    from repocomplete.tiny_model import build_tiny_model
+
+    other = build_tiny_model(tmp_path / "wider", hidden_size=96)
+    adapter = make_lora_adapter(other, tmp_path / "wider-adapter", seed=3)
+    with pytest.raises(AdapterError, match="another base model|trained for"):
+        tiny_backend.load_adapter("wider", str(adapter))
+    # Same shapes, but recorded for another (existing, different) model directory.
+    twin = build_tiny_model(tmp_path / "twin", seed=5, layers=3)
+    twin_adapter = make_lora_adapter(twin, tmp_path / "twin-adapter", seed=4)
+    with pytest.raises(AdapterError):
+        tiny_backend.load_adapter("twin", str(twin_adapter))
+    with pytest.raises(AdapterError, match="not a PEFT adapter"):
+        tiny_backend.load_adapter("empty", str(tmp_path))
+    assert tiny_backend.adapters() == []
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"]
+
+
+def test_8bit_on_cpu(tiny_model_dir):
+    try:
+        backend = TransformersBackend(tiny_model_dir, load_in_8bit=True, device="cpu")
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"bitsandbytes 8-bit does not load on this CPU: {exc}")
+    assert backend.info()["quantization"] == "8bit"
+    assert len(backend.generate(greedy(max_tokens=4)).texts) == 1
+
+
+@pytest.mark.gpu
+def test_4bit_and_bf16_on_cuda(tiny_model_dir, lora_adapters):
+    backend = TransformersBackend(tiny_model_dir, load_in_4bit=True)
+    assert backend.info()["device"] == "cuda" and backend.info()["quantization"] == "4bit"
+    backend.load_adapter("one", str(lora_adapters["one"]))
+    assert backend.generate(greedy(adapter="one", max_tokens=4)).completion_tokens > 0
+    bf16 = TransformersBackend(tiny_model_dir, dtype="bfloat16")
+    reused = [bf16.generate(greedy(p)).texts for p in (PROMPT, PROMPT + " ")]
+    assert bf16.info()["dtype"] == "bfloat16" and len(reused) == 2
