@@ -1,0 +1,77 @@
+// The whole VS Code side: start `repocomplete lsp`, forward settings, show its status. No prompt logic here.
+import * as vscode from "vscode";
+import { LanguageClient, LanguageClientOptions, ServerOptions, TransportKind } from "vscode-languageclient/node";
+import { initializationOptions, needsRestart, parseStatus, serverCommand, statusBarText } from "./settings";
+
+let client: LanguageClient | undefined;
+let statusItem: vscode.StatusBarItem;
+let output: vscode.OutputChannel;
+
+function settings() {
+  const config = vscode.workspace.getConfiguration("repocomplete");
+  return (key: string) => config.get(key);
+}
+
+function showStatus(params: unknown): void {
+  const { text, tooltip } = statusBarText(parseStatus(params));
+  statusItem.text = text;
+  statusItem.tooltip = tooltip;
+  statusItem.show();
+}
+
+async function startClient(): Promise<void> {
+  const { command, args } = serverCommand(settings());
+  const serverOptions: ServerOptions = { command, args, transport: TransportKind.stdio };
+  const clientOptions: LanguageClientOptions = {
+    documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
+    initializationOptions: initializationOptions(settings()),
+    outputChannel: output,
+    // settings changes reach the server as workspace/didChangeConfiguration
+    synchronize: { configurationSection: "repocomplete" },
+  };
+  client = new LanguageClient("repocomplete", "repocomplete", serverOptions, clientOptions);
+  // inline completion (LSP 3.18) is a proposed feature in vscode-languageclient 9
+  client.registerProposedFeatures();
+  showStatus({ state: "starting", message: `${command} ${args.join(" ")}` });
+  client.onNotification("repocomplete/status", showStatus);
+  try {
+    await client.start();
+  } catch (error) {
+    showStatus({ state: "error", message: `could not start ${command}: ${error}` });
+  }
+}
+
+async function restartClient(): Promise<void> {
+  const previous = client;
+  client = undefined;
+  await previous?.stop();
+  await startClient();
+}
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  output = vscode.window.createOutputChannel("repocomplete");
+  statusItem = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Right, 100);
+  statusItem.command = "repocomplete.toggle";
+  context.subscriptions.push(
+    output,
+    statusItem,
+    vscode.commands.registerCommand("repocomplete.toggle", async () => {
+      const config = vscode.workspace.getConfiguration("repocomplete");
+      await config.update("enable", !config.get<boolean>("enable", true), vscode.ConfigurationTarget.Global);
+    }),
+    vscode.commands.registerCommand("repocomplete.indexWorkspace", async () => {
+      await client?.sendRequest("workspace/executeCommand", { command: "repocomplete.index", arguments: [] });
+    }),
+    vscode.commands.registerCommand("repocomplete.showLogs", () => output.show()),
+    vscode.workspace.onDidChangeConfiguration(async (event) => {
+      if (needsRestart((section) => event.affectsConfiguration(section))) {
+        await restartClient();
+      }
+    }),
+  );
+  await startClient();
+}
+
+export async function deactivate(): Promise<void> {
+  await client?.stop();
+}

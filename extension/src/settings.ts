@@ -1,0 +1,67 @@
+// Pure logic of the extension (no `vscode` import), unit-tested with node's test runner.
+
+/** Reads one `repocomplete.*` setting (VS Code: `workspace.getConfiguration("repocomplete").get`). */
+export type SettingGetter = (key: string) => unknown;
+
+/** The status the language server reports in its `repocomplete/status` notification. */
+export interface ServerStatus {
+  state: string;
+  message: string;
+}
+
+/** Settings the language server understands (camelCase, as `initializationOptions`). */
+export const SERVER_SETTINGS = ["serverUrl", "token", "model", "adapter", "enable", "languages", "debounceMs", "maxTokens"] as const;
+
+/** Settings that change how the server process is started: a change restarts it. */
+export const RESTART_SETTINGS = ["pythonPath"] as const;
+
+/** The `initializationOptions` (and `didChangeConfiguration` payload) built from the settings. */
+export function initializationOptions(get: SettingGetter): Record<string, unknown> {
+  const options: Record<string, unknown> = {};
+  for (const key of SERVER_SETTINGS) {
+    const value = get(key);
+    if (value === undefined || value === null) {
+      continue;
+    }
+    // empty strings mean "not set": the server then uses its defaults (in-process engine, default model)
+    options[key] = typeof value === "string" && value.trim() === "" ? null : value;
+  }
+  return options;
+}
+
+/** How to launch the language server: `<python> -m repocomplete lsp`. */
+export function serverCommand(get: SettingGetter, env: Record<string, string | undefined> = process.env): { command: string; args: string[] } {
+  const configured = get("pythonPath");
+  const python = typeof configured === "string" && configured.trim() !== "" ? configured.trim() : env.REPOCOMPLETE_PYTHON || "python3";
+  return { command: python, args: ["-m", "repocomplete", "lsp"] };
+}
+
+/** Whether a configuration change needs the server process restarted (vs. sent as settings). */
+export function needsRestart(affects: (section: string) => boolean): boolean {
+  return RESTART_SETTINGS.some((key) => affects(`repocomplete.${key}`));
+}
+
+const ICONS: Record<string, string> = {
+  ready: "$(check)",
+  loading: "$(sync~spin)",
+  indexing: "$(sync~spin)",
+  error: "$(error)",
+  disabled: "$(circle-slash)",
+  starting: "$(sync~spin)",
+};
+
+/** Text and tooltip of the status-bar item for a server status. */
+export function statusBarText(status: ServerStatus): { text: string; tooltip: string } {
+  const icon = ICONS[status.state] ?? "$(question)";
+  const label = status.state === "ready" ? "repocomplete" : `repocomplete: ${status.state}`;
+  return { text: `${icon} ${label}`, tooltip: status.message || status.state };
+}
+
+/** Parses a `repocomplete/status` notification's params; unknown shapes become an error status. */
+export function parseStatus(params: unknown): ServerStatus {
+  if (params && typeof params === "object" && typeof (params as ServerStatus).state === "string") {
+    const { state, message } = params as ServerStatus;
+    return { state, message: typeof message === "string" ? message : "" };
+  }
+  return { state: "error", message: "unrecognised status from the language server" };
+}
