@@ -1,0 +1,138 @@
+"""Chunks of a source file and the identifier-aware terms they are searched by.
+
+Two kinds of chunk cover a file: ``window`` chunks are sliding windows of a few lines
+(CrossCodeEval / RepoCoder retrieve 10-line windows), ``definition`` chunks follow the
+syntax tree (one per function, method or class; long classes are summarised by their
+member signatures). Terms split identifiers the way people search for them:
+``parseHTTPResponse_code`` -> ``parse http response code parsehttpresponsecode``, so a
+query for ``response`` finds ``HttpResponse`` and a query for the whole name still ranks
+exact uses first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+_WORD = re.compile(r"\w+")
+# Pieces of a camelCase word: "HTTPResponse" -> HTTP, Response; "utf8Decode" -> utf8, Decode.
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+[0-9]*|[A-Z]+[0-9]*|[0-9]+")
+
+
+@lru_cache(maxsize=262_144)
+def identifier_terms(word: str) -> tuple[str, ...]:
+    """Search terms of one identifier: its lower-cased parts, then the whole name if compound.
+
+    Single characters are dropped: loop variables and operators' neighbours are noise for
+    lexical retrieval.
+    """
+    parts = [p.lower() for piece in word.split("_") if piece for p in (_CAMEL.findall(piece) or [piece])]
+    terms = [p for p in parts if len(p) > 1]
+    whole = word.replace("_", "").lower()
+    if len(parts) > 1 and len(whole) > 1:
+        terms.append(whole)
+    return tuple(terms)
+
+
+def line_terms(line: str) -> list[str]:
+    """Terms of one line, in order (duplicates kept: BM25 counts term frequency)."""
+    out: list[str] = []
+    for word in _WORD.findall(line):
+        out.extend(identifier_terms(word))
+    return out
+
+
+@lru_cache(maxsize=131_072)
+def line_token_text(line: str) -> str:
+    """:func:`token_text` of one line, cached: re-indexing an edited buffer meets the same
+    lines again and again."""
+    return " ".join(line_terms(line))
+
+
+def token_text(text: str) -> str:
+    """The text FTS5 indexes for ``text``: its terms joined by spaces."""
+    return " ".join(line_terms(text))
+
+
+def term_set(text: str) -> set[str]:
+    """Distinct terms of ``text`` (the sets Jaccard similarity compares)."""
+    return set(line_terms(text))
+
+
+@dataclass
+class Chunk:
+    """A contiguous piece of a file; lines are 1-based and inclusive."""
+
+    kind: str            # "window" | "definition"
+    start_line: int
+    end_line: int
+    body: str
+    tokens: str          # token_text(body)
+    symbol: str | None = None
+
+
+def windows(lines: Sequence[str], terms: Sequence[str], size: int, stride: int) -> list[Chunk]:
+    """Sliding windows of ``size`` lines every ``stride`` lines; the file's end is always covered.
+
+    ``terms`` holds :func:`line_token_text` of every line, computed once because windows overlap.
+    """
+    n = len(lines)
+    if n == 0:
+        return []
+    starts = list(range(0, max(n - size, 0) + 1, stride))
+    if starts[-1] + size < n:
+        starts.append(n - size)
+    out = []
+    for start in starts:
+        end = min(start + size, n)
+        body = "\n".join(lines[start:end])
+        if not body.strip():
+            continue
+        tokens = " ".join(t for t in terms[start:end] if t)
+        out.append(Chunk("window", start + 1, end, body, tokens))
+    return out
+
+
+def _summary(lines: Sequence[str], start: int, end: int, members: list[int], max_lines: int) -> str:
+    """A long class as its header plus one line per member (its signature line)."""
+    header_end = min(members[0] - 1 if members else end, start - 1 + max(max_lines // 4, 1))
+    picked = list(lines[start - 1:header_end])
+    for line_no in members:
+        if len(picked) >= max_lines:
+            break
+        picked.append(lines[line_no - 1])
+    return "\n".join(picked)
+
+
+def definition_chunks(lines: Sequence[str], definitions: Iterable, max_lines: int,
+                      terms: Sequence[str] | None = None) -> list[Chunk]:
+    """One chunk per multi-line definition (function, method, class) of a parsed file.
+
+    ``definitions`` are ``indexer.parse.Definition`` values (name, kind, start_line,
+    end_line, parent). Classes longer than ``max_lines`` become a summary of their members'
+    signature lines; other long definitions are cut at ``max_lines``. ``terms`` (the
+    :func:`line_token_text` of every line, when already computed) saves tokenizing bodies again.
+    """
+    defs = [d for d in definitions if d.end_line > d.start_line]
+    members: dict[str, list[int]] = {}
+    for d in defs:
+        if d.parent:
+            members.setdefault(d.parent, []).append(d.start_line)
+    out = []
+    for d in defs:
+        start, end = d.start_line, min(d.end_line, len(lines))
+        if start < 1 or start > end:
+            continue
+        summarised = end - start + 1 > max_lines and d.name in members and "class" in str(d.kind)
+        if summarised:
+            inside = sorted(m for m in members[d.name] if start < m <= end)
+            body = _summary(lines, start, end, inside, max_lines)
+            tokens = token_text(body)
+        else:
+            last = min(end, start - 1 + max_lines)
+            body = "\n".join(lines[start - 1:last])
+            tokens = " ".join(t for t in terms[start - 1:last] if t) if terms else token_text(body)
+        out.append(Chunk("definition", start, end, body, tokens, symbol=d.name))
+    return out

@@ -1,0 +1,279 @@
+"""RepoFusion / RLPG prompt proposals: which files to take context from, and what of them.
+
+A proposal is a *source* (where: the files the current file imports, the files defining
+its classes' parents or children, its siblings in the folder, files with a similar name,
+the current file itself) combined with a *context type* (what: method names and bodies,
+method names, identifiers, type identifiers, string literals, field declarations, lines).
+:func:`propose` renders any combination, so training can sample them all; retrieval uses
+one context type per source (:data:`DEFAULT_CONTEXT_TYPES`).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from indexer.chunks import term_set
+from indexer.retrieve.cursor import Cursor, chunk_snippet
+from indexer.retrieve.jaccard import jaccard, rank_by_jaccard
+from indexer.store import Store
+from indexer.types import Snippet
+
+PROPOSAL_SOURCES: tuple[str, ...] = ("import", "parent_class", "child_class", "sibling", "similar_name", "in_file")
+
+CONTEXT_TYPES: tuple[str, ...] = (
+    "method_names_and_bodies", "method_names", "identifiers", "type_identifiers",
+    "string_literals", "field_declarations", "lines",
+)
+
+#: The context type retrieval uses for each source.
+DEFAULT_CONTEXT_TYPES: dict[str, str] = {
+    "import": "method_names_and_bodies",
+    "parent_class": "method_names_and_bodies",
+    "child_class": "method_names",
+    "sibling": "lines",
+    "similar_name": "method_names_and_bodies",
+    "in_file": "lines",
+}
+
+# Kinds of definition that make up a file's outline (method_names).
+_OUTLINE_KINDS = ("function", "method", "class", "interface", "struct", "trait", "enum", "module", "type")
+# Item lists are cut so that one snippet never swamps the budget.
+_MAX_ITEMS = 60
+_TEST_AFFIX = re.compile(r"^(tests?_|spec_)|(_tests?|_spec|tests?|spec)$")
+
+
+@dataclass
+class ProposalFile:
+    """A file proposed as context: its path, a score, and the names in it that matter."""
+
+    path: str
+    score: float
+    focus: list[str] = field(default_factory=list)
+
+
+class ModuleMap:
+    """Resolves import strings (``email.utils``, ``./util``, ``..base``) to files of the repository."""
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        self.paths = frozenset(paths)
+        self._by_key: dict[str, list[str]] = {}
+        self.by_folder: dict[str, list[str]] = {}
+        #: path -> terms of its identifiers, filled as siblings are ranked (stale until the
+        #: next re-index at worst: it only orders siblings).
+        self.identifier_terms: dict[str, frozenset[str]] = {}
+        self._windows: dict[str, list[tuple[object, frozenset[str]]]] = {}
+        for path in sorted(paths):
+            self.by_folder.setdefault(posixpath.dirname(path), []).append(path)
+            stem = path.rsplit(".", 1)[0] if "." in path.rpartition("/")[2] else path
+            parts = stem.split("/")
+            if parts[-1] in ("__init__", "index", "mod", "lib") and len(parts) > 1:
+                parts = parts[:-1]
+            for i in range(len(parts)):
+                self._by_key.setdefault(".".join(parts[i:]), []).append(path)
+
+    def windows(self, store: Store, path: str) -> list[tuple[object, frozenset[str]]]:
+        """A file's window chunks with their term sets (cached for the few files asked about)."""
+        cached = self._windows.get(path)
+        if cached is None:
+            if len(self._windows) > 256:  # bounded: only siblings and proposals come here
+                self._windows.clear()
+            cached = [(r, frozenset(term_set(r.body))) for r in store.file_chunks(path, "window")]
+            self._windows[path] = cached
+        return cached
+
+    def resolve(self, module: str, from_path: str) -> list[str]:
+        """Files ``module`` may refer to, best first (empty for modules outside the repository)."""
+        module = module.strip().strip("\"'<>`")
+        if not module:
+            return []
+        folder = posixpath.dirname(from_path)
+        if module.startswith("."):
+            if module.startswith(("./", "../")):  # JavaScript / TypeScript / C includes
+                target = posixpath.normpath(posixpath.join(folder, module))
+            else:  # Python relative import: one dot = this package
+                level = len(module) - len(module.lstrip("."))
+                base = folder
+                for _ in range(level - 1):
+                    base = posixpath.dirname(base)
+                rest = module.lstrip(".").replace(".", "/")
+                target = posixpath.join(base, rest) if rest else base
+            return list(self._by_key.get(target.strip("/").replace("/", "."), []))
+        key = re.sub(r"(::|/|\\)", ".", module).strip(".")
+        if key.endswith((".h", ".hpp", ".js", ".ts", ".py", ".rb", ".php", ".R", ".rkt")):
+            key = key.rsplit(".", 1)[0]
+        found = self._by_key.get(key, [])
+        top = from_path.split("/", 1)[0]
+        return sorted(found, key=lambda p: (p.split("/", 1)[0] != top, len(p)))
+
+
+def _normalized_stem(path: str) -> str:
+    stem = path.rpartition("/")[2].split(".")[0]
+    stem = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", stem).lower()
+    return _TEST_AFFIX.sub("", stem).replace("_", "").replace("-", "")
+
+
+# -- sources: which files -------------------------------------------------------------------
+
+
+def import_files(store: Store, cursor: Cursor, modules: ModuleMap) -> list[ProposalFile]:
+    """Files the current file imports from; names imported and used near the cursor first."""
+    near = set(cursor.near_identifiers)
+    by_path: dict[str, ProposalFile] = {}
+    for module, name, alias, _line in store.file_imports(cursor.path):
+        targets = []
+        if name:  # ``from pkg import mod`` imports a module, not a name
+            targets = modules.resolve(f"{module.rstrip('.')}.{name}" if module.strip(".") else module + name,
+                                      cursor.path)
+        focus = [] if targets else [name] if name else []
+        targets = targets or modules.resolve(module, cursor.path)
+        for path in targets[:1]:
+            if path == cursor.path:
+                continue
+            used = bool({name, alias} & near) if (name or alias) else False
+            entry = by_path.setdefault(path, ProposalFile(path, 0.0))
+            entry.score = max(entry.score, 1.0 if used else 0.5)
+            entry.focus.extend(n for n in focus if n)
+    return sorted(by_path.values(), key=lambda p: -p.score)
+
+
+def _class_names(store: Store, cursor: Cursor) -> list[str]:
+    return [s[0] for s in store.file_symbols(cursor.path) if "class" in str(s[1]) or s[1] in ("struct", "interface")]
+
+
+def parent_class_files(store: Store, cursor: Cursor) -> list[ProposalFile]:
+    """Files defining the parent classes of the classes in the current file."""
+    parents = [p[1] for p in store.file_parents(cursor.path)]
+    out: dict[str, ProposalFile] = {}
+    for name, _kind, path, *_ in store.definitions(parents):
+        if path != cursor.path:
+            out.setdefault(path, ProposalFile(path, 1.0)).focus.append(name)
+    return list(out.values())
+
+
+def child_class_files(store: Store, cursor: Cursor) -> list[ProposalFile]:
+    """Files defining subclasses of the classes in the current file."""
+    out: dict[str, ProposalFile] = {}
+    for child, _parent, path in store.children_of(_class_names(store, cursor)):
+        if path != cursor.path:
+            out.setdefault(path, ProposalFile(path, 1.0)).focus.append(child)
+    return list(out.values())
+
+
+def sibling_files(store: Store, cursor: Cursor, modules: ModuleMap, max_files: int = 40) -> list[ProposalFile]:
+    """Other files in the current file's folder, the ones sharing most identifiers first."""
+    folder = posixpath.dirname(cursor.path)
+    siblings = [p for p in modules.by_folder.get(folder, []) if p != cursor.path][:max_files]
+    missing = [p for p in siblings if p not in modules.identifier_terms]
+    for path, text in store.file_items(missing, "identifiers").items():
+        modules.identifier_terms[path] = frozenset(term_set(text))
+    query = cursor.query_term_set
+    scored = [ProposalFile(p, jaccard(query, modules.identifier_terms.get(p, frozenset()))) for p in siblings]
+    return sorted(scored, key=lambda p: -p.score)
+
+
+def similar_name_files(store: Store, cursor: Cursor, modules: ModuleMap) -> list[ProposalFile]:
+    """Files whose name matches the current one up to test affixes (``test_foo.py`` <-> ``foo.py``)."""
+    stem = _normalized_stem(cursor.path)
+    if not stem:
+        return []
+    folder = posixpath.dirname(cursor.path)
+    found = [p for p in modules.paths if p != cursor.path and _normalized_stem(p) == stem]
+    found.sort(key=lambda p: (posixpath.dirname(p) != folder, len(p)))
+    return [ProposalFile(p, 1.0 / (1 + i)) for i, p in enumerate(found[:3])]
+
+
+# -- context types: what of a file ---------------------------------------------------------
+
+
+def _items_snippet(store: Store, pf: ProposalFile, source: str, context_type: str) -> list[Snippet]:
+    text = store.items(pf.path, context_type)
+    if not text:
+        return []
+    body = "\n".join(text.split("\n")[:_MAX_ITEMS])
+    return [Snippet(pf.path, body, source, pf.score, kind=context_type)]
+
+
+def _method_names(store: Store, pf: ProposalFile, source: str) -> list[Snippet]:
+    lines = []
+    for name, kind, start, _end, parent, signature, _cid in store.file_symbols(pf.path):
+        if any(k in str(kind) for k in _OUTLINE_KINDS):
+            head = (signature or name).split("\n")[0].strip()
+            lines.append(("    " if parent else "") + head)
+    if not lines:
+        return []
+    return [Snippet(pf.path, "\n".join(lines[:_MAX_ITEMS]), source, pf.score, kind="method_names")]
+
+
+def _bodies(store: Store, cursor: Cursor, pf: ProposalFile, source: str, limit: int) -> list[Snippet]:
+    rows = store.file_chunks(pf.path, "definition")
+    if pf.focus:
+        focus = set(pf.focus)
+        rows = [r for r in rows if r.symbol in focus] or rows
+    ranked = rank_by_jaccard(cursor.query_term_set, rows) if not pf.focus or len(rows) > limit else \
+        [(r, 1.0) for r in rows]
+    return [chunk_snippet(r, source, pf.score * (1 + s)) for r, s in ranked[:limit]]
+
+
+def _lines(store: Store, cursor: Cursor, pf: ProposalFile, source: str, limit: int,
+           modules: ModuleMap) -> list[Snippet]:
+    query = cursor.query_term_set
+    ranked = sorted(((r, jaccard(query, terms)) for r, terms in modules.windows(store, pf.path)), key=lambda p: -p[1])
+    return [chunk_snippet(r, source, pf.score * (1 + s)) for r, s in ranked[:limit] if s > 0]
+
+
+def render(store: Store, cursor: Cursor, pf: ProposalFile, source: str, context_type: str,
+           modules: ModuleMap, limit: int = 2) -> list[Snippet]:
+    """The ``context_type`` context of a proposed file, as snippets tagged with ``source``."""
+    if context_type == "method_names_and_bodies":
+        return _bodies(store, cursor, pf, source, limit)
+    if context_type == "method_names":
+        return _method_names(store, pf, source)
+    if context_type == "lines":
+        return _lines(store, cursor, pf, source, limit, modules)
+    if context_type in CONTEXT_TYPES:
+        return _items_snippet(store, pf, source, context_type)
+    raise ValueError(f"unknown context type {context_type!r}; choose from {', '.join(CONTEXT_TYPES)}")
+
+
+def in_file_lines(cursor: Cursor, window: int, limit: int, max_lines: int = 300) -> list[Snippet]:
+    """Windows of the lines after the cursor (RepoFusion's post lines), most similar first."""
+    after = cursor.suffix.split("\n")[1:max_lines + 1]  # the rest of the cursor line is the target
+    first = cursor.line + 1
+    candidates = []
+    for i in range(0, len(after), window):
+        body = "\n".join(after[i:i + window])
+        if body.strip():
+            candidates.append(Snippet(cursor.path, body, "in_file", 0.0, first + i,
+                                      first + i + min(window, len(after) - i) - 1, kind="lines"))
+    ranked = rank_by_jaccard(cursor.query_term_set, candidates)
+    return [Snippet(**{**s.__dict__, "score": score}) for s, score in ranked[:limit]]
+
+
+def propose(store: Store, cursor: Cursor, source: str, modules: ModuleMap, *,
+            context_type: str | None = None, max_files: int = 3, limit: int = 4) -> list[Snippet]:
+    """Snippets of one RepoFusion source with one context type (default: DEFAULT_CONTEXT_TYPES)."""
+    context_type = context_type or DEFAULT_CONTEXT_TYPES[source]
+    if source == "in_file":
+        if context_type == "lines":
+            return in_file_lines(cursor, 10, limit)
+        return render(store, cursor, ProposalFile(cursor.path, 1.0), source, context_type, modules, limit)
+    if source == "import":
+        files = import_files(store, cursor, modules)
+    elif source == "parent_class":
+        files = parent_class_files(store, cursor)
+    elif source == "child_class":
+        files = child_class_files(store, cursor)
+    elif source == "sibling":
+        files = sibling_files(store, cursor, modules)
+    elif source == "similar_name":
+        files = similar_name_files(store, cursor, modules)
+    else:
+        raise ValueError(f"unknown proposal source {source!r}; choose from {', '.join(PROPOSAL_SOURCES)}")
+    out: list[Snippet] = []
+    for pf in files[:max_files]:
+        out.extend(render(store, cursor, pf, source, context_type, modules, limit=2))
+    out.sort(key=lambda s: -s.score)
+    return out[:limit]

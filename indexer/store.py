@@ -1,0 +1,370 @@
+"""The SQLite store of one workspace: files, symbols, import and inheritance edges, chunks.
+
+One database file per workspace, in WAL mode so readers (the server) never block the
+writer (the indexer). Chunks are searched through an FTS5 table holding their
+identifier-aware terms (:mod:`indexer.chunks`), which gives BM25 for free.
+
+The schema version lives in ``PRAGMA user_version``. There are no migrations: a database
+of another version, or one that is not a database at all, is rebuilt from the repository
+(the caller prints why). An index run writes inside one transaction: readers keep seeing
+the previous snapshot until it commits, and a crash or SIGKILL mid-run leaves the previous
+index intact (the uncommitted tail of the write-ahead log is discarded on the next open).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from indexer.chunks import Chunk
+from indexer.errors import IndexerError
+
+#: Bump whenever a table, a column or the meaning of stored text changes.
+SCHEMA_VERSION = 3
+
+_SCHEMA = """
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE files(
+    id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, hash TEXT NOT NULL, mtime REAL NOT NULL,
+    size INTEGER NOT NULL, language TEXT, lines INTEGER NOT NULL DEFAULT 0,
+    live INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE symbols(
+    id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL, name TEXT NOT NULL, kind TEXT,
+    start_line INTEGER, end_line INTEGER, parent TEXT, signature TEXT, chunk_id INTEGER);
+CREATE INDEX symbols_name ON symbols(name);
+CREATE INDEX symbols_file ON symbols(file_id);
+CREATE TABLE imports(file_id INTEGER NOT NULL, module TEXT, name TEXT, alias TEXT, line INTEGER);
+CREATE INDEX imports_file ON imports(file_id);
+CREATE TABLE parents(file_id INTEGER NOT NULL, class_name TEXT, parent_name TEXT, line INTEGER);
+CREATE INDEX parents_file ON parents(file_id);
+CREATE INDEX parents_parent ON parents(parent_name);
+CREATE TABLE items(file_id INTEGER NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL);
+CREATE INDEX items_file ON items(file_id);
+CREATE TABLE chunks(
+    id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL, kind TEXT NOT NULL,
+    start_line INTEGER NOT NULL, end_line INTEGER NOT NULL, symbol TEXT, body TEXT NOT NULL);
+CREATE INDEX chunks_file ON chunks(file_id);
+CREATE VIRTUAL TABLE chunks_fts USING fts5(tokens, tokenize='unicode61 remove_diacritics 0');
+CREATE TABLE vectors(chunk_id INTEGER PRIMARY KEY, vec BLOB NOT NULL);
+"""
+
+_TABLES = {"meta", "files", "symbols", "imports", "parents", "items", "chunks", "chunks_fts", "vectors"}
+
+
+class StoreInvalidError(IndexerError):
+    """The database file is of another schema version, or not a database at all."""
+
+
+@dataclass
+class FileRecord:
+    """Everything the store keeps about one file, ready to be written in one go."""
+
+    path: str
+    hash: str
+    mtime: float
+    size: int
+    language: str | None
+    lines: int = 0
+    live: bool = False
+    chunks: list[Chunk] = field(default_factory=list)
+    #: (name, kind, start_line, end_line, parent, signature)
+    symbols: list[tuple] = field(default_factory=list)
+    #: (module, name, alias, line); name is None for ``import module``
+    imports: list[tuple] = field(default_factory=list)
+    #: (class_name, parent_name, line)
+    parents: list[tuple] = field(default_factory=list)
+    #: context type (identifiers, string_literals, ...) -> newline-joined distinct items
+    items: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ChunkRow:
+    id: int
+    path: str
+    kind: str
+    start_line: int
+    end_line: int
+    symbol: str | None
+    body: str
+
+
+def _connect(path: Path, *, busy_ms: int = 30_000) -> sqlite3.Connection:
+    # Autocommit mode: transactions are explicit (``Store.transaction``).
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=busy_ms / 1000)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA temp_store=MEMORY")
+    conn.execute("PRAGMA cache_size=-65536")
+    return conn
+
+
+class Store:
+    """An open index database. Not thread-safe for writes: one writer at a time."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    # -- opening and creating ------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, *, busy_ms: int = 30_000) -> Store:
+        """Open an existing database; raise :class:`StoreInvalidError` if it cannot be used."""
+        try:
+            conn = _connect(path, busy_ms=busy_ms)
+        except sqlite3.DatabaseError as exc:
+            raise StoreInvalidError(f"{path}: {exc}") from exc
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                raise StoreInvalidError(f"schema version {version}, expected {SCHEMA_VERSION}")
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if not _TABLES <= names:
+                raise StoreInvalidError(f"tables missing: {', '.join(sorted(_TABLES - names))}")
+            conn.execute("SELECT count(*) FROM files").fetchone()
+        except (sqlite3.DatabaseError, StoreInvalidError) as exc:
+            conn.close()
+            if isinstance(exc, StoreInvalidError):
+                raise
+            raise StoreInvalidError(str(exc)) from exc
+        return cls(conn, path)
+
+    @classmethod
+    def create(cls, path: Path, *, root: str) -> Store:
+        """A new, empty database at ``path`` (whatever was there is deleted)."""
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        conn = _connect(path)
+        conn.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+        conn.execute("INSERT INTO meta VALUES ('root', ?)", (root,))
+        return cls(conn, path)
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log back into the database file (after a large write)."""
+        try:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError:  # a reader holds an old snapshot: the next run will do it
+            pass
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except sqlite3.Error:  # closing a connection to a corrupt file must not raise
+            pass
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction: everything inside commits together or not at all."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- writing -------------------------------------------------------------------------
+
+    def clear(self) -> None:
+        """Delete every file's rows (call inside :meth:`transaction`, before re-indexing all)."""
+        for table in ("files", "symbols", "imports", "parents", "items", "chunks", "chunks_fts", "vectors"):
+            self.conn.execute(f"DELETE FROM {table}")
+
+    def file_states(self) -> dict[str, tuple[str, float, int, bool]]:
+        """path -> (hash, mtime, size, live) of every indexed file."""
+        rows = self.conn.execute("SELECT path, hash, mtime, size, live FROM files")
+        return {r[0]: (r[1], r[2], r[3], bool(r[4])) for r in rows}
+
+    def remove_file(self, path: str) -> bool:
+        """Delete a file and everything derived from it; True if it was indexed."""
+        row = self.conn.execute("SELECT id FROM files WHERE path=?", (path,)).fetchone()
+        if row is None:
+            return False
+        self._delete_rows(row[0])
+        self.conn.execute("DELETE FROM files WHERE id=?", (row[0],))
+        return True
+
+    def _delete_rows(self, file_id: int) -> None:
+        c = self.conn
+        c.execute("DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE file_id=?)", (file_id,))
+        c.execute("DELETE FROM vectors WHERE chunk_id IN (SELECT id FROM chunks WHERE file_id=?)", (file_id,))
+        for table in ("chunks", "symbols", "imports", "parents", "items"):
+            c.execute(f"DELETE FROM {table} WHERE file_id=?", (file_id,))
+
+    def touch_file(self, path: str, mtime: float, size: int) -> None:
+        """Record a new mtime for a file whose content hash did not change."""
+        self.conn.execute("UPDATE files SET mtime=?, size=? WHERE path=?", (mtime, size, path))
+
+    def put_file(self, rec: FileRecord) -> int:
+        """Insert or replace one file's rows (call inside :meth:`transaction`).
+
+        Chunks whose text and place did not change keep their rows: rewriting FTS5 rows is
+        the expensive part, and an edit inside one line changes only the windows around it.
+        """
+        c = self.conn
+        row = c.execute("SELECT id FROM files WHERE path=?", (rec.path,)).fetchone()
+        old: dict[tuple, int] = {}
+        if row is not None:
+            file_id = row[0]
+            for cid, *key in c.execute(
+                    "SELECT id, kind, start_line, end_line, symbol, body FROM chunks WHERE file_id=?", (file_id,)):
+                old[tuple(key)] = cid
+            for table in ("symbols", "imports", "parents", "items"):
+                c.execute(f"DELETE FROM {table} WHERE file_id=?", (file_id,))
+            c.execute(
+                "UPDATE files SET hash=?, mtime=?, size=?, language=?, lines=?, live=? WHERE id=?",
+                (rec.hash, rec.mtime, rec.size, rec.language, rec.lines, int(rec.live), file_id),
+            )
+        else:
+            file_id = c.execute(
+                "INSERT INTO files(path, hash, mtime, size, language, lines, live) VALUES (?,?,?,?,?,?,?)",
+                (rec.path, rec.hash, rec.mtime, rec.size, rec.language, rec.lines, int(rec.live)),
+            ).lastrowid
+        ids: list[int] = []
+        fresh: list[tuple[int, Chunk]] = []
+        # Explicit ids let one executemany fill both the chunks and their FTS rows.
+        next_id = (c.execute("SELECT coalesce(max(id), 0) FROM chunks").fetchone()[0]) + 1
+        for ch in rec.chunks:
+            cid = old.pop((ch.kind, ch.start_line, ch.end_line, ch.symbol, ch.body), None)
+            if cid is None:
+                cid, next_id = next_id, next_id + 1
+                fresh.append((cid, ch))
+            ids.append(cid)
+        if old:
+            gone = [(cid,) for cid in old.values()]
+            c.executemany("DELETE FROM chunks_fts WHERE rowid=?", gone)
+            c.executemany("DELETE FROM vectors WHERE chunk_id=?", gone)
+            c.executemany("DELETE FROM chunks WHERE id=?", gone)
+        c.executemany(
+            "INSERT INTO chunks(id, file_id, kind, start_line, end_line, symbol, body) VALUES (?,?,?,?,?,?,?)",
+            [(i, file_id, ch.kind, ch.start_line, ch.end_line, ch.symbol, ch.body) for i, ch in fresh],
+        )
+        c.executemany("INSERT INTO chunks_fts(rowid, tokens) VALUES (?,?)", [(i, ch.tokens) for i, ch in fresh])
+        chunk_of = {(ch.symbol, ch.start_line): i for i, ch in zip(ids, rec.chunks) if ch.kind == "definition"}
+        c.executemany(
+            "INSERT INTO symbols(file_id, name, kind, start_line, end_line, parent, signature, chunk_id)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            [(file_id, *s, chunk_of.get((s[0], s[2]))) for s in rec.symbols],
+        )
+        c.executemany("INSERT INTO imports VALUES (?,?,?,?,?)", [(file_id, *i) for i in rec.imports])
+        c.executemany("INSERT INTO parents VALUES (?,?,?,?)", [(file_id, *p) for p in rec.parents])
+        c.executemany("INSERT INTO items VALUES (?,?,?)", [(file_id, k, v) for k, v in rec.items.items() if v])
+        return file_id
+
+    # -- reading -------------------------------------------------------------------------
+
+    def paths(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT path FROM files ORDER BY path")]
+
+    def file_id(self, path: str) -> int | None:
+        row = self.conn.execute("SELECT id FROM files WHERE path=?", (path,)).fetchone()
+        return row[0] if row else None
+
+    def counts(self) -> dict[str, int]:
+        c = self.conn
+        return {
+            "files": c.execute("SELECT count(*) FROM files").fetchone()[0],
+            "symbols": c.execute("SELECT count(*) FROM symbols").fetchone()[0],
+            "chunks": c.execute("SELECT count(*) FROM chunks").fetchone()[0],
+        }
+
+    def languages(self) -> dict[str, int]:
+        rows = self.conn.execute("SELECT coalesce(language, 'other'), count(*) FROM files GROUP BY 1 ORDER BY 2 DESC")
+        return dict(rows.fetchall())
+
+    def search(self, match: str, limit: int) -> list[tuple[int, float]]:
+        """FTS5 BM25 search: (chunk id, score) best first; higher scores are better."""
+        rows = self.conn.execute(
+            "SELECT rowid, rank FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?", (match, limit)
+        )
+        return [(r[0], -r[1]) for r in rows]
+
+    def document_frequencies(self) -> dict[str, int]:
+        """term -> number of chunks containing it (from the FTS5 vocabulary)."""
+        c = self.conn
+        c.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.fts_vocab USING fts5vocab(main, chunks_fts, row)")
+        return dict(c.execute("SELECT term, doc FROM temp.fts_vocab").fetchall())
+
+    def chunk_count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+
+    def chunks(self, ids: Sequence[int]) -> list[ChunkRow]:
+        """Chunks by id, in the order of ``ids``."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self.conn.execute(
+            "SELECT c.id, f.path, c.kind, c.start_line, c.end_line, c.symbol, c.body FROM chunks c"
+            f" JOIN files f ON f.id = c.file_id WHERE c.id IN ({marks})", list(ids))
+        by_id = {r[0]: ChunkRow(*r) for r in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def file_chunks(self, path: str, kind: str | None = None) -> list[ChunkRow]:
+        sql = ("SELECT c.id, f.path, c.kind, c.start_line, c.end_line, c.symbol, c.body FROM chunks c"
+               " JOIN files f ON f.id = c.file_id WHERE f.path=?")
+        args: list = [path]
+        if kind:
+            sql += " AND c.kind=?"
+            args.append(kind)
+        return [ChunkRow(*r) for r in self.conn.execute(sql + " ORDER BY c.start_line", args)]
+
+    def definitions(self, names: Iterable[str], path: str | None = None) -> list[tuple]:
+        """Symbols named ``names`` (optionally only in ``path``):
+        (name, kind, path, start_line, end_line, parent, signature, chunk_id)."""
+        names = list(dict.fromkeys(names))
+        if not names:
+            return []
+        marks = ",".join("?" * len(names))
+        sql = ("SELECT s.name, s.kind, f.path, s.start_line, s.end_line, s.parent, s.signature, s.chunk_id"
+               f" FROM symbols s JOIN files f ON f.id = s.file_id WHERE s.name IN ({marks})")
+        args = list(names)
+        if path is not None:
+            sql += " AND f.path=?"
+            args.append(path)
+        return self.conn.execute(sql, args).fetchall()
+
+    def file_symbols(self, path: str) -> list[tuple]:
+        """(name, kind, start_line, end_line, parent, signature, chunk_id) of one file, in order."""
+        return self.conn.execute(
+            "SELECT s.name, s.kind, s.start_line, s.end_line, s.parent, s.signature, s.chunk_id"
+            " FROM symbols s JOIN files f ON f.id = s.file_id WHERE f.path=? ORDER BY s.start_line", (path,)
+        ).fetchall()
+
+    def file_imports(self, path: str) -> list[tuple]:
+        """(module, name, alias, line) of one file."""
+        return self.conn.execute(
+            "SELECT i.module, i.name, i.alias, i.line FROM imports i JOIN files f ON f.id = i.file_id"
+            " WHERE f.path=?", (path,)).fetchall()
+
+    def file_parents(self, path: str) -> list[tuple]:
+        """(class_name, parent_name, line) edges declared in one file."""
+        return self.conn.execute(
+            "SELECT p.class_name, p.parent_name, p.line FROM parents p JOIN files f ON f.id = p.file_id"
+            " WHERE f.path=?", (path,)).fetchall()
+
+    def children_of(self, class_names: Sequence[str]) -> list[tuple]:
+        """(class_name, parent_name, path) of classes deriving from any of ``class_names``."""
+        if not class_names:
+            return []
+        marks = ",".join("?" * len(class_names))
+        return self.conn.execute(
+            "SELECT p.class_name, p.parent_name, f.path FROM parents p JOIN files f ON f.id = p.file_id"
+            f" WHERE p.parent_name IN ({marks})", list(class_names)).fetchall()
+
+    def items(self, path: str, kind: str) -> str:
+        row = self.conn.execute(
+            "SELECT i.text FROM items i JOIN files f ON f.id = i.file_id WHERE f.path=? AND i.kind=?",
+            (path, kind)).fetchone()
+        return row[0] if row else ""
+
+    def file_items(self, paths: Sequence[str], kind: str) -> dict[str, str]:
+        if not paths:
+            return {}
+        marks = ",".join("?" * len(paths))
+        rows = self.conn.execute(
+            "SELECT f.path, i.text FROM items i JOIN files f ON f.id = i.file_id"
+            f" WHERE i.kind=? AND f.path IN ({marks})", [kind, *paths])
+        return dict(rows.fetchall())

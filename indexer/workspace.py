@@ -1,0 +1,359 @@
+"""A workspace: one repository, its index database, and retrieval over it.
+
+This is the indexer's public face; the engine, the server, the language server, training
+and the evals all go through it::
+
+    with Workspace("/src/myrepo") as ws:
+        ws.index()                              # incremental: only changed files are parsed
+        ws.update("pkg/mod.py", editor_text)    # an unsaved buffer, reparsed in milliseconds
+        snippets = ws.retrieve(RetrievalQuery("pkg/mod.py", prefix, suffix))
+
+A ``Workspace`` is safe to share between threads (a lock serialises access to its
+connection). Two processes may index the same workspace: a file lock makes the second wait.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from indexer.chunks import definition_chunks, line_token_text, windows
+from indexer.config import IndexConfig
+from indexer.errors import FileSkipError, IndexerError, RootNotDirectoryError
+from indexer.languages import language_for_path
+from indexer.retrieve.cursor import chunk_snippet
+from indexer.retrieve.retriever import Retriever
+from indexer.secrets import redact
+from indexer.store import FileRecord, Store, StoreInvalidError
+from indexer.types import IndexProgress, IndexSummary, RetrievalQuery, Snippet
+from indexer.walk import read_text, walk
+
+log = logging.getLogger("indexer")
+
+#: Context types kept per file for RepoFusion proposals (lists of (text, line) in ParsedFile).
+_ITEM_KINDS = ("identifiers", "type_identifiers", "string_literals", "field_declarations")
+#: How long a live-buffer write waits for another process's index run before deferring.
+_LIVE_BUSY_MS = 50
+
+
+class PathOutsideWorkspaceError(IndexerError):
+    """A file path does not lie inside the workspace root."""
+
+
+def database_name(root: Path) -> str:
+    """``<dir name>-<hash of the absolute root>.sqlite3``: readable, and unique per root."""
+    digest = hashlib.sha1(str(root).encode()).hexdigest()[:12]
+    return f"{root.name or 'root'}-{digest}.sqlite3"
+
+
+def content_hash(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def build_record(path: str, text: str, language: str | None, *, mtime: float, size: int,
+                 config: IndexConfig, live: bool = False, errors: list[str] | None = None) -> FileRecord:
+    """Parse one file and derive everything the store keeps about it (secrets redacted)."""
+    from indexer.parse import parse_source  # tree-sitter grammars load on first use
+
+    clean = redact(text)
+    lines = clean.split("\n")
+    parsed = None
+    if language is not None:
+        try:
+            # Redaction keeps line numbers, so symbols parsed from the clean text line up.
+            parsed = parse_source(clean, language)
+        except Exception as exc:  # noqa: BLE001 - one unparsable file must not stop an index run
+            if errors is not None:
+                errors.append(f"{path}: parse failed ({type(exc).__name__}: {exc})")
+    terms = [line_token_text(line) for line in lines]
+    chunks = windows(lines, terms, config.window_lines, config.window_stride)
+    rec = FileRecord(path=path, hash=content_hash(text), mtime=mtime, size=size, language=language,
+                     lines=len(lines), live=live)
+    if parsed is not None:
+        chunks += definition_chunks(lines, parsed.definitions, config.max_definition_lines, terms)
+        rec.symbols = [(d.name, d.kind, d.start_line, d.end_line, d.parent,
+                        d.signature or lines[d.start_line - 1].strip() if 0 < d.start_line <= len(lines) else d.signature)
+                       for d in parsed.definitions]
+        for imp in parsed.imports:
+            names = list(imp.names or [])
+            rec.imports += [(imp.module, n, imp.alias, imp.line) for n in names] or [(imp.module, None, imp.alias, imp.line)]
+        rec.parents = [(p.class_name, p.parent_name, p.line) for p in parsed.class_parents]
+        for kind in _ITEM_KINDS:
+            values = getattr(parsed, kind, None) or []
+            rec.items[kind] = "\n".join(dict.fromkeys(str(v[0]) for v in values))
+    rec.chunks = chunks
+    return rec
+
+
+class Workspace:
+    """One repository's index: build it, keep it fresh, retrieve from it."""
+
+    def __init__(self, root: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None = None,
+                 config: IndexConfig | None = None) -> None:
+        path = Path(root).expanduser()
+        if not path.is_dir():
+            raise RootNotDirectoryError(f"not a directory: {root}")
+        self.root = path.resolve()
+        self.name = self.root.name
+        self.config = dataclasses.replace(config or IndexConfig(), **({"cache_dir": Path(cache_dir)} if cache_dir else {}))
+        folder = self.config.resolved_cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.db_path = folder / database_name(self.root)
+        self._lock = threading.RLock()
+        #: Unsaved editor buffers (relpath -> text): re-applied after a rebuild swaps the file.
+        self._live: dict[str, str] = {}
+        self._indexing = False
+        self._store = self._open()
+        self._inode = self._db_inode()
+        self._retriever = Retriever(self._store, self.config)
+
+    # -- the database file ---------------------------------------------------------------
+
+    def _db_inode(self) -> int:
+        try:
+            return os.stat(self.db_path).st_ino
+        except OSError:
+            return -1
+
+    def _open(self) -> Store:
+        """Open the database, creating an empty one if it is missing, old or corrupt."""
+        if self.db_path.exists():
+            try:
+                return Store.open(self.db_path, busy_ms=_LIVE_BUSY_MS)
+            except StoreInvalidError as exc:
+                log.warning("index %s is unusable (%s); rebuilding it", self.db_path, exc)
+        Store.create(self.db_path, root=str(self.root)).close()
+        return Store.open(self.db_path, busy_ms=_LIVE_BUSY_MS)
+
+    def _reconnect_if_replaced(self) -> None:
+        """Another process recreated the database file: read the new one."""
+        if self._db_inode() != self._inode:
+            self._store.close()
+            self._store = self._open()
+            self._inode = self._db_inode()
+            self._retriever = Retriever(self._store, self.config)
+
+    @contextmanager
+    def _writer(self) -> Iterator[None]:
+        """Exclusive across processes: two ``index`` runs on one workspace take turns."""
+        with open(f"{self.db_path}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # -- indexing ------------------------------------------------------------------------
+
+    def relpath(self, path: str | os.PathLike[str]) -> str:
+        """``path`` (absolute, or relative to the root) as a POSIX path relative to the root."""
+        p = Path(path).expanduser()
+        if p.is_absolute():
+            try:
+                p = p.resolve().relative_to(self.root) if p.exists() else p.relative_to(self.root)
+            except ValueError as exc:
+                raise PathOutsideWorkspaceError(f"{path} is outside the workspace {self.root}") from exc
+        rel = p.as_posix()
+        if rel.startswith("../") or rel == "..":
+            raise PathOutsideWorkspaceError(f"{path} is outside the workspace {self.root}")
+        return rel[2:] if rel.startswith("./") else rel
+
+    def index(self, progress: Callable[[IndexProgress], None] | None = None, *, rebuild: bool = False) -> IndexSummary:
+        """Bring the index up to date with the files on disk; incremental by content hash.
+
+        Unchanged files (same mtime and size, or same content hash) are not parsed again;
+        files gone from the repository are removed; ``rebuild`` re-parses everything. The
+        run commits at its end, so killing the process mid-run leaves the previous index.
+        """
+        start = time.perf_counter()
+        summary = IndexSummary()
+        with self._writer():
+            with self._lock:
+                self._reconnect_if_replaced()
+            # The run writes through its own connection, in one transaction: readers keep the
+            # previous snapshot meanwhile, and a kill mid-run leaves that snapshot intact.
+            writer = Store.open(self.db_path)
+            self._indexing = True
+            try:
+                with writer.transaction():
+                    if rebuild:
+                        writer.clear()
+                    self._index_into(writer, summary, progress, start)
+                writer.checkpoint()
+            finally:
+                self._indexing = False
+                writer.close()
+            with self._lock:
+                # Buffers edited while the run held the write lock, and any the run overwrote.
+                for path, text in list(self._live.items()):
+                    self._write_live(path, text)
+                self._retriever.invalidate(files=True, terms=True)
+                summary.files_by_language = self._store.languages()
+                counts = self._store.counts()
+                summary.symbols, summary.chunks = counts["symbols"], counts["chunks"]
+        summary.elapsed_s = time.perf_counter() - start
+        return summary
+
+    def _index_into(self, writer: Store, summary: IndexSummary, progress, start: float) -> None:
+        entries = list(walk(self.root, self.config.walk))
+        states = writer.file_states()
+        live = set(self._live)
+        todo, seen = [], set()
+        skipped: Counter[str] = Counter()
+        for entry in entries:
+            if entry.skipped:
+                skipped[entry.skipped] += 1
+                continue
+            seen.add(entry.relpath)
+            state = states.get(entry.relpath)
+            if entry.relpath in live:
+                continue  # the editor's unsaved text wins over the disk
+            if state and not state[3] and state[1] == entry.mtime and state[2] == entry.size:
+                summary.files_unchanged += 1
+                continue
+            todo.append(entry)
+        total = len(todo)
+        for done, entry in enumerate(todo, 1):
+            self._index_file(writer, entry, states.get(entry.relpath), summary, skipped)
+            if progress is not None:
+                progress(IndexProgress(done, total, summary.bytes, time.perf_counter() - start, entry.relpath))
+        for path in states:
+            if path not in seen and path not in live:
+                writer.remove_file(path)
+                summary.files_removed += 1
+        summary.skipped_by_reason = dict(skipped)
+
+    def _index_file(self, writer: Store, entry, state, summary: IndexSummary, skipped: Counter) -> None:
+        try:
+            text = read_text(entry, self.config.walk)
+        except FileSkipError as exc:
+            skipped[exc.reason] += 1
+            summary.errors.append(str(exc))
+            if state is not None and writer.remove_file(entry.relpath):
+                summary.files_removed += 1
+            return
+        if state and not state[3] and state[0] == content_hash(text):
+            writer.touch_file(entry.relpath, entry.mtime, entry.size)
+            summary.files_unchanged += 1
+            return
+        rec = build_record(entry.relpath, text, entry.language, mtime=entry.mtime, size=entry.size,
+                           config=self.config, errors=summary.errors)
+        writer.put_file(rec)
+        summary.files_indexed += 1
+        summary.bytes += entry.size
+
+    # -- live buffers --------------------------------------------------------------------
+
+    def _write_live(self, path: str, text: str) -> None:
+        rec = build_record(path, text, language_for_path(path), mtime=time.time(),
+                           size=len(text.encode("utf-8", "surrogatepass")), config=self.config, live=True)
+        with self._store.transaction():
+            self._store.put_file(rec)
+
+    def update(self, path: str | os.PathLike[str], text: str) -> None:
+        """Index an unsaved editor buffer in place of the file's saved content (one transaction)."""
+        rel = self.relpath(path)
+        with self._lock:
+            self._reconnect_if_replaced()
+            known = self._store.file_id(rel) is not None
+            self._live[rel] = text
+            if self._indexing:
+                return  # the running index() writes every live buffer when it commits
+            try:
+                self._write_live(rel, text)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+                log.debug("index busy; %s will be written when the running index commits", rel)
+            if not known:
+                self._retriever.invalidate(files=True)
+
+    def remove(self, path: str | os.PathLike[str]) -> bool:
+        """Drop a file from the index (deleted in the editor); True if it was indexed.
+
+        If the file still exists on disk, the next :meth:`index` adds it back.
+        """
+        rel = self.relpath(path)
+        with self._lock:
+            self._reconnect_if_replaced()
+            self._live.pop(rel, None)
+            with self._store.transaction():
+                found = self._store.remove_file(rel)
+            self._retriever.invalidate(files=True)
+            return found
+
+    # -- reading -------------------------------------------------------------------------
+
+    def retrieve(self, query: RetrievalQuery) -> list[Snippet]:
+        """Ranked, deduplicated snippets for a cursor, packed to ``query.budget_tokens``.
+
+        A database that turns out to be corrupt yields no snippets (and a warning); the next
+        :meth:`index` rebuilds it.
+        """
+        rel = self.relpath(query.filepath)
+        with self._lock:
+            self._reconnect_if_replaced()
+            try:
+                return self._retriever.retrieve(query, rel)
+            except sqlite3.DatabaseError as exc:
+                log.warning("index %s cannot be read (%s); retrieval skipped until it is rebuilt", self.db_path, exc)
+                return []
+
+    def rankings(self, query: RetrievalQuery) -> dict[str, list[Snippet]]:
+        """Every requested source's ranking before fusion (for evals and debugging)."""
+        rel = self.relpath(query.filepath)
+        with self._lock:
+            self._reconnect_if_replaced()
+            return self._retriever.rankings(query, rel)[1]
+
+    def definitions_of(self, names: Iterable[str]) -> list[Snippet]:
+        """Definition snippets (bodies, long classes summarised) of symbols named ``names``."""
+        with self._lock:
+            self._reconnect_if_replaced()
+            ids = [row[7] for row in self._store.definitions(names) if row[7] is not None]
+            return [chunk_snippet(r, "definition", 1.0) for r in self._store.chunks(ids)]
+
+    def symbols(self, name: str) -> list[dict]:
+        """Where ``name`` is defined: dicts with name, kind, path, start_line, end_line, parent, signature."""
+        keys = ("name", "kind", "path", "start_line", "end_line", "parent", "signature")
+        with self._lock:
+            self._reconnect_if_replaced()
+            return [dict(zip(keys, row[:7])) for row in self._store.definitions([name])]
+
+    def files(self) -> list[str]:
+        """Indexed files, relative to the root, sorted."""
+        with self._lock:
+            self._reconnect_if_replaced()
+            return self._store.paths()
+
+    @property
+    def store(self) -> Store:
+        """The open store (for training and evals that read chunks directly)."""
+        return self._store
+
+    @property
+    def retriever(self) -> Retriever:
+        return self._retriever
+
+    def close(self) -> None:
+        with self._lock:
+            self._store.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r}, db={str(self.db_path)!r})"

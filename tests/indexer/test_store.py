@@ -1,0 +1,84 @@
+"""The SQLite store: schema versioning, corrupt databases, per-file rows and FTS5."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+import pytest
+
+from indexer.chunks import Chunk, token_text
+from indexer.store import SCHEMA_VERSION, FileRecord, Store, StoreInvalidError
+from indexer.workspace import Workspace
+
+
+def _record(path: str, body: str) -> FileRecord:
+    chunk = Chunk("definition", 1, 2, body, token_text(body), symbol="parse_header")
+    return FileRecord(path, "h", 1.0, len(body), "python", lines=2, chunks=[chunk],
+                      symbols=[("parse_header", "function", 1, 2, None, "def parse_header(raw):")],
+                      imports=[("email.utils", "quote", None, 1)], parents=[("Header", "Base", 3)],
+                      items={"identifiers": "raw\nparse_header"})
+
+
+def test_new_store_is_versioned_and_in_wal_mode(tmp_path):
+    store = Store.create(tmp_path / "x.sqlite3", root="/r")
+    assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
+    Store.open(tmp_path / "x.sqlite3").close()
+
+
+def test_put_replace_and_remove_keep_fts_in_step(tmp_path):
+    store = Store.create(tmp_path / "x.sqlite3", root="/r")
+    with store.transaction():
+        store.put_file(_record("a.py", "def parse_header(raw):\n    return raw"))
+    assert [cid for cid, _ in store.search('"header"', 5)]
+    assert store.definitions(["parse_header"])[0][2] == "a.py"
+    assert store.file_imports("a.py") == [("email.utils", "quote", None, 1)]
+    assert store.children_of(["Base"]) == [("Header", "Base", "a.py")]
+    with store.transaction():  # replacing a file replaces every row derived from it
+        store.put_file(_record("a.py", "def other():\n    pass"))
+    assert store.search('"header"', 5) == []
+    assert store.counts() == {"files": 1, "symbols": 1, "chunks": 1}
+    with store.transaction():
+        assert store.remove_file("a.py")
+    assert store.counts() == {"files": 0, "symbols": 0, "chunks": 0}
+    assert store.search('"other"', 5) == []
+
+
+def test_a_failed_transaction_leaves_nothing_behind(tmp_path):
+    store = Store.create(tmp_path / "x.sqlite3", root="/r")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.put_file(_record("a.py", "def parse_header(raw):\n    return raw"))
+        raise RuntimeError("crash mid-write")
+    assert store.counts()["files"] == 0
+
+
+@pytest.mark.parametrize("damage", ["garbage", "old_version", "empty_tables"])
+def test_unusable_database_is_rebuilt_with_a_message(tmp_path, caplog, damage):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "mod.py").write_text("def answer():\n    return 42\n")
+    with Workspace(repo, cache_dir=tmp_path / "cache") as ws:
+        ws.index()
+        db = ws.db_path
+    if damage == "garbage":
+        db.write_bytes(b"this is not a database" * 100)
+        for suffix in ("-wal", "-shm"):
+            db.with_name(db.name + suffix).unlink(missing_ok=True)
+    else:
+        conn = sqlite3.connect(db)
+        if damage == "old_version":
+            conn.execute("PRAGMA user_version=1")
+        else:
+            conn.execute("DROP TABLE symbols")
+        conn.commit()
+        conn.close()
+    with pytest.raises(StoreInvalidError):
+        Store.open(db)
+    with caplog.at_level(logging.WARNING, logger="indexer"):
+        with Workspace(repo, cache_dir=tmp_path / "cache") as ws:
+            assert "rebuilding" in caplog.text
+            summary = ws.index()
+            assert summary.files_indexed == 1
+            assert [s.symbol for s in ws.definitions_of(["answer"])] == ["answer"]

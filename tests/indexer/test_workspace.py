@@ -1,0 +1,174 @@
+"""Workspace: incremental indexing of real code, skipped files, secrets, live buffers."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+import pytest
+
+from indexer.errors import IndexerError, RootNotDirectoryError
+from indexer.workspace import Workspace, database_name
+from tests.indexer.stdlib_repos import STDLIB, copy_stdlib
+
+
+@pytest.fixture
+def repo(tmp_path):
+    return copy_stdlib(tmp_path / "repo", "json", "email")
+
+
+@pytest.fixture
+def ws(repo, tmp_path):
+    with Workspace(repo, cache_dir=tmp_path / "cache") as workspace:
+        yield workspace
+
+
+def _py_files(root) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.py"))
+
+
+def test_index_is_complete_then_incremental(ws, repo):
+    first = ws.index()
+    py = _py_files(repo)
+    assert first.files_by_language["python"] == len(py)
+    assert first.files_indexed == len([p for p in repo.rglob("*") if p.is_file()])
+    assert first.symbols > 500 and first.chunks > 1000
+    assert set(py) <= set(ws.files())
+    assert ws.db_path.parent == repo.parent / "cache" and not list(repo.rglob("*.sqlite3"))
+
+    again = ws.index()
+    assert again.files_indexed == 0 and again.files_unchanged == first.files_indexed
+
+    target = repo / "json" / "encoder.py"
+    target.write_text(target.read_text() + "\n\ndef freshly_added_helper(value):\n    return value\n")
+    changed = ws.index()
+    assert changed.files_indexed == 1
+    assert ws.symbols("freshly_added_helper")[0]["path"] == "json/encoder.py"
+
+    # A new mtime with the same content is recognised by its hash: nothing is re-parsed.
+    os.utime(target, (time.time() + 10, time.time() + 10))
+    touched = ws.index()
+    assert touched.files_indexed == 0 and touched.files_unchanged == first.files_indexed
+
+
+def test_removed_files_leave_the_index(ws, repo):
+    ws.index()
+    (repo / "json" / "tool.py").unlink()
+    summary = ws.index()
+    assert summary.files_removed == 1
+    assert "json/tool.py" not in ws.files()
+    assert all(s["path"] != "json/tool.py" for s in ws.symbols("main"))
+
+
+def test_skipped_files_are_counted_by_reason_and_the_run_completes(ws, repo):
+    (repo / "blob.py").write_bytes(b"\x00\x01\x02binary")
+    (repo / "latin1.py").write_bytes("# caf\xe9\n".encode("latin-1"))
+    (repo / ".env").write_text("API_KEY=abc\n")
+    (repo / "huge.py").write_text("x = 1\n" * 200_000)
+    summary = ws.index()
+    reasons = summary.skipped_by_reason
+    assert reasons.get("binary") == 1 and reasons.get("not_utf8") == 1
+    assert reasons.get("secret_file") == 1 and reasons.get("too_large") == 1
+    assert not {"blob.py", "latin1.py", ".env", "huge.py"} & set(ws.files())
+    assert summary.files_by_language["python"] == len(_py_files(repo)) - 3
+
+
+def test_a_file_that_becomes_unreadable_is_dropped(ws, repo):
+    ws.index()
+    bad = repo / "json" / "scanner.py"
+    bad.write_bytes(b"\xff\xfe not utf-8 any more \x00")
+    summary = ws.index()
+    assert "json/scanner.py" not in ws.files()
+    assert summary.files_removed == 1 and summary.skipped_by_reason == {"binary": 1}
+
+
+def test_files_deleted_during_the_run_are_reported_and_skipped(ws, repo):
+    victims = [repo / "email" / "utils.py", repo / "json" / "tool.py"]
+
+    def delete_later_files(progress):  # runs between files, like a user deleting mid-index
+        if progress.files_done == 1:
+            for victim in victims:
+                victim.unlink()
+
+    summary = ws.index(progress=delete_later_files)
+    assert summary.skipped_by_reason.get("vanished") == 2
+    assert len(summary.errors) == 2 and all("vanished" in e for e in summary.errors)
+    assert not {"email/utils.py", "json/tool.py"} & set(ws.files())
+    assert summary.files_indexed == len([p for p in repo.rglob("*") if p.is_file()])
+
+
+def test_secrets_never_reach_stored_chunks(ws, repo):
+    key = "AKIA" + "ABCDEFGHIJKLMNOP"
+    token = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    (repo / "settings.py").write_text(f'AWS_KEY = "{key}"\nGITHUB = "{token}"\n\ndef connect():\n    return 1\n')
+    ws.index()
+    bodies = [row[0] for row in ws.store.conn.execute("SELECT body FROM chunks")]
+    assert any("connect" in body for body in bodies)
+    assert not any(key in body or token in body for body in bodies)
+    tokens = " ".join(row[0] for row in ws.store.conn.execute("SELECT tokens FROM chunks_fts"))
+    assert key.lower() not in tokens and token.lower() not in tokens
+
+
+def test_live_buffer_update_and_remove(ws, repo):
+    ws.index()
+    text = (repo / "json" / "decoder.py").read_text() + "\ndef only_in_the_editor(x):\n    return x\n"
+    ws.update("json/decoder.py", text)
+    assert ws.symbols("only_in_the_editor")[0]["path"] == "json/decoder.py"
+    # The next index run keeps the editor's text rather than the disk's.
+    assert ws.index().files_indexed == 0
+    assert ws.symbols("only_in_the_editor")
+    ws.update(str(repo / "json" / "brand_new.py"), "def unsaved_file():\n    pass\n")
+    assert "json/brand_new.py" in ws.files()
+    assert ws.remove("json/brand_new.py") and "json/brand_new.py" not in ws.files()
+    assert ws.symbols("unsaved_file") == []
+
+
+def test_update_of_a_2000_line_file_is_fast(ws):
+    from indexer.parse import parse_source
+
+    ws.index()
+    source = (STDLIB / "email" / "_header_value_parser.py").read_text().split("\n")
+    text = "\n".join((source * 2)[:2000])
+    updates, parses = [], []
+    for i in range(21):
+        edited = text.replace("\n", f"  # edit {i}\n", 1)  # a keystroke's worth of change
+        start = time.perf_counter()
+        ws.update("email/_header_value_parser.py", edited)
+        updates.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        parse_source(edited, "python")
+        parses.append((time.perf_counter() - start) * 1000)
+    p95 = statistics.quantiles(updates, n=20)[-1]
+    update_ms, parse_ms = statistics.median(updates), statistics.median(parses)
+    print(f"update() of 2000 lines: p50 {update_ms:.1f} ms, p95 {p95:.1f} ms; parse alone {parse_ms:.1f} ms")
+    # Target: p95 <= 20 ms on an idle machine (bench/indexer.py measures it). On the shared
+    # test machine compare with parsing alone, measured in the same loop.
+    assert p95 <= 20 or update_ms <= 2.5 * parse_ms
+
+
+def test_paths_outside_the_workspace_are_refused(ws, tmp_path):
+    with pytest.raises(IndexerError):
+        ws.update(tmp_path / "elsewhere.py", "x = 1")
+    with pytest.raises(IndexerError):
+        ws.update("../elsewhere.py", "x = 1")
+
+
+def test_root_must_be_a_directory(tmp_path):
+    with pytest.raises(RootNotDirectoryError):
+        Workspace(tmp_path / "missing", cache_dir=tmp_path)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RootNotDirectoryError):
+        Workspace(tmp_path / "file", cache_dir=tmp_path)
+
+
+def test_database_name_is_per_root(tmp_path):
+    a, b = tmp_path / "a" / "proj", tmp_path / "b" / "proj"
+    assert database_name(a) != database_name(b)
+    assert database_name(a).startswith("proj-")
+
+
+def test_cache_dir_from_environment(monkeypatch, tmp_path, repo):
+    monkeypatch.setenv("REPOCOMPLETE_CACHE_DIR", str(tmp_path / "envcache"))
+    with Workspace(repo) as ws:
+        assert ws.db_path.parent == tmp_path / "envcache"
