@@ -82,11 +82,13 @@ def run_suite(suite: ModuleType, args: argparse.Namespace) -> tuple[dict, Path]:
     args.adapter_name = spec.adapter_name
     self_check = bool(getattr(args, "self_check", False))
     label = "self-check" if self_check else spec.label()
+    out = args.out or Path("runs") / suite.NAME / _slug(label)
+    fingerprint = _fingerprint(args)
+    args.run_dir = out  # suites keep their indexes and scratch files in the run folder
     samples = suite.load(args)
     if not samples:
         raise RepocompleteError(f"suite {suite.NAME}: no samples to run (check the data or the repository)")
-    out = args.out or Path("runs") / suite.NAME / _slug(label)
-    _claim_run_folder(out, _fingerprint(args))
+    _claim_run_folder(out, fingerprint)
     completer = None if self_check else build_completer(spec)
     log = ResultLog(out / "samples.jsonl")
     started = time.perf_counter()

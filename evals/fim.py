@@ -50,10 +50,20 @@ def load(args: argparse.Namespace) -> list[InfillingTask]:
     return tasks
 
 
+def whole_lines(task: InfillingTask) -> bool:
+    """Whether the middle is whole lines (it then ends with the line break the editor already has)."""
+    return task.subset in ("single_line", "multi_line") and task.middle.endswith("\n")
+
+
 def request_for(task: InfillingTask, adapter: str | None = None) -> CompletionRequest:
-    """The completion request of one task: no repository, so retrieval is off."""
+    """The completion request of one task, as an editor sees it; no repository, so retrieval is off.
+
+    For whole-line middles the cursor sits on an empty line: the suffix starts with the line
+    break that ends the middle (the engine completes lines without their final newline).
+    """
+    suffix = "\n" + task.suffix if whole_lines(task) else task.suffix
     return CompletionRequest(
-        segments=Segments(prefix=task.prefix, suffix=task.suffix, filepath="humaneval.py"),
+        segments=Segments(prefix=task.prefix, suffix=suffix, filepath="humaneval.py"),
         language="python",
         adapter=adapter,
         max_tokens=_MAX_TOKENS.get(task.subset, 128),
@@ -66,6 +76,17 @@ def request_for(task: InfillingTask, adapter: str | None = None) -> CompletionRe
 def score_middle(task: InfillingTask, middle: str, limits: SandboxLimits) -> dict:
     """Execute one candidate middle; return the metrics of a record."""
     program = python_program(task.prefix + middle + task.suffix, task.test, task.entry_point)
+    return _score_program(task, middle, program, limits)
+
+
+def score_completion(task: InfillingTask, completion: str, limits: SandboxLimits) -> dict:
+    """Execute a model's completion of the editor view of ``task`` (see :func:`request_for`)."""
+    line_break = "\n" if whole_lines(task) else ""
+    program = python_program(task.prefix + completion + line_break + task.suffix, task.test, task.entry_point)
+    return _score_program(task, completion, program, limits)
+
+
+def _score_program(task: InfillingTask, middle: str, program: str, limits: SandboxLimits) -> dict:
     result = run_python(program, limits)
     return {
         "status": result.status,
@@ -96,7 +117,7 @@ def run(tasks: list[InfillingTask], args: argparse.Namespace, completer: Complet
         output = completer.complete(request_for(task, args.adapter_name))
         record = {"setting": task.subset, "id": task.task_id, "completion": output.text, "target": task.middle,
                   "latency_ms": output.latency_ms}
-        return record | score_middle(task, output.text, limits)
+        return record | score_completion(task, output.text, limits)
 
     return run_samples(tasks, lambda t: t.task_id, infill, log, "fim", show_progress=args.progress)
 

@@ -178,27 +178,36 @@ class ResultLog:
         self.path = path
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._records: dict[str, dict] = {}
+        #: Keys of the finished work items (one item may produce several records).
+        self._items: set[str] = set()
         if path.exists():
             for line in path.read_text(encoding="utf-8").splitlines():
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # the line a crash cut short: that sample simply runs again
-                self._records[record["key"]] = record
+                self._remember(record)
 
-    def __contains__(self, key: str) -> bool:
-        return key in self._records
+    def _remember(self, record: dict) -> None:
+        self._records[record["key"]] = record
+        if record.get("item_done", True):  # the last record of an item marks the item finished
+            self._items.add(record.get("item", record["key"]))
+
+    def __contains__(self, item: str) -> bool:
+        """Whether the work item ``item`` finished (all its records are stored)."""
+        return item in self._items
 
     def __len__(self) -> int:
         return len(self._records)
 
-    def append(self, record: dict) -> None:
-        """Store a record (it must have a unique ``key``) durably before returning."""
-        self._records[record["key"]] = record
+    def append(self, *records: dict) -> None:
+        """Store records (each with a unique ``key``) durably, in one write, before returning."""
         with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
             handle.flush()
             os.fsync(handle.fileno())
+        for record in records:
+            self._remember(record)
 
     def records(self) -> list[dict]:
         return list(self._records.values())
@@ -215,15 +224,19 @@ def run_samples(
 ) -> list[dict]:
     """Run ``work`` on every item whose key is not yet in ``log``; return all records.
 
-    ``work`` returns a record (or several); each gets ``key`` set from the item when missing.
+    ``work`` returns a record (or several, each with its own ``key``); records are stored
+    only once the whole item is done, so an interrupted item simply runs again.
     """
     todo = [item for item in items if key(item) not in log]
     with _progress(description, len(items), len(items) - len(todo), show_progress) as advance:
         for item in todo:
             produced = work(item)
-            for record in [produced] if isinstance(produced, dict) else produced:
+            records = [produced] if isinstance(produced, dict) else list(produced)
+            for index, record in enumerate(records):
                 record.setdefault("key", key(item))
-                log.append(record)
+                record["item"] = key(item)
+                record["item_done"] = index == len(records) - 1
+            log.append(*records)
             advance()
     return log.records()
 

@@ -8,7 +8,7 @@ from evals import fim
 from evals.humaneval import load_infilling
 from evals.report import summarize
 from evals.runner import ResultLog
-from tests.evals.conftest import ScriptedCompleter, cli_summary, run_cli
+from tests.evals.conftest import ScriptedCompleter, cli_summary, engine_answering, run_cli
 
 
 def test_self_check_canonical_passes_and_mangled_fails(tmp_path):
@@ -59,9 +59,9 @@ def test_a_crash_keeps_finished_samples_and_the_rerun_continues(tmp_path, make_a
 
 
 def test_gold_completer_scores_one_and_wrong_completer_scores_zero(tmp_path, make_args):
-    tasks = fim.load(make_args(subsets=["single_line", "multi_line"], limit=3))
-    gold = {t.prefix + "\0" + t.suffix: t.middle for t in tasks}
-    args = make_args(subsets=["single_line", "multi_line"], timeout=10.0)
+    tasks = fim.load(make_args(subsets=["single_line", "multi_line", "random_span"], limit=3))
+    gold = {t.prefix + "\0" + fim.request_for(t).segments.suffix: t.middle for t in tasks}
+    args = make_args(subsets=["single_line", "multi_line", "random_span"], timeout=10.0)
 
     right = ScriptedCompleter(lambda r: gold[r.segments.prefix + "\0" + r.segments.suffix])
     table = summarize(fim.run(tasks, args, right, ResultLog(tmp_path / "gold.jsonl")))
@@ -96,3 +96,14 @@ def test_report_compares_runs_side_by_side(tmp_path):
     assert "self-check / fim:canonical/single_line" in done.stdout
     assert "other model / fim:canonical/single_line" in done.stdout
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 0
+
+
+def test_gold_answers_through_the_real_engine_pass(tmp_path, make_args):
+    """The fake backend answers each single-line task with its canonical line; the engine's
+    prompt assembly, stop handling and post-processing must keep it intact."""
+    args = make_args(subsets=["single_line"], limit=6, timeout=10.0)
+    tasks = fim.load(args)
+    pairs = [(t.prefix, fim.request_for(t).segments.suffix, t.middle.rstrip("\n")) for t in tasks]
+    table = summarize(fim.run(tasks, args, engine_answering(pairs), ResultLog(tmp_path / "gold.jsonl")))
+    assert table["single_line"]["exact_match"] == 1.0
+    assert table["single_line"]["pass@1"] == 1.0
