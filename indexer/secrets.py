@@ -37,7 +37,7 @@ _TOKEN_FORMATS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = tuple(
     (triggers, re.compile(pattern)) for triggers, pattern in [
         (("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA"),   # AWS key ids
          r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b"),
-        (("gh",), r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b"),                   # GitHub tokens
+        (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b"),                   # GitHub tokens
         (("github_pat_",), r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b"),
         (("xox",), r"\bxox[baprs]-[A-Za-z0-9-]{10,}"),                    # Slack
         (("k_live_",), r"\b[sr]k_live_[0-9A-Za-z]{16,}\b"),              # Stripe
@@ -50,8 +50,14 @@ _TOKEN_FORMATS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = tuple(
     ]
 )
 
-# "scheme://user:password@host": the password only.
-_URL_PASSWORD = re.compile(r"(?<=://)([^/\s:@'\"]+):([^/\s@'\"]{3,})(?=@)")
+# Any token format's literal start; one search of it skips all formats in ordinary files.
+_TOKEN_TRIGGER = re.compile(
+    r"A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA|Iza)|gh[pousr]_|github_pat_|xox|k_live_|eyJ|sk-"
+    r"|glpat-|npm_|hf_"
+)
+
+# "scheme://user:password@host": the password only. Starts with a literal (fast search).
+_URL_PASSWORD = re.compile(r"://([^/\s:@'\"]+):([^/\s@'\"]{3,})(?=@)")
 # "Authorization: Bearer <token>".
 _BEARER = re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9\-._~+/]{20,}=*)")
 
@@ -68,9 +74,10 @@ _ASSIGNMENT = re.compile(
     r"\s*(?P<op>:=|=>|<-|=(?!=)|:)(?P<space>\s*)"
     r"(?:(?P<q>[\"'`])(?P<quoted>[^\"'`\n]*)(?P=q)|(?P<bare>[A-Za-z0-9+/=_\-.~!@#%^&*]+))"
 )
-# Finds candidate lines in lower-cased text; must cover every name _NAME accepts.
-_KEYWORD = re.compile(r"pass|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key"
-                      r"|auth[_-]?key|credential")
+# Finds candidate lines in lower-cased text: a name _NAME accepts, soon followed by an
+# assignment operator (":" of "name: type = value" included).
+_KEYWORD = re.compile(r"(?:pass|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key"
+                      r"|auth[_-]?key|credential)[\w.$@\-\"'\]]*\s*(?:[:=]|<-)")
 _PASSWORD_NAME = re.compile(r"(?i)pass|pwd")
 # Values that are obviously not secrets: placeholders, templates, environment lookups.
 _NOT_A_SECRET = re.compile(
@@ -95,9 +102,10 @@ def redact(text: str) -> str:
         return text
     if "-----BEGIN" in text:
         text = _PRIVATE_KEY.sub(_redact_block, text)
-    for triggers, pattern in _TOKEN_FORMATS:
-        if any(trigger in text for trigger in triggers):
-            text = pattern.sub(PLACEHOLDER, text)
+    if _TOKEN_TRIGGER.search(text):
+        for triggers, pattern in _TOKEN_FORMATS:
+            if any(trigger in text for trigger in triggers):
+                text = pattern.sub(PLACEHOLDER, text)
     if "://" in text:
         text = _URL_PASSWORD.sub(_redact_url_password, text)
     lowered = text.lower()
@@ -133,7 +141,7 @@ def contains_secret(text: str) -> bool:
 def _redact_url_password(match: re.Match[str]) -> str:
     if _NOT_A_SECRET.match(match.group(2)):
         return match.group(0)           # "user:password@host" in documentation
-    return f"{match.group(1)}:{PLACEHOLDER}"
+    return f"://{match.group(1)}:{PLACEHOLDER}"
 
 
 def _redact_block(match: re.Match[str]) -> str:
