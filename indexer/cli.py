@@ -29,26 +29,24 @@ def _console():
 
 
 def _run_index(ws, *, quiet: bool, rebuild: bool = False) -> IndexSummary:
-    """Index with a progress bar (files, MB, elapsed) on stderr."""
-    if quiet or not sys.stderr.isatty() and not _force_progress():
+    """Index with a progress bar (files, MB, elapsed) on stderr.
+
+    On a terminal the bar is live and disappears; in a log it is printed once, when done.
+    """
+    if quiet:
         return ws.index(rebuild=rebuild)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = [TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
                TextColumn("{task.fields[mb]:.1f} MB"), TimeElapsedColumn()]
-    with Progress(*columns, console=_console(), transient=True) as bar:
+    console = _console()
+    with Progress(*columns, console=console, transient=console.is_terminal) as bar:
         task = bar.add_task("index", total=None, mb=0.0)
 
         def report(p: IndexProgress) -> None:
             bar.update(task, completed=p.files_done, total=p.files_total, mb=p.bytes_done / 1e6)
 
         return ws.index(progress=report, rebuild=rebuild)
-
-
-def _force_progress() -> bool:
-    import os
-
-    return os.environ.get("REPOCOMPLETE_PROGRESS") == "1"
 
 
 def _summary_dict(ws, summary: IndexSummary) -> dict:
@@ -130,9 +128,16 @@ def index_main(argv: list[str]) -> int:
     return 0
 
 
-def _find_root(path: Path) -> Path:
-    """The repository around ``path``: the nearest folder with .git, else the current folder
-    if it contains ``path``, else the file's folder."""
+def _find_root(path: Path, cache_dir: str | None) -> Path:
+    """The workspace around ``path``: the nearest folder already indexed, else the nearest
+    git work tree, else the current folder if it contains ``path``, else the file's folder."""
+    from indexer.config import IndexConfig
+    from indexer.workspace import database_name
+
+    cache = IndexConfig(cache_dir=Path(cache_dir) if cache_dir else None).resolved_cache_dir()
+    for folder in path.parents:
+        if (cache / database_name(folder)).exists():
+            return folder
     for folder in path.parents:
         if (folder / ".git").exists():
             return folder
@@ -192,7 +197,7 @@ def context_main(argv: list[str]) -> int:
     parser.add_argument("--sources", help=f"comma-separated sources (default: all but dense); any of: {', '.join(SOURCES)}")
     parser.add_argument("--budget", type=int, default=512, help="token budget of all snippets together (default 512)")
     parser.add_argument("--max-snippets", type=int, default=16)
-    parser.add_argument("--workspace", help="repository root (default: the git repository around FILE)")
+    parser.add_argument("--workspace", help="repository root (default: the indexed folder or git repository around FILE)")
     parser.add_argument("--cache-dir", help="folder of index databases")
     parser.add_argument("--window", type=int, default=60,
                         help="prefix lines the prompt window shows; context repeating them is dropped (default 60)")
@@ -205,7 +210,7 @@ def context_main(argv: list[str]) -> int:
         path = Path(args.file).expanduser().resolve()
         if not path.is_file():
             raise IndexerError(f"not a file: {args.file}")
-        root = Path(args.workspace).expanduser() if args.workspace else _find_root(path)
+        root = Path(args.workspace).expanduser() if args.workspace else _find_root(path, args.cache_dir)
         sources = None
         if args.sources:
             sources = tuple(s.strip() for s in args.sources.split(",") if s.strip())

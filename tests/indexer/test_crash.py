@@ -1,0 +1,68 @@
+"""A SIGKILL in the middle of indexing leaves the previous index intact and usable."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from indexer.types import RetrievalQuery
+from indexer.workspace import Workspace
+from tests.indexer.stdlib_repos import STDLIB, copy_stdlib
+
+
+def _wal(db: Path) -> Path:
+    return db.with_name(db.name + "-wal")
+
+
+@pytest.mark.slow
+def test_sigkill_mid_index_keeps_the_previous_index(tmp_path):
+    repo = copy_stdlib(tmp_path / "repo", "json")
+    cache = tmp_path / "cache"
+    with Workspace(repo, cache_dir=cache) as ws:
+        ws.index()
+        before_files = ws.files()
+        db = ws.db_path
+    # A big change: the standard library lands in the repository, and a full index starts.
+    (repo / "lib").mkdir()
+    for module in STDLIB.glob("*.py"):  # ~200 files, ~8 MB: far more than a second's work
+        shutil.copy2(module, repo / "lib" / module.name)
+    proc = subprocess.Popen([sys.executable, "-m", "repocomplete", "index", str(repo), "--cache-dir", str(cache),
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # Kill once the run has written a good part of its transaction to the write-ahead log.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if _wal(db).exists() and _wal(db).stat().st_size > 1_000_000:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "indexing finished before it could be killed"
+        assert _wal(db).stat().st_size > 1_000_000
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    with Workspace(repo, cache_dir=cache) as ws:
+        assert ws.files() == before_files  # nothing of the killed run is visible
+        text = (repo / "json" / "__init__.py").read_text()
+        i = text.index("_default_decoder.decode(") + len("_default_decoder.")
+        snippets = ws.retrieve(RetrievalQuery("json/__init__.py", text[:i], text[i:], sources=("definition",)))
+        assert snippets and snippets[0].filepath == "json/decoder.py"
+        # And the next run completes normally.
+        shutil.rmtree(repo / "lib")
+        (repo / "json" / "extra.py").write_text("def after_the_crash():\n    return 1\n")
+        summary = ws.index()
+        assert summary.files_indexed == 1 and ws.symbols("after_the_crash")

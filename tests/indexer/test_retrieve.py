@@ -1,0 +1,150 @@
+"""Retrieval on real code (json/ and email/ of the standard library): every source, fusion."""
+
+from __future__ import annotations
+
+import pytest
+
+from indexer.parse import parse_source
+from indexer.types import DEFAULT_SOURCES, RetrievalQuery
+from indexer.workspace import Workspace
+from tests.indexer.stdlib_repos import copy_stdlib
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    root = tmp_path_factory.mktemp("retrieve")
+    repo = copy_stdlib(root / "repo", "json", "email")
+    (repo / "tests").mkdir()
+    (repo / "tests" / "test_encoder.py").write_text(
+        "import json.encoder\n\n\ndef test_compact_separators():\n"
+        "    encoder = json.encoder.JSONEncoder(separators=(',', ':'))\n"
+        "    assert encoder.encode({'a': 1}) == '{\"a\":1}'\n")
+    with Workspace(repo, cache_dir=root / "cache") as workspace:
+        workspace.index()
+        yield workspace
+
+
+def _query(ws, path: str, marker: str, *, after: str = "", **kw) -> RetrievalQuery:
+    text = (ws.root / path).read_text()
+    i = text.index(marker) + len(after)
+    return RetrievalQuery(path, text[:i], text[i:], language="python", **kw)
+
+
+def _classes(ws, path: str) -> dict[str, list[str]]:
+    parsed = parse_source((ws.root / path).read_text(), "python")
+    out: dict[str, list[str]] = {}
+    for edge in parsed.class_parents:
+        out.setdefault(edge.class_name, []).append(edge.parent_name)
+    return out
+
+
+@pytest.mark.parametrize("source", ["import", "definition", "parent_class"])
+def test_finds_the_defining_file_of_an_imported_name(ws, source):
+    # email/mime/text.py: "from email.mime.nonmultipart import MIMENonMultipart", then calls it.
+    q = _query(ws, "email/mime/text.py", "MIMENonMultipart.__init__(", after="MIMENonMultipart.",
+               sources=(source,), budget_tokens=2000)
+    snippets = ws.retrieve(q)
+    assert snippets, source
+    top = snippets[0]
+    assert (top.filepath, top.symbol, top.source) == ("email/mime/nonmultipart.py", "MIMENonMultipart", source)
+    assert "class MIMENonMultipart" in top.body
+
+
+def test_definition_of_a_module_attribute_called_at_the_cursor(ws):
+    # email/message.py calls utils.decode_params(...): defined in email/utils.py.
+    q = _query(ws, "email/message.py", "utils.decode_params(params)", after="utils.", sources=("definition",))
+    top = ws.retrieve(q)[0]
+    assert (top.filepath, top.symbol) == ("email/utils.py", "decode_params")
+    assert top.body.startswith("def decode_params(")
+
+
+def test_child_class_files_define_subclasses(ws):
+    q = _query(ws, "email/mime/nonmultipart.py", "def attach", sources=("child_class",), budget_tokens=5000)
+    snippets = ws.retrieve(q)
+    assert len(snippets) >= 2
+    for s in snippets:
+        assert any("MIMENonMultipart" in parents for parents in _classes(ws, s.filepath).values())
+        assert s.kind == "method_names"
+
+
+def test_sibling_and_similar_name_files(ws):
+    q = _query(ws, "json/encoder.py", "def iterencode", sources=("sibling",), budget_tokens=5000)
+    siblings = ws.retrieve(q)
+    assert siblings and all(s.filepath.startswith("json/") and s.filepath != "json/encoder.py" for s in siblings)
+    q = _query(ws, "json/encoder.py", "def iterencode", sources=("similar_name",), budget_tokens=5000)
+    assert {s.filepath for s in ws.retrieve(q)} == {"tests/test_encoder.py"}
+    q = _query(ws, "tests/test_encoder.py", "encoder.encode", sources=("similar_name",), budget_tokens=5000)
+    assert {s.filepath for s in ws.retrieve(q)} == {"json/encoder.py"}
+
+
+def test_in_file_context_comes_from_after_the_cursor_and_outside_the_window(ws):
+    text = (ws.root / "json/decoder.py").read_text()
+    i = text.index("def JSONObject(")
+    window = text[max(0, i - 800):i + 200]
+    q = RetrievalQuery("json/decoder.py", text[:i], text[i:], sources=("in_file",), visible_text=window,
+                       budget_tokens=5000)
+    snippets = ws.retrieve(q)
+    assert snippets
+    cursor_line = text[:i].count("\n") + 1
+    for s in snippets:
+        assert s.filepath == "json/decoder.py" and s.start_line > cursor_line
+        assert s.body not in window
+
+
+def test_lexical_sources_find_code_like_the_last_lines_of_the_prefix(ws):
+    # A new buffer quoting a few lines of email/_parseaddr.py: BM25 and Jaccard find the original.
+    original = (ws.root / "email/_parseaddr.py").read_text().split("\n")
+    start = next(i for i, line in enumerate(original) if "def parsedate_tz(" in line)
+    prefix = "\n".join(original[start + 1:start + 8]) + "\n"
+    for source in ("bm25", "jaccard"):
+        q = RetrievalQuery("scratch.py", prefix, "", sources=(source,), visible_text="x")
+        top = ws.retrieve(q)[0]
+        assert top.filepath == "email/_parseaddr.py" and top.source == source
+        assert top.start_line <= start + 8 and top.end_line >= start + 2
+
+
+def test_lexical_sources_skip_the_current_file(ws):
+    q = _query(ws, "json/scanner.py", "def py_make_scanner", sources=("bm25", "jaccard"), visible_text="x")
+    assert all(s.filepath != "json/scanner.py" for s in ws.retrieve(q))
+
+
+@pytest.mark.parametrize("source", DEFAULT_SOURCES)
+def test_every_source_can_be_used_alone(ws, source):
+    q = _query(ws, "email/mime/text.py", "MIMENonMultipart.__init__(", sources=(source,), budget_tokens=4000,
+               visible_text="MIMENonMultipart.__init__(")
+    snippets = ws.retrieve(q)
+    assert all(s.source == source for s in snippets)
+    assert all(s.score > 0 for s in snippets)
+
+
+def test_no_sources_no_snippets_and_unknown_sources_are_refused(ws):
+    assert ws.retrieve(_query(ws, "json/decoder.py", "def JSONObject(", sources=())) == []
+    with pytest.raises(ValueError, match="unknown retrieval sources"):
+        ws.retrieve(_query(ws, "json/decoder.py", "def JSONObject(", sources=("telepathy",)))
+
+
+def test_fused_snippets_fit_the_budget_and_are_unique_per_location(ws):
+    q = _query(ws, "email/message.py", "utils.decode_params(params)", after="utils.",
+               budget_tokens=300, count_tokens=len)
+    snippets = ws.retrieve(q)
+    assert snippets
+    assert sum(len(s.body) + len(s.filepath) + 2 for s in snippets) <= 300
+    spans = [(s.filepath, s.start_line, s.end_line) for s in snippets]
+    assert len(spans) == len(set(spans))
+    scores = [s.score for s in snippets]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_default_retrieval_mixes_sources_and_hides_what_is_visible(ws):
+    q = _query(ws, "email/mime/text.py", "MIMENonMultipart.__init__(", after="MIMENonMultipart.",
+               budget_tokens=1500)
+    snippets = ws.retrieve(q)
+    assert len({s.source for s in snippets}) >= 3
+    text = (ws.root / "email/mime/text.py").read_text()
+    assert all(s.filepath != "email/mime/text.py" for s in snippets)  # the whole file is visible
+    assert not any(s.body.strip() in text for s in snippets)
+
+
+def test_definitions_of_names(ws):
+    found = ws.definitions_of(["JSONDecoder", "no_such_name_anywhere"])
+    assert [(s.filepath, s.symbol) for s in found] == [("json/decoder.py", "JSONDecoder")]

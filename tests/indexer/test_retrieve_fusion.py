@@ -1,0 +1,91 @@
+"""Golden tests of the pure retrieval pieces: fusion, deduplication, packing, Jaccard,
+module resolution, the cursor's identifiers."""
+
+from __future__ import annotations
+
+from indexer.retrieve.cursor import near_identifiers
+from indexer.retrieve.fusion import RRF_K, dedupe, fuse, pack, reciprocal_rank_fusion
+from indexer.retrieve.jaccard import jaccard
+from indexer.retrieve.proposals import ModuleMap, _normalized_stem
+from indexer.types import Snippet
+
+
+def snip(path, start, end, source="bm25", body=None, kind="lines"):
+    return Snippet(path, body or f"{path} {start}-{end}", source, 0.0, start, end, kind)
+
+
+def test_rrf_sums_reciprocal_ranks_and_keeps_the_best_ranked_copy():
+    a, b, c = snip("a.py", 1, 10), snip("b.py", 1, 10), snip("c.py", 1, 10)
+    fused = reciprocal_rank_fusion({"bm25": [a, b], "jaccard": [snip("b.py", 1, 10, "jaccard"), c]})
+    assert [s.filepath for s in fused] == ["b.py", "a.py", "c.py"]
+    assert fused[0].score == 1 / (RRF_K + 2) + 1 / (RRF_K + 1)
+    assert fused[0].source == "jaccard"  # rank 1 there, rank 2 in bm25
+
+
+def test_structural_sources_weigh_more_than_one_lexical_hit():
+    fused = reciprocal_rank_fusion({"bm25": [snip("a.py", 1, 10)],
+                                    "definition": [snip("d.py", 5, 9, "definition", kind="method_names_and_bodies")]})
+    assert fused[0].filepath == "d.py"
+
+
+def test_dedupe_drops_overlaps_visible_text_and_repeated_bodies():
+    visible = frozenset({"x = 1", "y = 2"})
+    kept = dedupe([
+        snip("a.py", 1, 10),
+        snip("a.py", 6, 15),                      # half of it is a.py:1-10: same location
+        snip("a.py", 11, 20),
+        snip("b.py", 1, 2, body="x = 1\ny = 2"),  # already in the prompt window
+        snip("c.py", 1, 10, body="a.py 1-10"),    # same text elsewhere
+    ], visible)
+    assert [(s.filepath, s.start_line) for s in kept] == [("a.py", 1), ("a.py", 11)]
+
+
+def test_a_definition_replaces_a_better_ranked_window_inside_it():
+    window = snip("a.py", 12, 21)
+    definition = snip("a.py", 10, 30, "definition", body="def f():\n    pass", kind="method_names_and_bodies")
+    kept = dedupe([window, snip("b.py", 1, 10), definition], frozenset())
+    assert [(s.filepath, s.source) for s in kept] == [("a.py", "definition"), ("b.py", "bm25")]
+
+
+def test_pack_respects_budget_and_count():
+    snippets = [snip(f"{i}.py", 1, 10, body="w " * n) for i, n in enumerate([50, 500, 30, 10])]
+    packed = pack(snippets, budget_tokens=100, count_tokens=None, max_snippets=10)
+    assert [s.filepath for s in packed] == ["0.py", "2.py", "3.py"]
+    assert len(pack(snippets, 10_000, None, max_snippets=2)) == 2
+    assert pack(snippets, 100, count_tokens=lambda text: 10_000, max_snippets=10) == []
+
+
+def test_fuse_end_to_end():
+    out = fuse({"bm25": [snip("a.py", 1, 10), snip("a.py", 3, 12)]}, visible_lines=frozenset(),
+               budget_tokens=1000, count_tokens=None, max_snippets=5)
+    assert [(s.filepath, s.start_line) for s in out] == [("a.py", 1)]
+
+
+def test_jaccard():
+    assert jaccard({"a", "b"}, {"b", "c"}) == 1 / 3
+    assert jaccard(set(), {"a"}) == 0.0
+
+
+def test_module_map_resolves_python_and_javascript_imports():
+    modules = ModuleMap(["email/utils.py", "email/mime/base.py", "email/__init__.py", "web/src/util.js",
+                         "web/src/lib/index.ts", "pkg/other/utils.py"])
+    assert modules.resolve("email.utils", "email/message.py") == ["email/utils.py"]
+    assert modules.resolve(".utils", "email/message.py") == ["email/utils.py"]
+    assert modules.resolve("..base", "email/mime/sub/x.py") == ["email/mime/base.py"]
+    assert modules.resolve("email", "x.py") == ["email/__init__.py"]
+    assert modules.resolve("./util", "web/src/app.js") == ["web/src/util.js"]
+    assert modules.resolve("../src/lib", "web/test/app.ts") == ["web/src/lib/index.ts"]
+    assert modules.resolve("numpy", "x.py") == []
+    # Ambiguous short names prefer the importer's own top-level package.
+    assert modules.resolve("utils", "pkg/main.py")[0] == "pkg/other/utils.py"
+
+
+def test_similar_names_ignore_test_affixes():
+    assert {_normalized_stem(p) for p in ("a/test_parser.py", "parser.py", "ParserTest.java",
+                                          "parser_test.go", "parser.spec.ts")} == {"parser"}
+
+
+def test_near_identifiers_nearest_first_without_keywords():
+    prefix = "import os\nvalue = compute(a)\nif ready:\n    result = helper.run("
+    assert near_identifiers(prefix, "option)\nreturn finish") == [
+        "run", "helper", "result", "option", "ready", "compute", "value", "os", "finish"]
