@@ -51,6 +51,10 @@ def create_app(settings: ServerSettings, *, engine=None) -> FastAPI:
     async def lifespan(app: FastAPI):
         owned = engine is None
         built = await asyncio.to_thread(build_engine, settings) if owned else engine
+        # One limit for clients to read: the tighter of the server's and the engine's.
+        engine_limit = getattr(getattr(built, "config", None), "max_tokens_limit", None)
+        if isinstance(engine_limit, int):
+            settings.max_tokens_limit = min(settings.max_tokens_limit, engine_limit)
         store = EventStore(settings.events_path())
         runtime = Runtime(
             settings=settings, engine=built, limiter=limiter, metrics=server_metrics, events=store,
@@ -83,6 +87,7 @@ def create_app(settings: ServerSettings, *, engine=None) -> FastAPI:
     for module in (completions, events, health, metrics, workspaces, openai):
         app.include_router(module.router)
     install_error_handlers(app)
+    _document_limits(app, settings)
     # Added last = outermost: metrics see every status, the guard runs before any body is read.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessGuard, allowed_hosts=settings.host_allowlist(), tokens=settings.tokens)
@@ -95,3 +100,20 @@ def _adapters(engine, settings: ServerSettings) -> dict[str, str]:
     config = getattr(engine, "config", None)
     paths = {**getattr(config, "adapters", {}), **settings.adapters}
     return {name: paths.get(name, "") for name in engine.backend.adapters()}
+
+
+def _document_limits(app: FastAPI, settings: ServerSettings) -> None:
+    """Put this server's configured limits into its OpenAPI schema, so the schema is the truth."""
+    plain_openapi = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = plain_openapi()  # FastAPI caches it in app.openapi_schema
+            for name in ("CompletionIn", "OpenAICompletionIn"):
+                prop = schema["components"]["schemas"][name]["properties"]["max_tokens"]
+                for variant in [prop, *prop.get("anyOf", [])]:
+                    if variant.get("type") == "integer":
+                        variant["maximum"] = settings.max_tokens_limit
+        return app.openapi_schema
+
+    app.openapi = openapi

@@ -11,6 +11,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from indexer.types import SOURCES
+
+#: A retrieval source name (``indexer.types.SOURCES``).
+SourceName = Literal[SOURCES]  # type: ignore[valid-type]
+
 
 class Tolerant(BaseModel):
     """Base for request bodies: unknown fields are accepted and dropped."""
@@ -67,7 +72,7 @@ class CompletionIn(Tolerant):
     seed: int | None = Field(None, ge=0, le=2**64 - 1)
     mode: Literal["auto", "line", "multiline"] = "auto"
     stop: list[str] | None = None
-    sources: list[str] | None = None
+    sources: list[SourceName] | None = None
     user: str | None = None
     stream: bool = False
     debug_options: DebugOptionsIn | None = None

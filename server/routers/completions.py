@@ -6,20 +6,15 @@ import uuid
 
 from fastapi import APIRouter, Depends, Request
 
-from repocomplete.errors import InvalidRequestError
 from server.errors import ERROR_RESPONSES
 from server.mapping import completion_request, completion_response
 from server.runtime import Runtime, runtime
 from server.schemas import CompletionIn, CompletionOut
-from server.streaming import sse_response
+from server.streaming import generate_pieces, sse_response, stream_doc
 
 router = APIRouter(tags=["completions"])
 
-#: OpenAPI: the streaming form of the 200 response.
-STREAM_DOC = {
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
-    "description": 'with "stream": true, server-sent events of {"id", "choices"} deltas, then [DONE]',
-}
+STREAM_DOC = stream_doc('with "stream": true, server-sent events of {"id", "choices"} deltas, then [DONE]')
 
 
 @router.post("/v1/completions", response_model=CompletionOut, responses={**ERROR_RESPONSES, 200: STREAM_DOC})
@@ -28,11 +23,9 @@ async def complete(body: CompletionIn, request: Request, rt: Runtime = Depends(r
     req = completion_request(body, rt.settings)
     deadline = rt.limiter.deadline()
     if body.stream:
-        if body.n != 1:
-            raise InvalidRequestError("streaming returns one choice: use n=1")
         stream_id = f"cmpl-{uuid.uuid4().hex[:24]}"
-        deltas = await rt.limiter.iterate(lambda: rt.engine.stream(req), cancel=req.cancel, deadline=deadline)
-        return sse_response(deltas, lambda text: {"id": stream_id, "choices": [{"index": 0, "text": text}]}, rt.metrics)
+        pieces = await generate_pieces(rt, req, request.receive, deadline)
+        return sse_response(pieces, lambda index, text: {"id": stream_id, "choices": [{"index": index, "text": text}]}, rt)
     result = await rt.limiter.call(lambda: rt.engine.complete(req), cancel=req.cancel, receive=request.receive, deadline=deadline)
     rt.metrics.observe_completion(result.timings, result.usage.completion_tokens)
     return completion_response(result)

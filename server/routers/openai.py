@@ -7,19 +7,15 @@ import uuid
 
 from fastapi import APIRouter, Depends, Request
 
-from repocomplete.errors import InvalidRequestError
 from server.errors import ERROR_RESPONSES
 from server.mapping import openai_request
 from server.runtime import Runtime, runtime
 from server.schemas import OpenAIChoice, OpenAICompletionIn, OpenAICompletionOut, OpenAIModel, OpenAIModelList, OpenAIUsage
-from server.streaming import sse_response
+from server.streaming import generate_pieces, sse_response, stream_doc
 
 router = APIRouter(prefix="/openai/v1", tags=["openai"])
 
-STREAM_DOC = {
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
-    "description": 'with "stream": true, server-sent events of text_completion chunks, then [DONE]',
-}
+STREAM_DOC = stream_doc('with "stream": true, server-sent events of text_completion chunks, then [DONE]')
 
 
 def _model_name(rt: Runtime) -> str:
@@ -33,16 +29,14 @@ async def completions(body: OpenAICompletionIn, request: Request, rt: Runtime = 
     deadline = rt.limiter.deadline()
     created, model = int(time.time()), body.model or _model_name(rt)
     if body.stream:
-        if body.n != 1:
-            raise InvalidRequestError("streaming returns one choice: use n=1")
         chunk_id = f"cmpl-{uuid.uuid4().hex[:24]}"
 
-        def chunk(text: str, finish_reason: str | None = None) -> dict:
-            choice = {"index": 0, "text": text, "finish_reason": finish_reason, "logprobs": None}
+        def chunk(index: int, text: str, finish_reason: str | None = None) -> dict:
+            choice = {"index": index, "text": text, "finish_reason": finish_reason, "logprobs": None}
             return {"id": chunk_id, "object": "text_completion", "created": created, "model": model, "choices": [choice]}
 
-        deltas = await rt.limiter.iterate(lambda: rt.engine.stream(req), cancel=req.cancel, deadline=deadline)
-        return sse_response(deltas, chunk, rt.metrics, last=chunk("", "stop"))
+        pieces = await generate_pieces(rt, req, request.receive, deadline)
+        return sse_response(pieces, chunk, rt, last=[chunk(i, "", "stop") for i in range(req.n)])
     result = await rt.limiter.call(lambda: rt.engine.complete(req), cancel=req.cancel, receive=request.receive, deadline=deadline)
     rt.metrics.observe_completion(result.timings, result.usage.completion_tokens)
     usage = result.usage
