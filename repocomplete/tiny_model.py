@@ -137,14 +137,8 @@ def build_tiny_model(
 
 
 def _save_quietly(model, tokenizer, out: Path) -> None:
-    """save_pretrained without progress bars (they would litter CLI and test output)."""
-    from transformers.utils import logging as hf_logging
+    from repocomplete.backends.transformers import quiet_progress_bars
 
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
+    with quiet_progress_bars():
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()

@@ -9,6 +9,7 @@ One lock serialises use of the model: requests are answered one at a time.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
@@ -62,8 +63,9 @@ class TransformersBackend:
             kwargs["quantization_config"] = _bnb_config(self.quantization, self.torch_dtype)
             kwargs["device_map"] = {"": self.device}
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-            model = AutoModelForCausalLM.from_pretrained(self.path, **kwargs)
+            with quiet_progress_bars():
+                self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+                model = AutoModelForCausalLM.from_pretrained(self.path, **kwargs)
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(f"cannot load model from {self.path}: {_first_line(exc)}") from None
         except (ImportError, RuntimeError) as exc:
@@ -174,7 +176,7 @@ class TransformersBackend:
         scanner = StopScanner(request.stop)
         text_so_far, reason = "", "length"
         max_new = min(request.max_tokens, self.context_length - len(prompt_ids))
-        context = model.disable_adapter() if (key is None and model is not self.base_model) else _nullcontext()
+        context = model.disable_adapter() if (key is None and model is not self.base_model) else contextlib.nullcontext()
         try:
             with torch.inference_mode(), context:
                 for step in range(max_new):
@@ -261,12 +263,18 @@ class TransformersBackend:
             raise AdapterError(f"adapter {adapter_dir} does not fit this model ({mismatch}): trained for another base model")
 
 
-class _nullcontext:
-    def __enter__(self):
-        return None
+@contextlib.contextmanager
+def quiet_progress_bars() -> Iterator[None]:
+    """Silence transformers' loading/saving progress bars (they litter CLI and server output)."""
+    from transformers.utils import logging as hf_logging
 
-    def __exit__(self, *exc):
-        return False
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _next_token(logits, temperature: float, top_p: float, generator) -> int:
