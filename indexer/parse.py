@@ -97,14 +97,21 @@ class ParsedFile:
     has_errors: bool = False
 
 
-def parse_source(text: str, language: str | None) -> ParsedFile:
-    """Parse ``text`` written in ``language`` (one of ``LANGUAGES``) and extract its symbols."""
+def parse_source(text: str, language: str | None, *, references: bool = True,
+                 context: bool = True) -> ParsedFile:
+    """Parse ``text`` written in ``language`` (one of ``LANGUAGES``) and extract its symbols.
+
+    Definitions, imports and class parents are always extracted. ``references=False`` /
+    ``context=False`` skip the references / the context items (identifiers, type
+    identifiers, strings, fields) when the caller does not need them: each is a share of the
+    extraction time.
+    """
     if language not in LANGUAGES or not text:
         return ParsedFile(language if language in LANGUAGES else None)
     source = text.encode("utf-8", "surrogatepass")
     tree = _parser(language).parse(source)
     extractor = _Extractor(language, source, text.isascii())
-    extractor.run(tree.root_node, _queries(language))
+    extractor.run(tree.root_node, _queries(language, references, context))
     result = extractor.result
     result.has_errors = tree.root_node.has_error
     return result
@@ -138,8 +145,11 @@ SECTION_MARKER = "; == references and context =="
 
 
 @lru_cache(maxsize=None)
-def _queries(language: str):
-    """(tags query, references-and-context query) of ``language``."""
+def _queries(language: str, references: bool = True, context_items: bool = True):
+    """(tags query, references-and-context query or None) of ``language``.
+
+    The second query keeps only the patterns asked for (a disabled pattern costs nothing).
+    """
     from tree_sitter import Query
     from tree_sitter_language_pack import get_language
 
@@ -148,7 +158,16 @@ def _queries(language: str):
     if any(f"@{group}" in context for group in ("import", "definition.", "parent.", "receiver")):
         raise ValueError(f"{language}.scm: tags captures after {SECTION_MARKER!r}")
     grammar = get_language(GRAMMARS[language])
-    return Query(grammar, tags), Query(grammar, context)
+    if not (references or context_items):
+        return Query(grammar, tags), None
+    single = Query(grammar, context)
+    for index in range(single.pattern_count):
+        pattern = context.encode("utf-8")[single.start_byte_for_pattern(index):
+                                          single.end_byte_for_pattern(index)]
+        wanted = references if b"@name.reference." in pattern else context_items
+        if not wanted:
+            single.disable_pattern(index)
+    return Query(grammar, tags), single
 
 
 def _query_sections(language: str) -> tuple[str, str]:
@@ -196,6 +215,8 @@ class _Extractor:
                 self._dispatch(name, nodes, captures)
         self._finish_definitions()
         self.result.imports = _merge_imports(self._imports)
+        if context is None:
+            return
         # Calls first: a call is also an attribute or identifier, and keeps the kind "call".
         captured = _run(context, root, grouped=False)
         for name in sorted(captured, key=lambda n: n != "name.reference.call"):
@@ -291,16 +312,16 @@ class _Extractor:
     def _add_context(self, kind: str, nodes: list) -> None:
         result = self.result
         if kind in ("identifier", "type"):
-            # Unique names at their first line; decode only the unique ones. Captures come
-            # grouped by pattern, not in file order, hence min().
-            first: dict[bytes, int] = {}
+            # Unique names at their first line: captures come in document order, so the
+            # first node of each text is its first occurrence. Decode only unique ones.
+            first: dict[bytes, object] = {}
             for node in nodes:
                 text = node.text
-                line = node.start_point[0] + 1
-                if line < first.get(text, 1 << 30):
-                    first[text] = line
+                if text not in first:
+                    first[text] = node
             target = result.identifiers if kind == "identifier" else result.type_identifiers
-            target.extend((text.decode("utf-8", "replace"), line) for text, line in first.items())
+            target.extend((text.decode("utf-8", "replace"), node.start_point[0] + 1)
+                          for text, node in first.items())
             target.sort(key=lambda item: item[1])
         elif kind in ("string", "field"):
             target = result.string_literals if kind == "string" else result.field_declarations
