@@ -312,12 +312,13 @@ class _Extractor:
     def _add_context(self, kind: str, nodes: list) -> None:
         result = self.result
         if kind in ("identifier", "type"):
-            # Unique names at their first line: captures come in document order, so the
-            # first node of each text is its first occurrence. Decode only unique ones.
+            # Unique names at their first occurrence (captures are grouped by pattern, not
+            # in document order, hence the comparison). Decode only the unique ones.
             first: dict[bytes, object] = {}
             for node in nodes:
                 text = node.text
-                if text not in first:
+                seen = first.get(text)
+                if seen is None or node.start_byte < seen.start_byte:
                     first[text] = node
             target = result.identifiers if kind == "identifier" else result.type_identifiers
             target.extend((text.decode("utf-8", "replace"), node.start_point[0] + 1)

@@ -189,6 +189,24 @@ def test_definition_text_and_context_items():
     assert dict(parsed.identifiers)["square"] == 16        # first use
 
 
+def test_context_items_are_unique_at_their_first_line():
+    parsed = parse_source((FIXTURES / "shapes.js").read_text(), "javascript")
+    lines = dict(parsed.identifiers)
+    assert len(lines) == len(parsed.identifiers)
+    assert (lines["Shape"], lines["radius"], lines["fs"]) == (1, 6, 3)
+
+
+def test_references_and_context_can_be_skipped():
+    text = (FIXTURES / "shapes.py").read_text()
+    full = parse_source(text, "python")
+    lean = parse_source(text, "python", references=False, context=False)
+    assert lean.definitions == full.definitions and lean.imports == full.imports
+    assert lean.class_parents == full.class_parents
+    assert lean.references == [] and lean.identifiers == [] and full.references
+    only_context = parse_source(text, "python", references=False)
+    assert only_context.identifiers == full.identifiers and only_context.references == []
+
+
 def test_unknown_language_and_empty_text_give_empty_results():
     assert parse_source("whatever", None).definitions == []
     assert parse_source("whatever", "cobol").language is None
