@@ -321,9 +321,9 @@ class _Extractor:
                 if seen is None or node.start_byte < seen.start_byte:
                     first[text] = node
             target = result.identifiers if kind == "identifier" else result.type_identifiers
+            ordered = sorted(first.items(), key=lambda item: item[1].start_byte)
             target.extend((text.decode("utf-8", "replace"), node.start_point[0] + 1)
-                          for text, node in first.items())
-            target.sort(key=lambda item: item[1])
+                          for text, node in ordered)
         elif kind in ("string", "field"):
             target = result.string_literals if kind == "string" else result.field_declarations
             target.extend((_text(n), n.start_point[0] + 1) for n in nodes)
