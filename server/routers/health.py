@@ -12,7 +12,8 @@ from server.schemas import HealthOut, ServerSettingOut
 router = APIRouter(tags=["health"])
 
 
-@router.api_route("/v1/health", methods=["GET", "POST"], response_model=HealthOut)
+@router.get("/v1/health", response_model=HealthOut, operation_id="health")
+@router.post("/v1/health", response_model=HealthOut, operation_id="health_post")  # Tabby's agent falls back to POST
 async def health(rt: Runtime = Depends(runtime)) -> HealthOut:
     """Liveness and what is served; never waits on the model (no token needed)."""
     return HealthOut(

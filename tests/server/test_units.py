@@ -1,0 +1,121 @@
+"""Fast unit tests: Tabby's recorded bodies against our schemas, the guard's parsers, limiter, event store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from repocomplete.errors import OverloadedError
+from server.app import create_app
+from server.auth import bearer_token, host_name, token_is_valid
+from server.errors import QueueTimeoutError
+from server.events import EventStore
+from server.limits import Limiter
+from server.mapping import completion_request
+from server.schemas import CompletionIn, EventIn, SegmentsIn
+from server.settings import ServerSettings, is_loopback
+
+FIXTURES = Path(__file__).parent / "fixtures" / "tabby"
+
+
+def fixture(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
+@pytest.mark.parametrize("name", ["completion_lsp.json", "completion_full_context.json"])
+def test_tabby_completion_bodies_validate_and_lose_nothing(name):
+    body = fixture(name)
+    assert set(body["segments"]) <= set(SegmentsIn.model_fields), "a field Tabby sends would be ignored"
+    request = completion_request(CompletionIn.model_validate(body), ServerSettings())
+    segments = body["segments"]
+    assert request.language == body["language"]
+    assert (request.segments.prefix, request.segments.suffix) == (segments["prefix"], segments["suffix"])
+    assert request.segments.filepath == segments.get("filepath")
+    assert request.segments.git_url == segments.get("git_url")
+    assert request.segments.clipboard == segments.get("clipboard")
+    assert [d.body for d in request.segments.declarations] == [d["body"] for d in segments.get("declarations", [])]
+    changed = segments.get("relevant_snippets_from_changed_files", [])
+    assert [(s.filepath, s.body, s.score) for s in request.segments.snippets] == [(s["filepath"], s["body"], s["score"]) for s in changed]
+
+
+@pytest.mark.parametrize("name", ["event_view.json", "event_select.json"])
+def test_tabby_event_bodies_validate(name):
+    recorded = fixture(name)
+    event = EventIn.model_validate(recorded["body"])
+    assert event.model_dump(exclude_none=True) == {**recorded["body"], "choice_index": recorded["body"]["choice_index"]}
+
+
+def test_every_route_the_agent_called_exists():
+    documented = create_app(ServerSettings()).openapi()["paths"]
+    for call in json.loads((FIXTURES / "requests.json").read_text()):
+        method, _, url = call.partition(" ")
+        assert method.lower() in documented.get(url.partition("?")[0], {}), call
+
+
+def test_tabby_raw_prompt_replaces_segments():
+    body = CompletionIn.model_validate({"segments": {"prefix": "ignored"}, "debug_options": {"raw_prompt": "<raw>"}})
+    request = completion_request(body, ServerSettings())
+    assert request.segments.prefix == "<raw>" and request.debug_options.raw_prompt
+
+
+@pytest.mark.parametrize(("header", "name"), [("127.0.0.1:8765", "127.0.0.1"), ("LocalHost", "localhost"),
+                                              ("[::1]:80", "[::1]"), ("evil.com:8765", "evil.com"), ("", "")])
+def test_host_name(header, name):
+    assert host_name(header) == name
+
+
+def test_bearer_tokens():
+    assert bearer_token("Bearer abc ") == "abc" and bearer_token("bearer abc") == "abc"
+    assert bearer_token("Basic abc") is None and bearer_token("Bearer ") is None
+    assert token_is_valid("b", ["a", "b"]) and not token_is_valid("c", ["a", "b"]) and not token_is_valid(None, ["a"])
+
+
+def test_loopback_settings():
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost") and not is_loopback("0.0.0.0")
+    assert ServerSettings(host="0.0.0.0").host_allowlist() is None
+    assert "localhost" in ServerSettings().host_allowlist()
+    assert ServerSettings(host="0.0.0.0", allowed_hosts=["Box.lan"]).host_allowlist() == {"box.lan"}
+
+
+def test_limiter_queues_then_refuses_then_times_out():
+    async def scenario():
+        limiter = Limiter(max_concurrency=1, max_queue=1, timeout_s=0.3)
+        release = threading.Event()
+        first = asyncio.ensure_future(limiter.call(release.wait, cancel=threading.Event(), receive=_never, deadline=time.monotonic() + 5))
+        await asyncio.sleep(0.05)
+        queued = asyncio.ensure_future(limiter.acquire(time.monotonic() + 0.2))
+        await asyncio.sleep(0.05)
+        assert (limiter.running, limiter.waiting) == (1, 1)
+        with pytest.raises(OverloadedError) as refused:
+            await limiter.acquire(time.monotonic() + 1)
+        assert refused.value.http_status == 429 and refused.value.retry_after_s >= 1
+        with pytest.raises(QueueTimeoutError):
+            await queued
+        release.set()
+        assert await first is True
+        await asyncio.sleep(0.05)
+        assert (limiter.running, limiter.waiting) == (0, 0)
+        limiter.shutdown()
+
+    asyncio.run(scenario())
+
+
+async def _never():
+    await asyncio.sleep(3600)
+
+
+def test_event_store_acceptance_rate(tmp_path):
+    store = EventStore(tmp_path / "events.sqlite")
+    for event in ({"type": "view", "completion_id": "a"}, {"type": "view", "completion_id": "a"},
+                  {"type": "view", "completion_id": "b"}, {"type": "partial", "completion_id": "b", "accepted_chars": 3},
+                  {"type": "dismiss", "completion_id": "a"}):
+        store.add(event)
+    assert store.acceptance_rate() == 0.5
+    assert store.counts() == {"view": 3, "partial": 1, "dismiss": 1}
+    assert store.recent(1)[0]["type"] == "dismiss"
+    store.close()
