@@ -46,11 +46,18 @@ def expected_text() -> str:
     return engine.complete(CompletionRequest(segments, language="python")).choices[0].text
 
 
-def test_tabby_agent_lsp_completion_comes_from_our_server(serve, tmp_path, repo):
+@pytest.fixture
+def setup(serve, tmp_path, repo):
+    """(agent cli.js, a real server with a token serving ``repo``, a HOME whose agent config points at it)."""
     cli = agent_cli()
     served = serve("--workspace", str(repo), token=TOKEN, env={"REPOCOMPLETE_FAKE_TEXT": FAKE_TEXT})
     home = tmp_path / "home"
     write_agent_config(home, served.url, TOKEN)
+    return cli, served, home
+
+
+def test_tabby_agent_lsp_completion_comes_from_our_server(setup, repo):
+    cli, served, home = setup
     agent = LspAgent(cli, home)
     try:
         items = lsp_complete(agent, (repo / "calc.py").as_uri())
@@ -63,11 +70,8 @@ def test_tabby_agent_lsp_completion_comes_from_our_server(serve, tmp_path, repo)
     assert served.metric("repocomplete_requests_total", route="/v1/completions", method="POST", status="200") >= 1
 
 
-def test_tabby_agent_events_reach_our_store(serve, tmp_path, repo):
-    cli = agent_cli()
-    served = serve("--workspace", str(repo), token=TOKEN, env={"REPOCOMPLETE_FAKE_TEXT": FAKE_TEXT})
-    home = tmp_path / "home"
-    write_agent_config(home, served.url, TOKEN)
+def test_tabby_agent_events_reach_our_store(setup, repo):
+    cli, served, home = setup
     agent = JsonLinesAgent(cli, home)
     try:
         assert agent.call("initialize", {"clientProperties": {"session": {"client": "repocomplete-tests"}}})
