@@ -3,7 +3,8 @@
 Each suite module (``evals/<suite>.py``) provides ``NAME``, ``DESCRIPTION``,
 ``PRIMARY_METRIC``, ``add_arguments(parser)``, ``load(args) -> samples`` and
 ``run(samples, args, completer, log) -> records``; optionally ``finalize(summary, records, args)``
-to add suite-specific numbers and ``self_check_ok(summary)`` for ``--self-check`` runs.
+to add suite-specific numbers, ``self_check_ok(summary)`` for ``--self-check`` runs and
+``needs_model(args)`` when some runs need no model (then none is loaded).
 This module does the rest: the model, the run folder, resuming, the report.
 """
 
@@ -81,7 +82,8 @@ def run_suite(suite: ModuleType, args: argparse.Namespace) -> tuple[dict, Path]:
     spec = ModelSpec(args.model, args.backend, args.adapter, args.server, args.token)
     args.adapter_name = spec.adapter_name
     self_check = bool(getattr(args, "self_check", False))
-    label = "self-check" if self_check else spec.label()
+    model_free = self_check or (hasattr(suite, "needs_model") and not suite.needs_model(args))
+    label = "self-check" if self_check else "retrieval-only" if model_free else spec.label()
     out = args.out or Path("runs") / suite.NAME / _slug(label)
     fingerprint = _fingerprint(args)
     args.run_dir = out  # suites keep their indexes and scratch files in the run folder
@@ -89,7 +91,7 @@ def run_suite(suite: ModuleType, args: argparse.Namespace) -> tuple[dict, Path]:
     if not samples:
         raise RepocompleteError(f"suite {suite.NAME}: no samples to run (check the data or the repository)")
     _claim_run_folder(out, fingerprint)
-    completer = None if self_check else build_completer(spec)
+    completer = None if model_free else build_completer(spec)
     log = ResultLog(out / "samples.jsonl")
     started = time.perf_counter()
     records = suite.run(samples, args, completer, log)
