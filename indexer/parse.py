@@ -37,7 +37,7 @@ _MAX_SIGNATURE_CHARS = 400
 QUERIES_DIR = Path(__file__).with_name("queries")
 
 
-@dataclass
+@dataclass(slots=True)
 class Definition:
     """A named definition; lines are 1-based and inclusive."""
 
@@ -50,7 +50,7 @@ class Definition:
     body: str            # full text of the definition
 
 
-@dataclass
+@dataclass(slots=True)
 class Reference:
     """A use of a name: ``line`` 1-based, ``col`` 0-based in characters."""
 
@@ -60,7 +60,7 @@ class Reference:
     kind: str = "call"   # call, type, attribute, ...
 
 
-@dataclass
+@dataclass(slots=True)
 class Import:
     """One imported module (as written: dotted, relative, quoted path, ...)."""
 
@@ -70,7 +70,7 @@ class Import:
     alias: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class ClassParent:
     """``class_name`` extends or implements ``parent_name`` (generic arguments removed)."""
 
@@ -79,7 +79,7 @@ class ClassParent:
     line: int
 
 
-@dataclass
+@dataclass(slots=True)
 class ParsedFile:
     """Everything the indexer keeps about one file's syntax."""
 
@@ -211,8 +211,14 @@ class _Extractor:
     def run(self, root, queries) -> None:
         tags, context = queries
         for _, captures in _run(tags, root, grouped=True):
-            for name, nodes in captures.items():
-                self._dispatch(name, nodes, captures)
+            if "import" in captures:
+                self._add_import(captures["import"][0], captures)
+            elif "parent.child" in captures:
+                self._add_parents(captures)
+            else:
+                for name, nodes in captures.items():
+                    if name.startswith("name.definition."):
+                        self._add_definition(name[16:], nodes[0], captures)
         self._finish_definitions()
         self.result.imports = _merge_imports(self._imports)
         if context is None:
@@ -227,21 +233,11 @@ class _Extractor:
                 self._add_references(name[len("name.reference."):], captured[name])
         self.result.references.sort(key=lambda r: (r.line, r.col))
 
-    def _dispatch(self, name: str, nodes: list, captures: dict[str, list]) -> None:
-        if name.startswith("name.definition."):
-            kind = name[len("name.definition."):]
-            outer = captures.get("definition." + kind)
-            if outer:
-                receiver = captures.get("receiver")
-                self._add_definition(nodes[0], outer[0], kind,
-                                     _text(receiver[0]) if receiver else None)
-        elif name == "import":
-            self._add_import(nodes[0], captures)
-        elif name == "parent.child":
-            child = _text(nodes[0])
-            for parent in captures.get("parent.name", ()):
-                self.result.class_parents.append(
-                    ClassParent(child, _strip_generics(_text(parent)), parent.start_point[0] + 1))
+    def _add_parents(self, captures: dict[str, list]) -> None:
+        child = _text(captures["parent.child"][0])
+        for parent in captures.get("parent.name", ()):
+            self.result.class_parents.append(
+                ClassParent(child, _strip_generics(_text(parent)), parent.start_point[0] + 1))
 
     def _add_references(self, kind: str, nodes: list) -> None:
         seen = self._seen_references
@@ -252,17 +248,37 @@ class _Extractor:
                 seen.add((row, col))
                 append(Reference(_text(node), row + 1, self._column(row, col), kind))
 
-    def _add_definition(self, name_node, node, kind: str, receiver: str | None) -> None:
+    def _add_definition(self, kind: str, name_node, captures: dict[str, list]) -> None:
+        outer = captures.get("definition." + kind)
+        if not outer:
+            return
+        node = outer[0]
         name = _text(name_node).lstrip(":")     # Ruby's attr_reader :name
         if not name:
             return
-        body = _text(node)
+        receiver = captures.get("receiver")
+        start, end = node.start_byte, node.end_byte
         # A node ending at column 0 (a #define's newline) ends on the line before.
+        start_row = node.start_point[0]
         end_row, end_col = node.end_point
-        end_line = max(node.start_point[0] + 1, end_row + (1 if end_col else 0))
-        definition = Definition(name, kind, node.start_point[0] + 1, end_line,
-                                receiver, _signature(node, body), body)
-        self._defs.append((node.start_byte, -node.end_byte, len(self._defs), definition))
+        end_line = max(start_row + 1, end_row + (1 if end_col else 0))
+        definition = Definition(name, kind, start_row + 1, end_line,
+                                _text(receiver[0]) if receiver else None,
+                                self._signature(node), self.source[start:end].decode("utf-8", "replace"))
+        self._defs.append((start, -end, len(self._defs), definition))
+
+    def _signature(self, node) -> str:
+        """Text of ``node`` before its body (the header), at most a few hundred characters."""
+        block = node.child_by_field_name("body")
+        start = node.start_byte
+        limit = min(node.end_byte, start + 4 * _MAX_SIGNATURE_CHARS)
+        if block is not None and block.start_byte > start:
+            end = min(block.start_byte, limit)
+        else:
+            end = self.source.find(b"\n", start, limit)      # no body: the first line
+            end = limit if end < 0 else end
+        header = self.source[start:end].decode("utf-8", "replace")
+        return header.rstrip().rstrip("{").rstrip()[:_MAX_SIGNATURE_CHARS]
 
     def _finish_definitions(self) -> None:
         """Sort by position, set ``parent`` from nesting, turn functions in classes to methods."""
@@ -352,19 +368,6 @@ def _merge_imports(imports: dict[tuple, Import]) -> list[Import]:
 
 def _text(node) -> str:
     return node.text.decode("utf-8", "replace")
-
-
-def _signature(node, body: str) -> str:
-    """Text of ``node`` before its body (the header), trimmed to a few lines."""
-    block = node.child_by_field_name("body")
-    if block is not None and block.start_byte > node.start_byte:
-        header = body.encode("utf-8")[: block.start_byte - node.start_byte].decode("utf-8", "replace")
-    else:
-        header = body.split("\n", 1)[0]
-    header = header.rstrip().rstrip("{").rstrip()
-    if len(header) > _MAX_SIGNATURE_CHARS:
-        header = header[:_MAX_SIGNATURE_CHARS]
-    return header
 
 
 def _unquote(text: str) -> str:
