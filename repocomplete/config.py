@@ -59,6 +59,7 @@ class EngineConfig:
     sources: list[str] | None = setting(None, "retrieval sources to use (default: indexer.types.DEFAULT_SOURCES)")
     cache_dir: str | None = setting(None, "cache directory (built models, indexes); default ~/.cache/repocomplete")
     kv_cache: bool = setting(True, "reuse the KV cache of the unchanged prompt prefix between requests")
+    threads: int | None = setting(None, "CPU threads for the transformers backend (default: torch's; 1 is fastest on a busy machine)")
     max_input_chars: int = setting(1_000_000, "largest prefix + suffix accepted, characters (larger: request too large)")
     max_tokens_limit: int = setting(1024, "largest max_tokens a request may ask for")
     fake_text: str = setting("pass\n", "fake backend: the text it generates (cycled to max_tokens)")

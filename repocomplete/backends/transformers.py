@@ -46,9 +46,13 @@ class TransformersBackend:
         load_in_8bit: bool = False,
         kv_cache: bool = True,
         label: str | None = None,
+        threads: int | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if threads:
+            torch.set_num_threads(threads)  # process-wide: torch has no per-model thread pool
 
         self.path = Path(model_path)
         self.model_name = self.path.name
@@ -91,7 +95,8 @@ class TransformersBackend:
 
         resolved = resolve_model(config.model, cache=config.cache_dir)
         return cls(resolved.path, device=config.device, dtype=config.dtype, load_in_4bit=config.load_in_4bit,
-                   load_in_8bit=config.load_in_8bit, kv_cache=config.kv_cache, label=resolved.label)
+                   load_in_8bit=config.load_in_8bit, kv_cache=config.kv_cache, label=resolved.label,
+                   threads=config.threads)
 
     # -- protocol ------------------------------------------------------------------------
 
