@@ -147,6 +147,13 @@ def classify(root: Path, relpath: str, config: WalkConfig | None = None) -> Walk
     """
     config = config or WalkConfig()
     abspath = root / relpath
+    if relpath.endswith("/"):
+        # A directory entry: an embedded repository (git) or an unreadable directory.
+        try:
+            with os.scandir(abspath):
+                return None
+        except OSError:
+            return WalkEntry(relpath.rstrip("/"), abspath, 0, 0.0, None, "unreadable")
     entry = WalkEntry(relpath, abspath, 0, 0.0, language_for_path(relpath))
     reason = path_skip_reason(relpath)
     if reason:
@@ -336,7 +343,9 @@ def _walk_dir(root: Path, reldir: str, specs: list[tuple[str, pathspec.GitIgnore
         with os.scandir(directory) as it:
             children = sorted(it, key=lambda e: e.name)
     except OSError:
-        return      # unreadable directory: git skips it too (with a warning)
+        if reldir:
+            found.append(reldir + "/")     # reported by classify() as "unreadable"
+        return
     spec = _load_spec(directory / ".gitignore")
     if spec is not None:
         specs = specs + [(reldir, spec)]

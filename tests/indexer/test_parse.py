@@ -156,6 +156,19 @@ CALLS = {
 }
 
 
+@pytest.mark.parametrize(("path", "first_line", "expected"), [
+    ("pkg/mod.py", None, "python"), ("types.pyi", None, "python"), ("a.mjs", None, "javascript"),
+    ("a.ts", None, "typescript"), ("a.tsx", None, "tsx"), ("A.java", None, "java"),
+    ("main.go", None, "go"), ("lib.rs", None, "rust"), ("x.h", None, "c"), ("x.hpp", None, "cpp"),
+    ("X.cs", None, "csharp"), ("Rakefile", None, "ruby"), ("i.php", None, "php"),
+    ("b.gradle.kts", None, "kotlin"), ("analysis.R", None, "r"), ("m.rkt", None, "racket"),
+    ("bin/tool", "#!/usr/bin/env python3", "python"), ("bin/run", "#!/usr/bin/node", "javascript"),
+    ("script", "#lang racket/base", "racket"), ("README.md", None, None), ("Makefile", None, None),
+])
+def test_language_for_path(path, first_line, expected):
+    assert language_for_path(path, first_line) == expected
+
+
 def test_every_language_has_a_fixture():
     covered = {language_for_path(name) for name in GOLDEN}
     assert covered == set(LANGUAGES)

@@ -197,6 +197,22 @@ def test_unreadable_file_via_read_error(tmp_path, monkeypatch):
     assert by_path(walk(tmp_path))["locked.py"].skipped == "unreadable"
 
 
+def test_unreadable_directory_is_reported(tmp_path, monkeypatch):
+    write(tmp_path, "ok/a.py")
+    write(tmp_path, "locked/b.py")
+    real_scandir = os.scandir
+
+    def guarded_scandir(path):
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", guarded_scandir)
+    entries = by_path(walk(tmp_path, WalkConfig(use_git=False)))
+    assert entries["locked"].skipped == "unreadable"
+    assert entries["ok/a.py"].skipped is None and "locked/b.py" not in entries
+
+
 def test_file_vanishing_mid_walk(tmp_path):
     for name in ("a.py", "b.py", "c.py"):
         write(tmp_path, name)
