@@ -1,0 +1,199 @@
+"""Typed configuration of a pretraining run, read from one TOML file.
+
+The TOML has sections ``[corpus]``, ``[tokenizer]``, ``[data]``, ``[model]``, ``[train]``,
+``[export]``; a ``[gpu.<section>]`` table overrides keys when CUDA is available, so one
+command trains the small CPU model here and a larger variant on a GPU host.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from repocomplete.errors import RepocompleteError
+
+
+class PretrainConfigError(RepocompleteError):
+    """The pretraining config is missing, malformed or names an unknown key."""
+
+
+@dataclass
+class CorpusConfig:
+    #: Python standard library (PSF-2.0); its ``test/`` folder is included unless listed here.
+    stdlib_root: str = "/root/.pyenv/versions/3.11.7/lib/python3.11"
+    #: Installed packages; only distributions with a permissive license are read.
+    site_packages: str = "/work/main/.venv/lib/python3.11/site-packages"
+    #: Racket's collects and distribution packages (info.rkt license must be MIT/Apache).
+    racket_root: str = "/usr/share/racket"
+    #: Stdlib packages never trained on: the repository evals run on them.
+    eval_heldout: list[str] = field(default_factory=lambda: [
+        "email", "json", "http", "logging", "asyncio", "xml", "urllib", "sqlite3", "unittest",
+        "concurrent", "importlib", "tomllib", "zoneinfo", "wsgiref",
+    ])
+    #: Stdlib sub-folders skipped entirely (build artefacts, data, tool scripts).
+    stdlib_exclude: list[str] = field(default_factory=lambda: [
+        "site-packages", "lib2to3/tests", "idlelib/idle_test", "test/test_lib2to3", "turtledemo",
+        "ensurepip", "config-3.11-x86_64-linux-gnu",
+    ])
+    #: HumanEval and the infilling sets: any corpus file containing one of their functions is dropped.
+    humaneval_dir: str = "/work/shared/data/humaneval"
+    extensions: list[str] = field(default_factory=lambda: [".py", ".rkt"])
+    max_file_bytes: int = 200_000
+    #: Caps keep one huge distribution (torch) from dominating the mix.
+    max_bytes_per_dist: int = 1_500_000
+    max_bytes_site_packages: int = 70_000_000
+    max_bytes_stdlib_tests: int = 6_000_000
+    max_bytes_racket: int = 12_000_000
+    #: Percent of files (by path hash) held out as the test/validation split.
+    test_percent: float = 2.0
+    seed: int = 0
+
+
+@dataclass
+class TokenizerConfig:
+    vocab_size: int = 8192
+    #: Bytes of corpus text the BPE merges are learned from (a hash-chosen sample of files).
+    train_bytes: int = 25_000_000
+    min_frequency: int = 2
+
+
+@dataclass
+class DataConfig:
+    block_size: int = 1024
+    #: Shares of sample kinds (normalised): FIM with repository context, FIM alone, plain document.
+    repo_fim_share: float = 0.5
+    fim_share: float = 0.25
+    doc_share: float = 0.25
+    #: Of FIM samples, the share in suffix-prefix-middle order.
+    spm_share: float = 0.3
+    #: Middle kinds (normalised): rest of line, whole line, short block (2-6 lines), random span.
+    rest_of_line: float = 0.4
+    whole_line: float = 0.3
+    short_block: float = 0.2
+    random_span: float = 0.1
+    #: Token budgets of one FIM sample's parts (converted to chars with the measured ratio).
+    prefix_tokens: int = 550
+    suffix_tokens: int = 150
+    context_tokens: int = 280
+    #: One FIM sample per this many characters of a file (at least one, at most max_samples_per_file).
+    chars_per_sample: int = 2500
+    max_samples_per_file: int = 12
+    seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    hidden_size: int = 256
+    intermediate_size: int = 704
+    num_hidden_layers: int = 6
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 4
+    max_position_embeddings: int = 2048
+    rope_theta: float = 10000.0
+    tie_word_embeddings: bool = True
+    initializer_range: float = 0.02
+
+
+@dataclass
+class TrainConfig:
+    micro_batch: int = 8
+    grad_accum: int = 1
+    max_steps: int = 2400
+    lr: float = 2e-3
+    min_lr: float = 2e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    #: "bf16" autocast (CPU ~2x faster here), "fp32", or "auto" (bf16 on CPU and CUDA).
+    precision: str = "bf16"
+    compile: bool = True
+    threads: int = 2
+    eval_every: int = 100
+    eval_batches: int = 8
+    log_every: int = 10
+    checkpoint_minutes: float = 5.0
+    #: Also checkpoint every N steps (0 = off); the tests use it.
+    checkpoint_every: int = 0
+    seed: int = 1337
+
+
+@dataclass
+class ExportConfig:
+    out_dir: str = "repocomplete/assets/default-model"
+    max_shard_size: str = "16MB"
+    max_total_mb: float = 40.0
+    #: Weights dtype on disk: float32 (fastest batch-1 generation on CPU) or bfloat16 (half the size).
+    dtype: str = "float32"
+
+
+@dataclass
+class PretrainConfig:
+    #: Run directory (corpus, tokenizer, data, checkpoints); outside the repository.
+    run_dir: str = "/work/pretrain-runs/default-model"
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def stage_hash(self, *sections: str) -> str:
+        """A short hash of the named sections: a stage is redone when its inputs change."""
+        data = {name: dataclasses.asdict(getattr(self, name)) for name in sections}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _fill(cls, values: dict[str, Any], where: str):
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise PretrainConfigError(
+            f"unknown key(s) {', '.join(unknown)} in [{where}]; valid: {', '.join(sorted(known))}"
+        )
+    return cls(**values)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+SECTIONS = {
+    "corpus": CorpusConfig, "tokenizer": TokenizerConfig, "data": DataConfig,
+    "model": ModelConfig, "train": TrainConfig, "export": ExportConfig,
+}
+
+
+def load_pretrain_config(path: str | Path | None, *, gpu: bool = False,
+                         overrides: dict[str, Any] | None = None) -> PretrainConfig:
+    """Read a TOML config; with ``gpu`` the ``[gpu.*]`` tables override the CPU values."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise PretrainConfigError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise PretrainConfigError(f"config {path} is not valid TOML: {exc}") from None
+    gpu_raw = raw.pop("gpu", {})
+    if gpu:
+        raw = _merge(raw, gpu_raw)
+    raw = _merge(raw, overrides or {})
+    top = {k: v for k, v in raw.items() if k not in SECTIONS}
+    sections = {name: _fill(cls, raw.get(name, {}), name) for name, cls in SECTIONS.items()}
+    return _fill(PretrainConfig, {**top, **sections}, "top level")

@@ -1,0 +1,111 @@
+"""Export a checkpoint as the embedded default model (``repocomplete/assets/default-model``).
+
+``save_pretrained`` in safetensors shards of at most 16 MB plus the tokenizer and a
+``MODEL_CARD.md``, written to a temporary directory, verified (size, loads with
+``AutoModelForCausalLM``/``AutoTokenizer``, one forward pass), then swapped into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from repocomplete.errors import RepocompleteError
+from training.pretrain.config import PretrainConfig
+from training.pretrain.model import build_model, count_parameters
+
+
+class ExportError(RepocompleteError):
+    """The checkpoint cannot be exported (missing, too large, does not load)."""
+
+
+def load_checkpoint_model(cfg: PretrainConfig, run_dir: Path, which: str = "best"):
+    """(model, tokenizer, checkpoint state) from ``best.pt`` (or ``last.pt`` when there is no best)."""
+    import torch
+
+    from training.pretrain.tokenizer import load_tokenizer
+
+    ckpt_dir = run_dir / "checkpoints"
+    path = ckpt_dir / f"{which}.pt"
+    if not path.exists():
+        path = ckpt_dir / "last.pt"
+    if not path.exists():
+        raise ExportError(f"no checkpoint in {ckpt_dir}: train first")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    tokenizer = load_tokenizer(run_dir / "tokenizer")
+    model = build_model(cfg.model, len(tokenizer), eos_token_id=tokenizer.eos_token_id,
+                        pad_token_id=tokenizer.pad_token_id)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    return model, tokenizer, {**ckpt["state"], "checkpoint": path.name}
+
+
+def _dir_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+
+
+def verify(model_dir: Path) -> int:
+    """Load with the Auto classes (as serving does) and run one forward pass; returns parameter count."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    for token in ("<|rc:prefix|>", "<|rc:suffix|>", "<|rc:middle|>", "<|rc:file|>", "<|rc:repo|>", "<|rc:end|>"):
+        if len(tokenizer(token, add_special_tokens=False)["input_ids"]) != 1:
+            raise ExportError(f"exported tokenizer splits {token}")
+    ids = tokenizer("<|rc:prefix|>def add(a, b):\n    return<|rc:suffix|>\n<|rc:middle|>", return_tensors="pt")
+    with torch.no_grad():
+        model(**ids)
+    return count_parameters(model)
+
+
+def export_model(cfg: PretrainConfig, run_dir: Path, out_dir: Path, *, which: str = "best",
+                 measurements: dict | None = None, log=print) -> dict:
+    """Write the model directory atomically; returns what was exported."""
+    from training.pretrain.card import write_model_card
+
+    model, tokenizer, state = load_checkpoint_model(cfg, run_dir, which)
+    out_dir = out_dir.resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".default-model-", dir=out_dir.parent))
+    try:
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        if cfg.export.dtype == "bfloat16":
+            import torch
+
+            model = model.to(torch.bfloat16)
+        model.save_pretrained(str(tmp), max_shard_size=cfg.export.max_shard_size)
+        tokenizer.save_pretrained(str(tmp))
+        params = verify(tmp)
+        info = {"parameters": params, "step": state["step"], "tokens_seen": state["tokens_seen"],
+                "train_seconds": round(state["train_seconds"]), "best_val_loss": state["best_val_loss"],
+                "checkpoint": state["checkpoint"], "history": state["history"]}
+        (tmp / "training_state.json").write_text(json.dumps(info, indent=1))
+        measured = measurements
+        if measured is None and (run_dir / "measurements.json").exists():
+            measured = json.loads((run_dir / "measurements.json").read_text())
+        write_model_card(tmp / "MODEL_CARD.md", cfg, run_dir, info, measured or {})
+        size = _dir_mb(tmp)
+        if size > cfg.export.max_total_mb:
+            raise ExportError(f"exported model is {size:.1f} MB > {cfg.export.max_total_mb} MB")
+        _swap(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log(f"exported step {info['step']} ({params:,} parameters, {size:.1f} MB) to {out_dir}")
+    return {**info, "out_dir": str(out_dir), "size_mb": round(size, 2)}
+
+
+def _swap(new: Path, target: Path) -> None:
+    """Replace ``target`` with ``new``; readers see the old or the new directory, never a mix."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}-old-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
