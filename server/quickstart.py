@@ -139,7 +139,7 @@ def sample_point(root: Path) -> tuple[str, str, str, str] | None:
                 lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
             except (OSError, UnicodeDecodeError):
                 continue
-            candidates = [i for i, line in enumerate(lines) if i >= 3 and len(line.strip()) > 20]
+            candidates = [i for i, line in enumerate(lines) if i >= 3 and _is_code_line(line, lines[:i])]
             if not candidates:
                 continue
             i = candidates[len(candidates) // 2]
@@ -149,6 +149,14 @@ def sample_point(root: Path) -> tuple[str, str, str, str] | None:
             rel = str(path.relative_to(root))
             return rel, language_for_path(rel) or "", prefix, rest
     return None
+
+
+def _is_code_line(line: str, before: list[str]) -> bool:
+    """A statement worth completing: long enough, not a comment, not inside a docstring."""
+    text = line.strip()
+    if len(text) < 20 or text.startswith(("#", "//", '"', "'", "*", "/*")) or not any(c in text for c in "=("):
+        return False
+    return sum(b.count('"""') + b.count("'''") for b in before) % 2 == 0
 
 
 def _print_howto(settings, root: Path, engine) -> None:
@@ -172,8 +180,9 @@ def _print_howto(settings, root: Path, engine) -> None:
         line = prefix.rsplit("\n", 1)[-1]
         print(f"Sample completion from the server at {rel}:{prefix.count(chr(10)) + 1}:")
         print(f"  {line}\u2588{text!r}\n")
-    vsix = sorted((Path(__file__).resolve().parent.parent / "extension").glob("*.vsix"))
-    vsix_hint = str(vsix[-1]) if vsix else "extension/repocomplete-*.vsix (build it with `make extension`)"
+    vsix_dir = Path(__file__).resolve().parent.parent / "extension"
+    vsix = sorted(vsix_dir.glob("*.vsix"))
+    vsix_hint = str(vsix[-1]) if vsix else f"{vsix_dir}/repocomplete-*.vsix (build it: make extension)"
     print("VS Code:")
     print(f"  code --install-extension {vsix_hint}")
     print(f'  then in settings.json: "repocomplete.serverUrl": "{url}"\n')

@@ -1,0 +1,91 @@
+"""``repocomplete run DIR``: the README's main job, as a newcomer runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.server.conftest import ROOT, free_port
+from tests.server.test_workspaces import repo  # noqa: F401 - fixture: a copy of the stdlib's json package
+
+
+def run_until_serving(args: list[str], timeout_s: float) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "repocomplete", "run", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    out, deadline = [], time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        out.append(line)
+        if "Serving until Ctrl-C" in line:
+            return proc, "".join(out)
+    proc.kill()
+    pytest.fail("run did not start serving:\n" + "".join(out))
+
+
+def stop(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGINT)
+    return proc.wait(15)
+
+
+def check_howto(output: str) -> str:
+    url = re.search(r"serving .* at (http://127\.0\.0\.1:\d+)", output).group(1)
+    assert f"curl -s {url}/v1/completions" in output
+    assert "Sample completion from the server at " in output and "(no sample" not in output
+    assert "code --install-extension" in output and f'"repocomplete.serverUrl": "{url}"' in output
+    assert '"repocomplete", "lsp"' in output and f'serverUrl = "{url}"' in output
+    assert "Traceback" not in output
+    return url
+
+
+def test_run_indexes_serves_and_explains(repo):  # noqa: F811
+    port = free_port()
+    proc, output = run_until_serving([str(repo), "--backend", "fake", "--port", str(port)], 60)
+    try:
+        url = check_howto(output)
+        assert url.endswith(f":{port}")
+        assert re.search(r"Indexed \d+ files", output)
+        health = httpx.get(f"{url}/v1/health").json()
+        assert health["workspaces"] == ["jsonrepo"]
+    finally:
+        assert stop(proc) == 0
+
+
+def test_run_picks_the_next_port_when_taken(repo):  # noqa: F811
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc, output = run_until_serving([str(repo), "--backend", "fake", "--port", str(port)], 60)
+    try:
+        assert check_howto(output) != f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)
+
+
+def test_run_rejects_a_missing_directory():
+    done = subprocess.run([sys.executable, "-m", "repocomplete", "run", "/no/such/dir"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "not a directory" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_run_on_the_embedded_default_model(repo):  # noqa: F811
+    from repocomplete.models import resolve_model
+
+    proc, output = run_until_serving([str(repo), "--port", str(free_port())], 300)
+    try:
+        check_howto(output)
+        assert ("tiny untrained stand-in" in output) == resolve_model("default").is_tiny
+    finally:
+        assert stop(proc) == 0

@@ -1,0 +1,58 @@
+"""Workspaces over HTTP: register and index a real repository (stdlib code), watch progress, retrieve from it."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+STDLIB_JSON = Path(sys.modules["json"].__file__).parent  # the stdlib's json package: real code, a few files
+
+
+@pytest.fixture
+def repo(tmp_path):
+    root = tmp_path / "jsonrepo"
+    shutil.copytree(STDLIB_JSON, root, ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def test_register_index_in_background_and_retrieve(serve, repo, tmp_path):
+    served = serve(env={"REPOCOMPLETE_CACHE_DIR": str(tmp_path / "cache")})
+    with served.client() as http:
+        accepted = http.post("/v1/workspaces", json={"root": str(repo), "name": "stdjson"})
+        assert accepted.status_code == 202, accepted.text
+        assert accepted.json()["name"] == "stdjson"
+        deadline = time.monotonic() + 60
+        while (state := http.get("/v1/workspaces/stdjson").json())["status"] in ("queued", "indexing"):
+            assert time.monotonic() < deadline, state
+            time.sleep(0.1)
+        assert state["status"] == "ready", state
+        assert state["files_done"] == state["files_total"] >= 4
+        assert [w["name"] for w in http.get("/v1/workspaces").json()["workspaces"]] == ["stdjson"]
+        assert "stdjson" in http.get("/v1/health").json()["workspaces"]
+
+        prefix = (repo / "__init__.py").read_text().split("def dumps(")[0] + "def dumps("
+        reply = http.post("/v1/completions", json={
+            "workspace": "stdjson", "language": "python",
+            "segments": {"prefix": prefix, "suffix": "", "filepath": "__init__.py"},
+            "debug_options": {"return_snippets": True, "return_prompt": True}})
+        assert reply.status_code == 200, reply.text
+        snippets = reply.json()["debug_data"]["snippets"]
+        assert snippets, "retrieval found nothing in the indexed repository"
+        assert {s["filepath"] for s in snippets} <= {p.name for p in repo.iterdir()}
+
+
+@pytest.mark.parametrize(("root", "status"), [("relative/path", 400), ("/no/such/dir", 404), ("/", 400)])
+def test_bad_roots_are_refused(shared_server, root, status):
+    with shared_server.client() as http:
+        reply = http.post("/v1/workspaces", json={"root": root})
+    assert reply.status_code == status, reply.text
+    assert reply.json()["error"]["message"]
+
+
+def test_unknown_workspace_is_404(shared_server):
+    with shared_server.client() as http:
+        assert http.get("/v1/workspaces/nope").json()["error"]["type"] == "workspace_not_found"
