@@ -125,3 +125,26 @@ def test_4bit_and_bf16_on_cuda(tiny_model_dir, lora_adapters):
     bf16 = TransformersBackend(tiny_model_dir, dtype="bfloat16")
     reused = [bf16.generate(greedy(p)).texts for p in (PROMPT, PROMPT + " ")]
     assert bf16.info()["dtype"] == "bfloat16" and len(reused) == 2
+
+
+def test_concurrent_requests_equal_sequential_ones(tiny_backend):
+    from concurrent.futures import ThreadPoolExecutor
+
+    prompts = [PROMPT.replace("total", name) for name in ("alpha", "beta", "gamma", "delta")]
+    sequential = [tiny_backend.generate(greedy(p, max_tokens=6)).texts for p in prompts]
+    with ThreadPoolExecutor(4) as pool:
+        concurrent = list(pool.map(lambda p: tiny_backend.generate(greedy(p, max_tokens=6)).texts, prompts * 2))
+    assert concurrent == sequential * 2
+
+
+def test_abandoned_and_cancelled_streams_release_the_model(tiny_backend):
+    stream = tiny_backend.stream(greedy(max_tokens=30))
+    next(stream)
+    stream.close()  # a client that went away
+    cancel = threading.Event()
+    pieces = []
+    for piece in tiny_backend.stream(greedy(max_tokens=30, cancel=cancel)):
+        pieces.append(piece)
+        cancel.set()
+    assert len(pieces) <= 2
+    assert tiny_backend.generate(greedy(max_tokens=2)).completion_tokens > 0
