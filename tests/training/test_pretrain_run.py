@@ -52,6 +52,7 @@ eval_batches = 2
 compile = false
 precision = "fp32"
 checkpoint_every = 3
+ema_decay = 0.8
 [export]
 out_dir = "{export}"
 """

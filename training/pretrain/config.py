@@ -111,6 +111,10 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0
+    #: Exponential moving average of the weights (0 = off). Averaging acts like learning-rate
+    #: annealing, so a run stopped early (``--max-minutes``) still exports smooth weights;
+    #: evaluation scores raw and averaged weights and ``best.pt`` keeps the better.
+    ema_decay: float = 0.0
     #: "bf16" autocast (CPU ~2x faster here), "fp32", or "auto" (bf16 on CPU and CUDA).
     precision: str = "bf16"
     compile: bool = True

@@ -35,6 +35,8 @@ class TrainState:
     train_seconds: float = 0.0
     best_val_loss: float = float("inf")
     best_step: int = -1
+    #: Which weights ``best.pt`` holds: "raw" or "ema".
+    best_weights: str = "raw"
     history: list[dict] = field(default_factory=list)
 
 
@@ -71,6 +73,36 @@ class Windows:
         """The same ``count`` batches every time (held-out loss)."""
         state = TrainState()
         return [self.batch(state, size) for _ in range(min(count, max(1, len(self.starts) // size)))]
+
+
+class _Ema:
+    """Exponential moving average of the model's floating-point tensors."""
+
+    def __init__(self, model, decay: float):
+        self.decay = decay
+        self.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
+
+    def update(self, model) -> None:
+        import torch
+
+        with torch.no_grad():
+            for k, v in model.state_dict().items():
+                self.shadow[k].lerp_(v.float(), 1.0 - self.decay)
+
+    def swapped(self, model):
+        """Context manager: the model holds the averaged weights inside, its own weights after."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def swap():
+            raw = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            model.load_state_dict(self.shadow)
+            try:
+                yield
+            finally:
+                model.load_state_dict(raw)
+
+        return swap()
 
 
 def lr_at(step: int, cfg) -> float:
@@ -174,6 +206,7 @@ def train(cfg: PretrainConfig, run_dir: Path, *, vocab_size: int, eos_token_id: 
         [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=tc.lr, betas=(tc.beta1, tc.beta2), foreach=True,
     )
+    ema = _Ema(model, tc.ema_decay) if tc.ema_decay > 0 else None
     state = TrainState()
     random.seed(tc.seed)
     np.random.seed(tc.seed)
@@ -182,6 +215,8 @@ def train(cfg: PretrainConfig, run_dir: Path, *, vocab_size: int, eos_token_id: 
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         state = TrainState(**ckpt["state"])
+        if ema is not None and ckpt.get("ema") is not None:
+            ema.shadow = ckpt["ema"]
         _restore_rng(ckpt["rng"])
         log(f"resumed from {last_path} at step {state.step} ({state.tokens_seen:,} tokens seen)")
     elif last_path.exists():
@@ -197,7 +232,8 @@ def train(cfg: PretrainConfig, run_dir: Path, *, vocab_size: int, eos_token_id: 
 
     def save(path: Path = last_path) -> None:
         _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": asdict(state),
-                      "rng": _rng_states(), "config": cfg.to_dict()}, path)
+                      "ema": ema.shadow if ema is not None else None, "rng": _rng_states(),
+                      "config": cfg.to_dict()}, path)
 
     stop = {"signal": None}
 
@@ -239,6 +275,8 @@ def train(cfg: PretrainConfig, run_dir: Path, *, vocab_size: int, eos_token_id: 
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip).item()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.update(model)
             state.step += 1
             state.tokens_seen += tokens_per_step
             state.train_seconds += time.monotonic() - step_start
@@ -252,13 +290,21 @@ def train(cfg: PretrainConfig, run_dir: Path, *, vocab_size: int, eos_token_id: 
             if state.step % tc.eval_every == 0 or state.step == tc.max_steps:
                 val = evaluate(step_model, val_batches, device, tc.precision)
                 record["val_loss"] = round(val, 4)
-                state.history.append({"step": state.step, "train_loss": round(total, 4), "val_loss": round(val, 4),
-                                      "tokens": state.tokens_seen, "train_seconds": round(state.train_seconds)})
-                log(f"eval step {state.step}: val_loss {val:.4f} (best {state.best_val_loss:.4f})")
-                if val < state.best_val_loss:
-                    state.best_val_loss, state.best_step = val, state.step
-                    _atomic_save({"model": model.state_dict(), "state": asdict(state), "config": cfg.to_dict()},
-                                 best_path)
+                entry = {"step": state.step, "train_loss": round(total, 4), "val_loss": round(val, 4),
+                         "tokens": state.tokens_seen, "train_seconds": round(state.train_seconds)}
+                candidates = {"raw": (val, model.state_dict())}
+                if ema is not None:
+                    with ema.swapped(model):
+                        ema_val = evaluate(step_model, val_batches, device, tc.precision)
+                    candidates["ema"] = (ema_val, ema.shadow)
+                    record["ema_val_loss"] = entry["ema_val_loss"] = round(ema_val, 4)
+                state.history.append(entry)
+                log(f"eval step {state.step}: " + ", ".join(f"{k} val_loss {v[0]:.4f}" for k, v in candidates.items())
+                    + f" (best {state.best_val_loss:.4f})")
+                kind, (best_val, weights) = min(candidates.items(), key=lambda kv: kv[1][0])
+                if best_val < state.best_val_loss:
+                    state.best_val_loss, state.best_step, state.best_weights = best_val, state.step, kind
+                    _atomic_save({"model": weights, "state": asdict(state), "config": cfg.to_dict()}, best_path)
             with log_path.open("a") as fh:
                 fh.write(json.dumps(record) + "\n")
             due_time = time.monotonic() - last_ckpt > tc.checkpoint_minutes * 60
