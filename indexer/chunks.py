@@ -4,9 +4,11 @@ Two kinds of chunk cover a file: ``window`` chunks are sliding windows of a few 
 (CrossCodeEval / RepoCoder retrieve 10-line windows), ``definition`` chunks follow the
 syntax tree (one per function, method or class; long classes are summarised by their
 member signatures). Terms split identifiers the way people search for them:
-``parseHTTPResponse_code`` -> ``parse http response code parsehttpresponsecode``, so a
-query for ``response`` finds ``HttpResponse`` and a query for the whole name still ranks
-exact uses first.
+``parseHTTPResponse_code`` -> ``parse http response code``, so a query for ``response``
+finds ``HttpResponse``. Two tokenizations share those rules: :func:`search_text` (regex
+substitutions run in C over a whole file, then FTS5's tokenizer) for what BM25 indexes,
+and :func:`line_terms` (per word, also yielding the whole compound name) for the term sets
+Jaccard compares.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 _WORD = re.compile(r"\w+")
+# Zero-width camelCase boundaries: "parseHTTPResponse" -> "parse HTTP Response".
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+# What FTS5's unicode61 tokenizer keeps as one token: letters and digits (``_`` separates).
+_SEARCH_TERM = re.compile(r"[^\W_]{2,}")
 # Pieces of a camelCase word: "HTTPResponse" -> HTTP, Response; "utf8Decode" -> utf8, Decode.
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+[0-9]*|[A-Z]+[0-9]*|[0-9]+")
 
@@ -44,16 +50,20 @@ def line_terms(line: str) -> list[str]:
     return out
 
 
-@lru_cache(maxsize=131_072)
-def line_token_text(line: str) -> str:
-    """:func:`token_text` of one line, cached: re-indexing an edited buffer meets the same
-    lines again and again."""
-    return " ".join(line_terms(line))
-
-
 def token_text(text: str) -> str:
-    """The text FTS5 indexes for ``text``: its terms joined by spaces."""
+    """``text``'s terms joined by spaces (compound names included)."""
     return " ".join(line_terms(text))
+
+
+def search_text(text: str) -> str:
+    """What FTS5 indexes for ``text``: camelCase split, lower-cased; line breaks are kept so
+    a file transformed once can be cut into windows. FTS5 splits on ``_`` and punctuation."""
+    return _CAMEL_BOUNDARY.sub(" ", text).lower()
+
+
+def search_terms(text: str) -> list[str]:
+    """The BM25 query terms of ``text``, tokenized exactly as :func:`search_text` is indexed."""
+    return _SEARCH_TERM.findall(search_text(text))
 
 
 def term_set(text: str) -> set[str]:
@@ -69,14 +79,14 @@ class Chunk:
     start_line: int
     end_line: int
     body: str
-    tokens: str          # token_text(body)
+    tokens: str          # search_text(body): what FTS5 indexes
     symbol: str | None = None
 
 
 def windows(lines: Sequence[str], terms: Sequence[str], size: int, stride: int) -> list[Chunk]:
     """Sliding windows of ``size`` lines every ``stride`` lines; the file's end is always covered.
 
-    ``terms`` holds :func:`line_token_text` of every line, computed once because windows overlap.
+    ``terms`` holds the :func:`search_text` of every line, computed once for the whole file.
     """
     n = len(lines)
     if n == 0:
@@ -90,7 +100,7 @@ def windows(lines: Sequence[str], terms: Sequence[str], size: int, stride: int) 
         body = "\n".join(lines[start:end])
         if not body.strip():
             continue
-        tokens = " ".join(t for t in terms[start:end] if t)
+        tokens = "\n".join(terms[start:end])
         out.append(Chunk("window", start + 1, end, body, tokens))
     return out
 
@@ -113,7 +123,7 @@ def definition_chunks(lines: Sequence[str], definitions: Iterable, max_lines: in
     ``definitions`` are ``indexer.parse.Definition`` values (name, kind, start_line,
     end_line, parent). Classes longer than ``max_lines`` become a summary of their members'
     signature lines; other long definitions are cut at ``max_lines``. ``terms`` (the
-    :func:`line_token_text` of every line, when already computed) saves tokenizing bodies again.
+    :func:`search_text` of every line, when already computed) saves tokenizing bodies again.
     """
     defs = [d for d in definitions if d.end_line > d.start_line]
     members: dict[str, list[int]] = {}
@@ -129,10 +139,10 @@ def definition_chunks(lines: Sequence[str], definitions: Iterable, max_lines: in
         if summarised:
             inside = sorted(m for m in members[d.name] if start < m <= end)
             body = _summary(lines, start, end, inside, max_lines)
-            tokens = token_text(body)
+            tokens = search_text(body)
         else:
             last = min(end, start - 1 + max_lines)
             body = "\n".join(lines[start - 1:last])
-            tokens = " ".join(t for t in terms[start - 1:last] if t) if terms else token_text(body)
+            tokens = "\n".join(terms[start - 1:last]) if terms else search_text(body)
         out.append(Chunk("definition", start, end, body, tokens, symbol=d.name))
     return out

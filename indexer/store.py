@@ -14,6 +14,7 @@ index intact (the uncommitted tail of the write-ahead log is discarded on the ne
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from indexer.chunks import Chunk
 from indexer.errors import IndexerError
 
 #: Bump whenever a table, a column or the meaning of stored text changes.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
@@ -44,7 +45,7 @@ CREATE INDEX parents_parent ON parents(parent_name);
 CREATE TABLE items(file_id INTEGER NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL);
 CREATE INDEX items_file ON items(file_id);
 CREATE TABLE chunks(
-    id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL, kind TEXT NOT NULL,
+    id INTEGER PRIMARY KEY AUTOINCREMENT, file_id INTEGER NOT NULL, kind TEXT NOT NULL,
     start_line INTEGER NOT NULL, end_line INTEGER NOT NULL, symbol TEXT, body TEXT NOT NULL);
 CREATE INDEX chunks_file ON chunks(file_id);
 CREATE VIRTUAL TABLE chunks_fts USING fts5(tokens, tokenize='unicode61 remove_diacritics 0');
@@ -225,8 +226,9 @@ class Store:
             ).lastrowid
         ids: list[int] = []
         fresh: list[tuple[int, Chunk]] = []
-        # Explicit ids let one executemany fill both the chunks and their FTS rows.
-        next_id = (c.execute("SELECT coalesce(max(id), 0) FROM chunks").fetchone()[0]) + 1
+        # Explicit ids let one executemany fill both the chunks and their FTS rows. Ids are
+        # never reused (AUTOINCREMENT), so "newer than the BM25 snapshot" means "id > its max".
+        next_id = self.max_chunk_id() + 1
         for ch in rec.chunks:
             cid = old.pop((ch.kind, ch.start_line, ch.end_line, ch.symbol, ch.body), None)
             if cid is None:
@@ -275,18 +277,26 @@ class Store:
         rows = self.conn.execute("SELECT coalesce(language, 'other'), count(*) FROM files GROUP BY 1 ORDER BY 2 DESC")
         return dict(rows.fetchall())
 
-    def search(self, match: str, limit: int) -> list[tuple[int, float]]:
-        """FTS5 BM25 search: (chunk id, score) best first; higher scores are better."""
+    def search(self, match: str, limit: int, *, min_rowid: int = 0) -> list[tuple[int, float]]:
+        """FTS5 BM25 search among chunks with id > ``min_rowid``: (chunk id, score), best first."""
         rows = self.conn.execute(
-            "SELECT rowid, rank FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?", (match, limit)
-        )
+            "SELECT rowid, rank FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid > ? ORDER BY rank LIMIT ?",
+            (match, min_rowid, limit))
         return [(r[0], -r[1]) for r in rows]
 
-    def document_frequencies(self) -> dict[str, int]:
-        """term -> number of chunks containing it (from the FTS5 vocabulary)."""
-        c = self.conn
-        c.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.fts_vocab USING fts5vocab(main, chunks_fts, row)")
-        return dict(c.execute("SELECT term, doc FROM temp.fts_vocab").fetchall())
+    def max_chunk_id(self) -> int:
+        """The highest chunk id ever given (ids grow monotonically, even across deletes)."""
+        row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name='chunks'").fetchone()
+        return row[0] if row else 0
+
+    def generation(self) -> str:
+        """A random token renewed by every index run that changed something (caches key on it;
+        random, so a database rebuilt from scratch never matches an old cache)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        return row[0] if row else ""
+
+    def bump_generation(self) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (uuid.uuid4().hex,))
 
     def chunk_count(self) -> int:
         return self.conn.execute("SELECT count(*) FROM chunks").fetchone()[0]

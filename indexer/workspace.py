@@ -23,11 +23,12 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from functools import partial
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from indexer.chunks import definition_chunks, line_token_text, windows
+from indexer.chunks import definition_chunks, search_text, windows
 from indexer.config import IndexConfig
 from indexer.errors import FileSkipError, IndexerError, RootNotDirectoryError
 from indexer.languages import language_for_path
@@ -42,6 +43,8 @@ log = logging.getLogger("indexer")
 
 #: Context types kept per file for RepoFusion proposals (lists of (text, line) in ParsedFile).
 _ITEM_KINDS = ("identifiers", "type_identifiers", "string_literals", "field_declarations")
+#: Fewer changed files than this are parsed in-process (starting workers costs ~0.5 s).
+_PARALLEL_MIN_FILES = 64
 #: How long a live-buffer write waits for another process's index run before deferring.
 _LIVE_BUSY_MS = 50
 
@@ -75,7 +78,7 @@ def build_record(path: str, text: str, language: str | None, *, mtime: float, si
         except Exception as exc:  # noqa: BLE001 - one unparsable file must not stop an index run
             if errors is not None:
                 errors.append(f"{path}: parse failed ({type(exc).__name__}: {exc})")
-    terms = [line_token_text(line) for line in lines]
+    terms = search_text(clean).split("\n")
     chunks = windows(lines, terms, config.window_lines, config.window_stride)
     rec = FileRecord(path=path, hash=content_hash(text), mtime=mtime, size=size, language=language,
                      lines=len(lines), live=live)
@@ -93,6 +96,45 @@ def build_record(path: str, text: str, language: str | None, *, mtime: float, si
             rec.items[kind] = "\n".join(dict.fromkeys(str(v[0]) for v in values))
     rec.chunks = chunks
     return rec
+
+
+def prepare_file(job: tuple, *, config: IndexConfig) -> tuple:
+    """Read, hash and parse one file (in a worker process during big runs).
+
+    ``job`` is (relpath, abspath, language, mtime, size, stored hash or None). Returns
+    ("skip", reason, message), ("touch",) when the content hash did not change, or
+    ("put", FileRecord, errors).
+    """
+    relpath, abspath, language, mtime, size, old_hash = job
+    try:
+        text = read_text(abspath, config.walk)
+    except FileSkipError as exc:
+        return ("skip", exc.reason, f"{relpath}: {exc.reason.replace('_', ' ')}")
+    if old_hash is not None and old_hash == content_hash(text):
+        return ("touch",)
+    errors: list[str] = []
+    return ("put", build_record(relpath, text, language, mtime=mtime, size=size, config=config, errors=errors), errors)
+
+
+@contextmanager
+def _parallel_map(workers: int, jobs: int) -> Iterator[Callable]:
+    """``map`` over worker processes for big runs, the built-in ``map`` for small ones.
+
+    Parsing is CPU-bound Python and tree-sitter work; the writer (this process) stores
+    results in order while the workers parse ahead. Workers are spawned, not forked: the
+    server calls index() from a thread, and forking a threaded process is unsafe.
+    """
+    # Auto: leave one CPU to the writer and the rest of the machine.
+    count = workers if workers > 0 else min((os.cpu_count() or 1) - 1, 8)
+    if count <= 1 or jobs < _PARALLEL_MIN_FILES:
+        yield map
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=min(count, jobs // 16 + 1),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield lambda fn, items: pool.map(fn, items, chunksize=8)
 
 
 class Workspace:
@@ -189,6 +231,8 @@ class Workspace:
                     if rebuild:
                         writer.clear()
                     self._index_into(writer, summary, progress, start)
+                    if rebuild or summary.files_indexed or summary.files_removed:
+                        writer.bump_generation()
                 writer.checkpoint()
             finally:
                 self._indexing = False
@@ -223,34 +267,38 @@ class Workspace:
                 continue
             todo.append(entry)
         total = len(todo)
-        for done, entry in enumerate(todo, 1):
-            self._index_file(writer, entry, states.get(entry.relpath), summary, skipped)
-            if progress is not None:
-                progress(IndexProgress(done, total, summary.bytes, time.perf_counter() - start, entry.relpath))
+        jobs = [(e.relpath, str(e.abspath), e.language, e.mtime, e.size,
+                 states[e.relpath][0] if e.relpath in states and not states[e.relpath][3] else None)
+                for e in todo]
+        with _parallel_map(self.config.workers, len(jobs)) as mapper:
+            for done, (job, result) in enumerate(zip(jobs, mapper(partial(prepare_file, config=self.config), jobs)), 1):
+                self._store_result(writer, job, result, states, summary, skipped)
+                if progress is not None:
+                    progress(IndexProgress(done, total, summary.bytes, time.perf_counter() - start, job[0]))
         for path in states:
             if path not in seen and path not in live:
                 writer.remove_file(path)
                 summary.files_removed += 1
         summary.skipped_by_reason = dict(skipped)
 
-    def _index_file(self, writer: Store, entry, state, summary: IndexSummary, skipped: Counter) -> None:
-        try:
-            text = read_text(entry, self.config.walk)
-        except FileSkipError as exc:
-            skipped[exc.reason] += 1
-            summary.errors.append(str(exc))
-            if state is not None and writer.remove_file(entry.relpath):
+    @staticmethod
+    def _store_result(writer: Store, job: tuple, result: tuple, states: dict, summary: IndexSummary,
+                      skipped: Counter) -> None:
+        relpath, _abspath, _language, mtime, size, _hash = job
+        action = result[0]
+        if action == "skip":
+            skipped[result[1]] += 1
+            summary.errors.append(result[2])
+            if relpath in states and writer.remove_file(relpath):
                 summary.files_removed += 1
-            return
-        if state and not state[3] and state[0] == content_hash(text):
-            writer.touch_file(entry.relpath, entry.mtime, entry.size)
+        elif action == "touch":
+            writer.touch_file(relpath, mtime, size)
             summary.files_unchanged += 1
-            return
-        rec = build_record(entry.relpath, text, entry.language, mtime=entry.mtime, size=entry.size,
-                           config=self.config, errors=summary.errors)
-        writer.put_file(rec)
-        summary.files_indexed += 1
-        summary.bytes += entry.size
+        else:
+            writer.put_file(result[1])
+            summary.errors.extend(result[2])
+            summary.files_indexed += 1
+            summary.bytes += size
 
     # -- live buffers --------------------------------------------------------------------
 

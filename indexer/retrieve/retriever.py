@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import time
 
+from indexer.chunks import search_terms, term_set
 from indexer.config import IndexConfig
 from indexer.retrieve.bm25 import BM25
 from indexer.retrieve.cursor import Cursor, chunk_snippet, make_cursor
 from indexer.retrieve.fusion import fuse
-from indexer.retrieve.jaccard import rank_by_jaccard
+from indexer.retrieve.jaccard import jaccard
 from indexer.retrieve.proposals import PROPOSAL_SOURCES, ModuleMap, import_files, propose
 from indexer.retrieve.symbols import definition_snippets
 from indexer.store import Store
@@ -28,9 +29,12 @@ class Retriever:
     def __init__(self, store: Store, config: IndexConfig) -> None:
         self.store = store
         self.config = config
-        self.bm25 = BM25(store, max_terms=config.max_query_terms)
+        self.bm25 = BM25(store, max_terms=config.max_query_terms,
+                         cache_path=store.path.with_name(store.path.name + ".bm25.npz"))
         self._modules: ModuleMap | None = None
         self._dense = None
+        # chunk id -> its terms. Ids are never reused for other text, so this never goes stale.
+        self._chunk_terms: dict[int, frozenset[str]] = {}
         #: Milliseconds each source took in the last :meth:`retrieve` (for debugging and benches).
         self.last_timings: dict[str, float] = {}
 
@@ -50,17 +54,27 @@ class Retriever:
 
     def lexical(self, cursor: Cursor, sources: set[str], limit: int) -> dict[str, list[Snippet]]:
         """BM25 and Jaccard rankings from one FTS5 candidate search, other files only."""
-        hits = self.bm25.search(cursor.query_terms, self.config.lexical_candidates)
+        hits = self.bm25.search(search_terms(cursor.query_text), self.config.lexical_candidates)
         rows = [r for r in self.store.chunks([cid for cid, _ in hits]) if r.path != cursor.path]
         out: dict[str, list[Snippet]] = {}
         if "bm25" in sources:
             score = dict(hits)
             out["bm25"] = [chunk_snippet(r, "bm25", score[r.id]) for r in rows[:limit]]
         if "jaccard" in sources:
-            windows = [r for r in rows if r.kind == "window"]
-            ranked = rank_by_jaccard(cursor.query_term_set, windows)
+            query = cursor.query_term_set
+            ranked = [(r, jaccard(query, self.chunk_terms(r))) for r in rows if r.kind == "window"]
+            ranked = sorted((p for p in ranked if p[1] > 0), key=lambda p: -p[1])
             out["jaccard"] = [chunk_snippet(r, "jaccard", s) for r, s in ranked[:limit]]
         return out
+
+    def chunk_terms(self, row) -> frozenset[str]:
+        """The term set of a stored chunk (cached by chunk id)."""
+        terms = self._chunk_terms.get(row.id)
+        if terms is None:
+            if len(self._chunk_terms) > 200_000:  # bounded: ~20 MB of sets
+                self._chunk_terms.clear()
+            terms = self._chunk_terms[row.id] = frozenset(term_set(row.body))
+        return terms
 
     def rankings(self, query: RetrievalQuery, relpath: str) -> tuple[Cursor, dict[str, list[Snippet]]]:
         """Each requested source's own ranking (before fusion)."""

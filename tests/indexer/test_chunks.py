@@ -6,7 +6,15 @@ from dataclasses import dataclass
 
 import pytest
 
-from indexer.chunks import definition_chunks, identifier_terms, line_terms, line_token_text, token_text, windows
+from indexer.chunks import (
+    definition_chunks,
+    identifier_terms,
+    line_terms,
+    search_terms,
+    search_text,
+    token_text,
+    windows,
+)
 
 
 @pytest.mark.parametrize(("word", "terms"), [
@@ -27,9 +35,15 @@ def test_token_text_splits_every_identifier_and_drops_punctuation():
     assert line_terms("a + b") == []
 
 
+def test_search_text_is_what_fts_indexes_and_queries_use_the_same_terms():
+    text = "def parseHTTPResponse_code(rawBytes):\n    return utf8Decode(x)"
+    assert search_text(text) == "def parse http response_code(raw bytes):\n    return utf8 decode(x)"
+    assert search_terms(text) == ["def", "parse", "http", "response", "code", "raw", "bytes", "return", "utf8", "decode"]
+
+
 def _windows(n: int, size: int = 10, stride: int = 5):
     lines = [f"line_{i}" for i in range(1, n + 1)]
-    return windows(lines, [line_token_text(x) for x in lines], size, stride)
+    return windows(lines, search_text("\n".join(lines)).split("\n"), size, stride)
 
 
 def test_windows_slide_and_cover_the_end():

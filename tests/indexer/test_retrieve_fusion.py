@@ -89,3 +89,24 @@ def test_near_identifiers_nearest_first_without_keywords():
     prefix = "import os\nvalue = compute(a)\nif ready:\n    result = helper.run("
     assert near_identifiers(prefix, "option)\nreturn finish") == [
         "run", "helper", "result", "option", "ready", "compute", "value", "os", "finish"]
+
+
+def test_bm25_snapshot_agrees_with_fts5_and_sees_later_writes(tmp_path):
+    from indexer.retrieve.bm25 import BM25
+    from indexer.workspace import Workspace
+    from tests.indexer.stdlib_repos import copy_stdlib
+
+    repo = copy_stdlib(tmp_path / "repo", "json")
+    with Workspace(repo, cache_dir=tmp_path / "cache") as ws:
+        ws.index()
+        bm25 = BM25(ws.store, cache_path=tmp_path / "snap.npz")
+        terms = ["scanstring", "decode", "errmsg", "end"]
+        snap_hits = bm25.search(terms, 5)
+        fts_hits = ws.store.search(bm25.match_expression(terms), 5)
+        assert [cid for cid, _ in snap_hits] == [cid for cid, _ in fts_hits]
+        assert all(abs(a[1] - b[1]) < 1e-3 * abs(b[1]) for a, b in zip(snap_hits, fts_hits))
+        assert (tmp_path / "snap.npz").exists()
+        # A live buffer written after the snapshot is found through FTS5 (ids above the snapshot).
+        ws.update("json/fresh.py", "def zanzibar_quokka(x):\n    return x\n")
+        hits = BM25(ws.store, cache_path=tmp_path / "snap.npz").search(["zanzibar", "quokka"], 3)
+        assert [r.path for r in ws.store.chunks([cid for cid, _ in hits])][0] == "json/fresh.py"

@@ -7,13 +7,13 @@ import sqlite3
 
 import pytest
 
-from indexer.chunks import Chunk, token_text
+from indexer.chunks import Chunk, search_text
 from indexer.store import SCHEMA_VERSION, FileRecord, Store, StoreInvalidError
 from indexer.workspace import Workspace
 
 
 def _record(path: str, body: str) -> FileRecord:
-    chunk = Chunk("definition", 1, 2, body, token_text(body), symbol="parse_header")
+    chunk = Chunk("definition", 1, 2, body, search_text(body), symbol="parse_header")
     return FileRecord(path, "h", 1.0, len(body), "python", lines=2, chunks=[chunk],
                       symbols=[("parse_header", "function", 1, 2, None, "def parse_header(raw):")],
                       imports=[("email.utils", "quote", None, 1)], parents=[("Header", "Base", 3)],
