@@ -291,6 +291,9 @@ class Engine:
             prefix=segments.prefix, suffix=segments.suffix, language=language,
             budget_tokens=self.config.retrieval_budget_tokens, sources=sources,
             count_tokens=self.backend.count_tokens,
+            # Roughly what the prompt window will show (~4 characters a token), so retrieval
+            # does not spend the budget on lines the model sees anyway.
+            visible_text=segments.prefix[-4 * self.config.context_tokens:] + segments.suffix[: self.config.context_tokens],
         )
         try:
             return list(workspace.retrieve(query))

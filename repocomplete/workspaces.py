@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from indexer.errors import IndexerError
 from repocomplete.errors import RepocompleteError, WorkspaceNotFoundError
 
 if TYPE_CHECKING:
@@ -50,7 +51,10 @@ class WorkspaceRegistry:
                 workspace = self._open(path)
                 self.add(workspace, name)
         if index:
-            summary = workspace.index(progress)
+            try:
+                summary = workspace.index(progress)
+            except IndexerError as exc:  # the indexer is a leaf with its own errors: map them here
+                raise RepocompleteError(f"cannot index {path}: {exc}") from None
             with self._lock:
                 self._summaries[self.name_of(workspace)] = summary
         return workspace
@@ -149,7 +153,10 @@ class WorkspaceRegistry:
             from indexer.workspace import Workspace
         except ImportError as exc:  # the indexer may be absent in minimal installs
             raise RepocompleteError(f"the repository indexer is not available: {exc}") from None
-        return Workspace(root, cache_dir=self.cache_dir, config=self.index_config)
+        try:
+            return Workspace(root, cache_dir=self.cache_dir, config=self.index_config)
+        except IndexerError as exc:
+            raise RepocompleteError(f"cannot open the index of {root}: {exc}") from None
 
     def _find_root(self, path: Path) -> Workspace | None:
         for workspace in self._by_name.values():

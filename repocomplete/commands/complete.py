@@ -94,6 +94,9 @@ def main(argv: list[str]) -> int:
     filepath = path.name
     if args.workspace:
         workspace = engine.workspaces.register(args.workspace)
+        if not args.json:
+            rows = {row["name"]: row for row in engine.workspaces.list()}
+            print(f"indexed {workspace.root}: {rows[engine.workspaces.name_of(workspace)]['files']} files", file=sys.stderr)
         root = Path(workspace.root).resolve()
         resolved = path.resolve()
         filepath = resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(resolved)
