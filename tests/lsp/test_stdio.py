@@ -184,3 +184,35 @@ def test_nothing_but_protocol_reaches_stdout(spawn_lsp, tmp_path: Path):
     lsp.inline("file:///x.py", 0, 6)
     assert lsp.shutdown_and_exit() == 0
     assert lsp.unparsed == [] and (tmp_path / "lsp.log").read_text()
+
+
+def test_debounce_lets_only_the_last_keystroke_reach_the_model(spawn_lsp):
+    lsp = spawn_lsp()
+    lsp.initialize({"backend": "fake", "debounceMs": 200})
+    lsp.wait_notification(lambda m: m["method"] == "repocomplete/status" and m["params"]["state"] == "ready")
+    lsp.open("file:///typing.py", "value = compute(")
+    before = lsp.stats()["backend_requests"]
+    params = {"textDocument": {"uri": "file:///typing.py"}, "context": {"triggerKind": 2}}
+    first = lsp.send_request("textDocument/inlineCompletion", {**params, "position": {"line": 0, "character": 15}})
+    second = lsp.send_request("textDocument/inlineCompletion", {**params, "position": {"line": 0, "character": 16}})
+    assert lsp.wait_response(first)["result"] is None  # superseded by the newer keystroke
+    assert lsp.wait_response(second)["result"]["items"]
+    stats = lsp.stats()
+    assert stats["backend_requests"] == before + 1 and stats["superseded"] == 1
+    assert lsp.shutdown_and_exit() == 0
+
+
+def test_cancelling_during_generation_answers_at_once(spawn_lsp, tmp_path):
+    # 64 characters at 0.1 s each: an uncancelled generation would take over 6 seconds
+    lsp = spawn_lsp(env=fake_env(tmp_path / "cache", REPOCOMPLETE_FAKE_DELAY_S="0.1", REPOCOMPLETE_FAKE_TEXT="x" * 80))
+    lsp.initialize({"backend": "fake", "debounceMs": 0, "mode": "line"})
+    lsp.wait_notification(lambda m: m["method"] == "repocomplete/status" and m["params"]["state"] == "ready")
+    lsp.open("file:///slow.py", "y = ")
+    msg_id = lsp.send_request("textDocument/inlineCompletion", {
+        "textDocument": {"uri": "file:///slow.py"}, "position": {"line": 0, "character": 4}, "context": {"triggerKind": 2}})
+    time.sleep(0.5)
+    started = time.monotonic()
+    lsp.notify("$/cancelRequest", {"id": msg_id})
+    assert lsp.wait_response(msg_id)["error"]["code"] == -32800
+    assert time.monotonic() - started < 2.0
+    assert lsp.shutdown_and_exit() == 0
