@@ -258,6 +258,9 @@ class Engine:
         with self._adapter_lock:
             if adapter in self.backend.adapters():
                 return adapter
+            for name, path in self.config.adapters.items():  # a configured adapter named by its path
+                if _same_path(path, adapter) and name in self.backend.adapters():
+                    return name
             if Path(adapter).expanduser().is_dir():
                 self.backend.load_adapter(adapter, str(Path(adapter).expanduser()))
                 return adapter
@@ -338,6 +341,10 @@ def _language_for(filepath: str | None) -> str | None:
     except ImportError:
         return None
     return language_for_path(filepath)
+
+
+def _same_path(a: str, b: str) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
 def _relative_path(filepath: str | None, workspace) -> str | None:

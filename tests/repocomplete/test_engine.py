@@ -161,6 +161,11 @@ def test_adapters_by_name_and_by_path(tmp_path):
     assert engine.complete(request()).choices[0].text == "base"
     assert engine.complete(request(adapter=str(tmp_path))).choices[0].text == "base"
     assert str(tmp_path) in engine.info()["adapters"]
+    fresh = FakeBackend("base", adapter_texts={"mine": "tuned"})
+    fresh.load_adapter("mine", str(tmp_path))
+    configured = Engine(fresh, config=EngineConfig(adapters={"mine": str(tmp_path)}))
+    assert configured.complete(request(adapter=str(tmp_path) + "/")).choices[0].text == "tuned"
+    assert fresh.adapters() == ["mine"]  # found by its path, not loaded twice
 
 
 def test_n_choices_and_user_stop_strings():
