@@ -103,7 +103,8 @@ def _hub_cache_snapshot(repo_id: str) -> Path | None:
     try:
         from huggingface_hub import snapshot_download
 
-        path = Path(snapshot_download(repo_id, local_files_only=True))
+        # The cache location is read now (not at huggingface_hub import) so it can be changed at run time.
+        path = Path(snapshot_download(repo_id, local_files_only=True, cache_dir=os.environ.get("HF_HUB_CACHE")))
     except Exception:  # noqa: BLE001 - any failure means "not cached"
         return None
     return path if has_weights(path) else None

@@ -44,3 +44,16 @@ def test_a_directory_without_weights_is_not_a_model(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ModelNotFoundError, match="not a model directory"):
         resolve_model(str(tmp_path))
+
+
+def test_hub_id_from_the_local_cache(tiny_model_dir, tmp_path, monkeypatch):
+    import shutil
+
+    commit = "0" * 40
+    snapshot = tmp_path / "hub" / "models--acme--tiny-coder" / "snapshots" / commit
+    shutil.copytree(tiny_model_dir, snapshot)
+    (tmp_path / "hub" / "models--acme--tiny-coder" / "refs").mkdir()
+    (tmp_path / "hub" / "models--acme--tiny-coder" / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    resolved = resolve_model("acme/tiny-coder")
+    assert resolved.path == snapshot and resolved.label == "acme/tiny-coder"
