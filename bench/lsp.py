@@ -16,15 +16,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +36,7 @@ from repocomplete.config import EngineConfig, load_config  # noqa: E402
 from repocomplete.engine import Engine  # noqa: E402
 from repocomplete.types import CompletionRequest, Segments  # noqa: E402
 from tests.lsp.jsonrpc import LspProcess  # noqa: E402
+from tests.lsp.standin import serve_json  # noqa: E402
 
 STDLIB = Path(sys.base_prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
 NO_TRIM = {"maxPrefixChars": 10**9, "maxSuffixChars": 10**9}
@@ -140,32 +139,18 @@ class _Typing:
 def serve_engine(engine: Engine) -> ThreadingHTTPServer:
     """A minimal /v1/completions + /v1/events server over ``engine`` (no torch, no uvicorn overhead)."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            if self.path == "/v1/completions":
-                seg = body["segments"]
-                request = CompletionRequest(
-                    segments=Segments(prefix=seg["prefix"], suffix=seg.get("suffix", ""), filepath=seg.get("filepath")),
-                    language=body.get("language"), max_tokens=body.get("max_tokens", 64), mode=body.get("mode", "auto"),
-                )
-                result = engine.complete(request)
-                reply = {"id": result.id, "choices": [{"index": c.index, "text": c.text} for c in result.choices]}
-            else:
-                reply = {"stored": True}
-            data = json.dumps(reply).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def respond(path: str, body: dict) -> dict:
+        if path != "/v1/completions":
+            return {"stored": True}
+        seg = body["segments"]
+        request = CompletionRequest(
+            segments=Segments(prefix=seg["prefix"], suffix=seg.get("suffix", ""), filepath=seg.get("filepath")),
+            language=body.get("language"), max_tokens=body.get("max_tokens", 64), mode=body.get("mode", "auto"),
+        )
+        result = engine.complete(request)
+        return {"id": result.id, "choices": [{"index": c.index, "text": c.text} for c in result.choices]}
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return serve_json(respond)
 
 
 def bench_typing(path: Path, chars: int) -> dict:

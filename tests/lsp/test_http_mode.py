@@ -7,14 +7,13 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 
 from tests.lsp.jsonrpc import ROOT
+from tests.lsp.standin import serve_json
 from tests.lsp.test_stdio import engine_text
 
 FAKE_TEXT = "value + 1\n"
@@ -26,24 +25,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class StandIn(BaseHTTPRequestHandler):
+BODIES: list[dict] = []
+
+
+def stand_in(path: str, body: dict) -> dict:
     """The smallest /v1/completions + /v1/events server, to bring a backend up and down at will."""
-
-    bodies: list[dict] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        StandIn.bodies.append(body)
-        reply = {"stored": True} if self.path == "/v1/events" else {"id": "cmpl-standin", "choices": [{"index": 0, "text": "standin()"}]}
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
+    BODIES.append(body)
+    return {"stored": True} if path == "/v1/events" else {"id": "cmpl-standin", "choices": [{"index": 0, "text": "standin()"}]}
 
 
 def test_backend_down_gives_no_items_one_message_then_resumes(spawn_lsp):
@@ -57,14 +45,13 @@ def test_backend_down_gives_no_items_one_message_then_resumes(spawn_lsp):
     assert len(messages) == 1 and "cannot reach" in messages[0]["params"]["message"]
     assert lsp.stats()["status"] == "error"
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), StandIn)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve_json(stand_in, port)
     try:
         (item,) = lsp.inline("file:///down.py", 0, 4)["items"]
         assert item["insertText"] == "standin()"
         stats = lsp.stats()
         assert stats["status"] == "ready" and stats["torch_loaded"] is False
-        completions = [body for body in StandIn.bodies if "segments" in body]
+        completions = [body for body in BODIES if "segments" in body]
         assert completions[-1]["segments"]["prefix"] == "x = " and completions[-1]["language"] == "python"
     finally:
         server.shutdown()
