@@ -28,6 +28,14 @@ def test_random_model_never_leaks_special_tokens(tiny_backend):
             assert not any(token in streamed for token in specials)
 
 
+def test_stream_equals_complete_on_a_real_model(tiny_backend):
+    engine = Engine(tiny_backend)
+    for prefix in ("def f(x):\n    ", "import os\nvalue = "):
+        req = CompletionRequest(segments=Segments(prefix=prefix, suffix="", filepath="a.py"), max_tokens=16,
+                                mode="multiline")
+        assert "".join(engine.stream(req)) == engine.complete(req).choices[0].text
+
+
 def test_from_config_and_template_detection(tiny_model_dir, tiny_model_for):
     engine = Engine.from_config(EngineConfig(model=str(tiny_model_dir)))
     assert engine.template.name == "repocomplete" and "tiny untrained" in engine.info()["model_label"]
