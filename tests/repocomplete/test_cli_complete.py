@@ -104,3 +104,21 @@ def test_help_lists_the_options():
     assert out.returncode == 0
     for option in ("--line", "--col", "--model", "--adapter", "--workspace", "--json", "--show-prompt", "--template"):
         assert option in out.stdout
+
+
+def test_openai_backend_down_and_up(source_file):
+    import socket
+
+    from .fake_openai_server import FakeOpenAIServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    args = (str(source_file), "--line", "5", "--col", "11", "--backend", "openai")
+    down = run(*args, "--openai-url", f"http://127.0.0.1:{port}/v1", env_extra={"REPOCOMPLETE_MAX_RETRIES": "1"})
+    assert_one_line_error(down, "unavailable", str(port))
+    with FakeOpenAIServer("os.path.join(*parts)\nmore") as server:
+        up = run(*args, "--openai-url", server.url, "--json", env_extra={"REPOCOMPLETE_OPENAI_MODEL": "tiny"})
+        assert up.returncode == 0, up.stderr
+        assert json.loads(up.stdout)["text"] == "os.path.join(*parts)"
+        assert server.requests[-1]["suffix"] == " os.path.join(*parts)\n"
