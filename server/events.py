@@ -42,6 +42,8 @@ class EventStore:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # Telemetry: losing the last events on a power cut is fine; an fsync per event is not.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
 
     def add(self, event: dict) -> None:
