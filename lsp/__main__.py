@@ -8,7 +8,6 @@ progress bars of libraries) to stderr before it starts, and logs to stderr or
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -41,8 +40,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def _flag_options(args: argparse.Namespace) -> dict:
     """Command-line flags as settings (camelCase, like initializationOptions)."""
-    env = os.environ.get("REPOCOMPLETE_LSP_OPTIONS")
-    options = json.loads(env) if env else {}
     flags = {
         "serverUrl": args.server_url,
         "token": args.token,
@@ -51,8 +48,7 @@ def _flag_options(args: argparse.Namespace) -> dict:
         "backend": args.backend,
         "debounceMs": args.debounce_ms,
     }
-    options.update({key: value for key, value in flags.items() if value is not None})
-    return options
+    return {key: value for key, value in flags.items() if value is not None}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -91,7 +90,6 @@ class CompletionService:
         self.root: str | None = None
         self.status = "starting"
         self.status_message = ""
-        self.events_path: str | None = os.environ.get("REPOCOMPLETE_LSP_EVENTS") or None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._viewed: set[str] = set()
         #: Settings from the command line; the editor's settings override them.
@@ -138,7 +136,7 @@ class CompletionService:
     def _make_client(self) -> CompletionClient:
         if self.settings.server_url:
             return HttpClient(self.settings.server_url, self.settings.token)
-        return InProcessClient(self.settings, self.root, self._status_from_thread, self.events_path)
+        return InProcessClient(self.settings, self.root, self._status_from_thread)
 
     async def close(self) -> None:
         if self.client is not None:

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { test } from "node:test";
-import { initializationOptions, needsRestart, parseStatus, serverCommand, statusBarText } from "../settings";
+import { initializationOptions, needsRestart, parseStatus, SERVER_SETTINGS, serverCommand, statusBarText } from "../settings";
 
 const getter = (values: Record<string, unknown>) => (key: string) => values[key];
 
@@ -31,4 +31,13 @@ test("status bar shows ready, indexing and error distinctly", () => {
   assert.match(statusBarText({ state: "error", message: "" }).text, /\$\(error\) repocomplete: error/);
   assert.deepEqual(parseStatus({ state: "ready" }), { state: "ready", message: "" });
   assert.equal(parseStatus("nonsense").state, "error");
+});
+
+test("package.json declares every setting the server understands, plus pythonPath", () => {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const manifest = require("../../package.json");
+  const declared = Object.keys(manifest.contributes.configuration.properties);
+  for (const key of [...SERVER_SETTINGS, "pythonPath"]) {
+    assert.ok(declared.includes(`repocomplete.${key}`), `repocomplete.${key} is declared`);
+  }
 });
