@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                                                              for p in targets],
                                  "p50_ms": statistics.median(timings), "p95_ms": percentile(timings, 0.95)}
             for rel in targets:
-                ws.remove(rel)  # back to the saved files
+                ws.revert(rel)  # back to the saved files
             changed = root / targets[0]
             changed.write_text(changed.read_text(errors="replace") + "\n# changed\n")
             start = time.perf_counter()

@@ -37,7 +37,7 @@ from indexer.retrieve.retriever import Retriever
 from indexer.secrets import redact
 from indexer.store import FileRecord, Store, StoreInvalidError
 from indexer.types import IndexProgress, IndexSummary, RetrievalQuery, Snippet
-from indexer.walk import read_text, walk
+from indexer.walk import classify, read_text, walk
 
 log = logging.getLogger("indexer")
 
@@ -237,6 +237,11 @@ class Workspace:
             finally:
                 self._indexing = False
                 writer.close()
+            if self.config.dense:
+                from indexer.retrieve.dense import embed_missing  # torch: only when asked for
+
+                with self._lock:
+                    embed_missing(self._store)
             with self._lock:
                 # Buffers edited while the run held the write lock, and any the run overwrote.
                 for path, text in list(self._live.items()):
@@ -325,6 +330,22 @@ class Workspace:
                 log.debug("index busy; %s will be written when the running index commits", rel)
             if not known:
                 self._retriever.invalidate(files=True)
+
+    def revert(self, path: str | os.PathLike[str]) -> None:
+        """Forget a live buffer (closed without saving): index the file as it is on disk."""
+        rel = self.relpath(path)
+        with self._lock:
+            self._reconnect_if_replaced()
+            self._live.pop(rel, None)
+            entry = classify(self.root, rel, self.config.walk) if (self.root / rel).is_file() else None
+            result = (prepare_file((rel, str(entry.abspath), entry.language, entry.mtime, entry.size, None),
+                                   config=self.config) if entry is not None and not entry.skipped else ("skip",))
+            with self._store.transaction():
+                if result[0] == "put":
+                    self._store.put_file(result[1])
+                else:
+                    self._store.remove_file(rel)
+            self._retriever.invalidate(files=True)
 
     def remove(self, path: str | os.PathLike[str]) -> bool:
         """Drop a file from the index (deleted in the editor); True if it was indexed.

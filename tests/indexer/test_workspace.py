@@ -118,6 +118,8 @@ def test_live_buffer_update_and_remove(ws, repo):
     # The next index run keeps the editor's text rather than the disk's.
     assert ws.index().files_indexed == 0
     assert ws.symbols("only_in_the_editor")
+    ws.revert("json/decoder.py")  # closed without saving: the disk's text again
+    assert ws.symbols("only_in_the_editor") == [] and ws.symbols("JSONDecoder")
     ws.update(str(repo / "json" / "brand_new.py"), "def unsaved_file():\n    pass\n")
     assert "json/brand_new.py" in ws.files()
     assert ws.remove("json/brand_new.py") and "json/brand_new.py" not in ws.files()
