@@ -83,7 +83,9 @@ def run_suite(suite: ModuleType, args: argparse.Namespace) -> tuple[dict, Path]:
     args.adapter_name = spec.adapter_name
     self_check = bool(getattr(args, "self_check", False))
     model_free = self_check or (hasattr(suite, "needs_model") and not suite.needs_model(args))
-    label = "self-check" if self_check else "retrieval-only" if model_free else spec.label()
+    label = spec.label()
+    if model_free:
+        label = suite.model_free_label(args) if hasattr(suite, "model_free_label") else "self-check"
     out = args.out or Path("runs") / suite.NAME / _slug(label)
     fingerprint = _fingerprint(args)
     args.run_dir = out  # suites keep their indexes and scratch files in the run folder

@@ -53,10 +53,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retrieval-only", action="store_true", help="score retrieval only; no model is loaded")
     parser.add_argument("--top-docs", type=int, default=3, help="documents put in the prompt (default: 3)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per program (default: %(default)s)")
+    parser.add_argument("--max-tokens", type=int, default=256, help="generation limit per problem (default: 256)")
 
 
 def needs_model(args: argparse.Namespace) -> bool:
     return not args.retrieval_only and "humaneval" in args.tasks and bool(args.generation)
+
+
+def model_free_label(args: argparse.Namespace) -> str:
+    return "retrieval-only"
 
 
 @dataclass(frozen=True)
@@ -182,7 +187,7 @@ def _generate(task: DocTask, setting: str, snippets: list[Snippet], completer: C
     problem = task.problem
     request = CompletionRequest(
         segments=Segments(prefix=problem.prompt, suffix="", filepath="humaneval.py", snippets=client_snippets(snippets)),
-        language="python", adapter=args.adapter_name, max_tokens=256, temperature=0.0, mode="multiline",
+        language="python", adapter=args.adapter_name, max_tokens=args.max_tokens, temperature=0.0, mode="multiline",
         stop=list(_STOPS), debug_options=DebugOptions(disable_retrieval=True),
     )
     output = completer.complete(request)

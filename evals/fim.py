@@ -6,7 +6,9 @@ and pass@1 is whether it exits 0; exact match and edit similarity compare with t
 middle. ``--self-check`` scores the harness itself without a model: the canonical middles must
 pass (pass@1 = 1.0) and deliberately broken ones ("mangled": a syntax error is injected) must
 fail (0.0); "empty" middles are reported for reference (how often deleting the code still
-passes the tests).
+passes the tests). ``--ceiling`` sends the canonical middles through the real engine (a fake
+backend that "generates" them): the score of a perfect model, i.e. what prompt assembly and
+post-processing lose.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import argparse
 
 from evals.humaneval import INFILLING_FILES, InfillingTask, load_infilling, python_program, sample
 from evals.metrics import edit_similarity, exact_match
-from evals.runner import Completer, ResultLog, run_samples
+from evals.runner import Completer, ResultLog, run_samples, scripted_engine
 from evals.sandbox import SandboxLimits, run_python
 from repocomplete.types import CompletionRequest, DebugOptions, Segments
 
@@ -39,7 +41,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="infilling subsets to run (default: %(default)s)")
     parser.add_argument("--self-check", action="store_true",
                         help="no model: canonical middles must pass, mangled ones must fail")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="no model: canonical middles through the engine (fake backend): what post-processing loses")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per program (default: %(default)s)")
+
+
+def needs_model(args: argparse.Namespace) -> bool:
+    return not (args.self_check or args.ceiling)
+
+
+def model_free_label(args: argparse.Namespace) -> str:
+    return "self-check" if args.self_check else "engine ceiling"
 
 
 def load(args: argparse.Namespace) -> list[InfillingTask]:
@@ -55,7 +67,7 @@ def whole_lines(task: InfillingTask) -> bool:
     return task.subset in ("single_line", "multi_line") and task.middle.endswith("\n")
 
 
-def request_for(task: InfillingTask, adapter: str | None = None) -> CompletionRequest:
+def request_for(task: InfillingTask, adapter: str | None = None, max_tokens: int | None = None) -> CompletionRequest:
     """The completion request of one task, as an editor sees it; no repository, so retrieval is off.
 
     For whole-line middles the cursor sits on an empty line: the suffix starts with the line
@@ -66,7 +78,7 @@ def request_for(task: InfillingTask, adapter: str | None = None) -> CompletionRe
         segments=Segments(prefix=task.prefix, suffix=suffix, filepath="humaneval.py"),
         language="python",
         adapter=adapter,
-        max_tokens=_MAX_TOKENS.get(task.subset, 128),
+        max_tokens=max_tokens or _MAX_TOKENS.get(task.subset, 128),
         temperature=0.0,
         mode="line" if task.subset == "single_line" else "multiline",
         debug_options=DebugOptions(disable_retrieval=True),
@@ -111,10 +123,14 @@ def run(tasks: list[InfillingTask], args: argparse.Namespace, completer: Complet
         return run_samples(items, lambda it: f"{it[0]}:{it[1].task_id}", check, log, "fim self-check",
                            show_progress=args.progress)
 
+    max_tokens = None
+    if getattr(args, "ceiling", False):
+        answers = [(t.prefix, request_for(t).segments.suffix, t.middle[:-1] if whole_lines(t) else t.middle) for t in tasks]
+        completer, max_tokens = scripted_engine(answers, label="engine ceiling"), 1024  # one token per character
     assert completer is not None
 
     def infill(task: InfillingTask) -> dict:
-        output = completer.complete(request_for(task, args.adapter_name))
+        output = completer.complete(request_for(task, args.adapter_name, max_tokens))
         record = {"setting": task.subset, "id": task.task_id, "completion": output.text, "target": task.middle,
                   "latency_ms": output.latency_ms}
         return record | score_completion(task, output.text, limits)

@@ -103,13 +103,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--self-check", action="store_true",
                         help="no model: hand-written correct solutions must pass, wrong ones must fail")
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds per program (default: %(default)s)")
+    parser.add_argument("--max-tokens", type=int, default=256, help="generation limit per problem (default: 256)")
 
 
 def load(args: argparse.Namespace) -> list[TranslatedProblem]:
     """``--limit`` translated problems per language (the solved ones for ``--self-check``)."""
     problems = load_problems()
     if args.self_check:
-        solved = [p for p in problems if p.task_id in SOLUTIONS]
+        solved = [p for p in problems if p.task_id in SOLUTIONS][: args.limit]
         return [t for lang in args.languages for p in solved if (t := translate(p, lang)) is not None]
     return [t for lang in args.languages for t in sample(translate_all(problems, lang), args.limit, seed=args.seed)]
 
@@ -186,7 +187,7 @@ def run(targets: list[TranslatedProblem], args: argparse.Namespace, completer: C
         request = CompletionRequest(
             segments=Segments(prefix=prefix, suffix="", filepath=FILE_NAMES[target.language]),
             language=target.language, adapter=args.adapter_name if variant == "adapter" else None,
-            max_tokens=256, temperature=0.0, mode="multiline", stop=list(target.stop),
+            max_tokens=args.max_tokens, temperature=0.0, mode="multiline", stop=list(target.stop),
             debug_options=DebugOptions(disable_retrieval=True),
         )
         output = completer.complete(request)

@@ -63,6 +63,29 @@ class EngineCompleter:
         return CompletionOutput(text, latency, [_snippet_dict(s) for s in (result.snippets or [])])
 
 
+def scripted_engine(answers: list[tuple[str, str, str]], *, wrong: str | None = None,
+                    label: str = "scripted fake model") -> EngineCompleter:
+    """The real engine on a fake backend that answers each (prefix, suffix) with its text.
+
+    Prompt assembly ("repocomplete" template), stop handling and post-processing all run, so
+    feeding it the gold answers measures what the engine itself loses (the "ceiling" of a
+    perfect model); ``wrong`` makes it answer that text instead. The fake backend counts one
+    token per character: give requests a generous ``max_tokens``.
+    """
+    from repocomplete.backends.fake import FakeBackend
+    from repocomplete.engine import Engine
+
+    end = "<|rc:end|>"
+    keys = [(prefix[-60:] + "<|rc:suffix|>" + suffix[:30], answer + end) for prefix, suffix, answer in answers]
+
+    def rule(prompt: str) -> str:
+        if wrong is not None:
+            return wrong
+        return next((answer for key, answer in keys if key in prompt), end)
+
+    return EngineCompleter(Engine(FakeBackend(rule=rule)), label)
+
+
 def request_json(request: CompletionRequest) -> dict:
     """The HTTP body of DESIGN.md's completion contract for ``request``."""
     segments = request.segments
@@ -105,7 +128,7 @@ class HttpCompleter:
     def check(self) -> None:
         """Fail fast, in one line, when nothing answers at the URL."""
         try:
-            self._client.get("/health")
+            self._client.get("/v1/health")
         except self._httpx.HTTPError as exc:
             raise BackendUnavailableError(f"cannot reach server at {self.url}: {type(exc).__name__}") from None
 

@@ -53,21 +53,9 @@ def make_args():
     return make
 
 
+
 def engine_answering(pairs: list[tuple[str, str, str]], *, wrong: str | None = None):
-    """An in-process engine on the fake backend that answers each (prefix, suffix) with its text.
+    """An in-process engine on the fake backend that answers each (prefix, suffix) with its text."""
+    from evals.runner import scripted_engine
 
-    The whole real path runs: prompt assembly with the "repocomplete" template, generation
-    with stop strings, post-processing. ``wrong`` makes it answer that text instead.
-    """
-    from evals.runner import EngineCompleter
-    from repocomplete.backends.fake import FakeBackend
-    from repocomplete.engine import Engine
-
-    keys = [(prefix[-60:] + "<|rc:suffix|>" + suffix[:30], answer + "<|rc:end|>") for prefix, suffix, answer in pairs]
-
-    def rule(prompt: str) -> str:
-        if wrong is not None:
-            return wrong
-        return next((answer for key, answer in keys if key in prompt), "<|rc:end|>")
-
-    return EngineCompleter(Engine(FakeBackend(rule=rule)), "fake-scripted")
+    return scripted_engine(pairs, wrong=wrong)

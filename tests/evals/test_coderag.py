@@ -37,7 +37,7 @@ def test_snippets_overlapping_the_definition_count_as_the_gold_chunk():
 
 def test_canonical_solutions_pass_with_every_context_and_wrong_ones_fail(make_args, tmp_path):
     args = make_args(tasks=["humaneval"], repo=None, retrievers=["bm25", "fused"], generation=["none", "retrieved", "gold"],
-                     retrieval_only=False, top_docs=3, timeout=10.0, limit=None, run_dir=tmp_path)
+                     retrieval_only=False, top_docs=3, timeout=10.0, limit=None, run_dir=tmp_path, max_tokens=256)
     tasks = [t for t in coderag.load(args) if t.gold][:3]
     problems = {p.prompt: p for p in load_problems()}
     right = ScriptedCompleter(lambda request: problems[request.segments.prefix].canonical_solution)

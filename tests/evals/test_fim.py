@@ -8,7 +8,7 @@ from evals import fim
 from evals.humaneval import load_infilling
 from evals.report import summarize
 from evals.runner import ResultLog
-from tests.evals.conftest import ScriptedCompleter, cli_summary, engine_answering, run_cli
+from tests.evals.conftest import ScriptedCompleter, cli_summary, run_cli
 
 
 def test_self_check_canonical_passes_and_mangled_fails(tmp_path):
@@ -98,12 +98,10 @@ def test_report_compares_runs_side_by_side(tmp_path):
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 0
 
 
-def test_gold_answers_through_the_real_engine_pass(tmp_path, make_args):
-    """The fake backend answers each single-line task with its canonical line; the engine's
-    prompt assembly, stop handling and post-processing must keep it intact."""
-    args = make_args(subsets=["single_line"], limit=6, timeout=10.0)
-    tasks = fim.load(args)
-    pairs = [(t.prefix, fim.request_for(t).segments.suffix, t.middle.rstrip("\n")) for t in tasks]
-    table = summarize(fim.run(tasks, args, engine_answering(pairs), ResultLog(tmp_path / "gold.jsonl")))
-    assert table["single_line"]["exact_match"] == 1.0
-    assert table["single_line"]["pass@1"] == 1.0
+def test_ceiling_sends_gold_through_the_real_engine(tmp_path):
+    """A perfect model (the fake backend "generates" each canonical line) through prompt
+    assembly, stop handling and post-processing must keep single lines intact."""
+    summary = cli_summary("fim", "--ceiling", "--limit", "6", "--subsets", "single_line", "--out", str(tmp_path / "c"))
+    assert summary["label"] == "engine ceiling"
+    assert summary["settings"]["single_line"]["exact_match"] == 1.0
+    assert summary["settings"]["single_line"]["pass@1"] == 1.0

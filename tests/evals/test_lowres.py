@@ -75,17 +75,17 @@ def interpreters():
 
 
 def test_self_check_correct_solutions_pass_and_wrong_ones_fail(interpreters, tmp_path):
-    summary = cli_summary("lowres", "--self-check", "--out", str(tmp_path / "run"))
+    summary = cli_summary("lowres", "--self-check", "--limit", "3", "--out", str(tmp_path / "run"))
     for language in ("r", "racket"):
         assert summary["settings"][f"{language}/correct"]["pass@1"] == 1.0
         assert summary["settings"][f"{language}/wrong"]["pass@1"] == 0.0
-        assert summary["settings"][f"{language}/correct"]["n"] == len(lowres.SOLUTIONS)
+        assert summary["settings"][f"{language}/correct"]["n"] == 3
     assert summary["self_check_ok"] is True
 
 
 def test_gold_and_wrong_completers_through_every_variant(interpreters, tmp_path, make_args):
-    args = make_args(languages=["r", "racket"], variants=["baseline", "few_shot", "adapter"], timeout=20.0,
-                     adapter_name="rkt-lora")
+    args = make_args(languages=["r", "racket"], variants=["few_shot", "adapter"], timeout=20.0,
+                     adapter_name="rkt-lora", max_tokens=256)
     targets = [t for t in lowres.load(make_args(languages=["r", "racket"], self_check=True)) if t.task_id == "HumanEval/13"]
 
     def gold(request):
@@ -94,7 +94,7 @@ def test_gold_and_wrong_completers_through_every_variant(interpreters, tmp_path,
 
     right = ScriptedCompleter(gold)
     table = summarize(lowres.run(targets, args, right, ResultLog(tmp_path / "gold.jsonl")))
-    assert set(table) == {f"{lang}/{v}" for lang in ("r", "racket") for v in ("baseline", "few_shot", "adapter")}
+    assert set(table) == {f"{lang}/{v}" for lang in ("r", "racket") for v in ("few_shot", "adapter")}
     assert all(row["pass@1"] == 1.0 for row in table.values())
     adapters = {r.adapter for r in right.requests}
     assert adapters == {None, "rkt-lora"}
