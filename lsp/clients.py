@@ -111,19 +111,28 @@ class HttpClient:
     def buffer_changed(self, path: str, text: str | None) -> None:
         """The server reads files from disk; unsaved buffers stay in the editor."""
 
-    async def complete(self, request: CompletionRequest) -> CompletionResult:
-        self.model_calls += 1
+    async def _send(self, method: str, path: str, body: dict | None = None) -> Any:
+        """One call to the server; BackendUnavailableError for everything the user must fix there."""
         try:
-            response = await self._http.post("/v1/completions", json=request_json(request))
+            response = await self._http.request(method, path, json=body)
         except self._httpx.TransportError as exc:
             raise BackendUnavailableError(f"cannot reach the completion server at {self.base_url} ({type(exc).__name__})") from None
-        # 5xx, or a 404 that is not ours (wrong URL / not a repocomplete server): unavailable
-        not_ours = response.status_code == 404 and '"error"' not in response.text
-        if response.status_code >= 500 or not_ours:
+        status = response.status_code
+        # 5xx, a refused token, or a 404 that is not ours (wrong URL): the server is unusable as configured
+        not_ours = status == 404 and '"error"' not in response.text
+        if status >= 500 or status in (401, 403) or not_ours:
             raise BackendUnavailableError(f"completion server at {self.base_url}: {_error_message(response)}")
-        if response.status_code >= 400:
+        if status >= 400:
             raise RepocompleteError(_error_message(response))
-        return result_from_json(response.json())
+        return response.json()
+
+    async def health(self) -> dict:
+        """The server's ``/v1/health`` (model, workspaces); raises when it is unusable."""
+        return await self._send("GET", "/v1/health")
+
+    async def complete(self, request: CompletionRequest) -> CompletionResult:
+        self.model_calls += 1
+        return result_from_json(await self._send("POST", "/v1/completions", request_json(request)))
 
     async def record_event(self, event: dict) -> None:
         try:

@@ -113,7 +113,21 @@ class CompletionService:
         if self.client is not None:
             self.client.start()
             if isinstance(self.client, HttpClient):
-                self.set_status("ready", f"using {self.client.base_url}")
+                asyncio.ensure_future(self._check_server(self.client))
+
+    async def _check_server(self, client: HttpClient) -> None:
+        """Ask the server's health once at start, so a wrong URL or token shows before the first keystroke."""
+        try:
+            health = await client.health()
+        except BackendUnavailableError as exc:
+            self.set_status("error", str(exc))
+            return
+        except RepocompleteError as exc:
+            log.warning("health check failed: %s", exc)
+            health = {}
+        if client is self.client and self.status != "ready":
+            model = health.get("model_label") or health.get("model") or "server"
+            self.set_status("ready", f"using {client.base_url} ({model})")
 
     def configure(self, options: object) -> None:
         """Apply changed settings (``workspace/didChangeConfiguration``)."""

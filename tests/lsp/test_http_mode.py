@@ -63,7 +63,8 @@ def test_against_a_real_repocomplete_serve(spawn_lsp, tmp_path: Path):
     port = free_port()
     env = {"REPOCOMPLETE_CACHE_DIR": str(tmp_path / "cache"), "REPOCOMPLETE_FAKE_TEXT": FAKE_TEXT}
     serve = subprocess.Popen(
-        [sys.executable, "-m", "repocomplete", "serve", "--backend", "fake", "--port", str(port), "--events-db", str(tmp_path / "events.db")],
+        [sys.executable, "-m", "repocomplete", "serve", "--backend", "fake", "--port", str(port), "--token", "s3cret",
+         "--events-db", str(tmp_path / "events.db")],
         cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.err", "wb"),
     )
     try:
@@ -76,8 +77,10 @@ def test_against_a_real_repocomplete_serve(spawn_lsp, tmp_path: Path):
                 pass
             assert serve.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.err").read_text()[-2000:]
             time.sleep(0.2)
-        lsp = spawn_lsp("--server-url", f"http://127.0.0.1:{port}")
+        lsp = spawn_lsp("--server-url", f"http://127.0.0.1:{port}", "--token", "s3cret")
         lsp.initialize({"debounceMs": 0})
+        ready = lsp.wait_notification(lambda m: m["method"] == "repocomplete/status" and m["params"]["state"] == "ready")
+        assert f"127.0.0.1:{port}" in ready["params"]["message"]
         source = "def add(value):\n    return "
         lsp.open("file:///proj/add.py", source)
         (item,) = lsp.inline("file:///proj/add.py", 1, 11)["items"]
@@ -88,6 +91,24 @@ def test_against_a_real_repocomplete_serve(spawn_lsp, tmp_path: Path):
         assert lsp.stats()["torch_loaded"] is False
         assert lsp.shutdown_and_exit() == 0
         assert "refused" not in (tmp_path / "lsp-0.err").read_text()
+        # a refused token is told to the user once, and the editor gets no items
+        wrong = spawn_lsp("--server-url", f"http://127.0.0.1:{port}", "--token", "wrong")
+        wrong.initialize({"debounceMs": 0})
+        wrong.open("file:///proj/add.py", source)
+        assert wrong.inline("file:///proj/add.py", 1, 11) is None
+        assert wrong.inline("file:///proj/add.py", 1, 11) is None
+        errors = [m for m in wrong.notifications if m["method"] == "window/showMessage"]
+        assert len(errors) == 1 and errors[0]["params"]["type"] == 1 and str(port) in errors[0]["params"]["message"]
     finally:
         serve.terminate()
         serve.wait(20)
+
+
+def test_the_language_server_modules_import_no_model_code():
+    code = (
+        "import sys, lsp.__main__, lsp.server, lsp.clients; lsp.server.create_server(); "
+        "lsp.clients.HttpClient('http://127.0.0.1:9'); "
+        "print(sorted(m for m in ('torch', 'transformers', 'peft', 'repocomplete.engine') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
