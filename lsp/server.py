@@ -52,6 +52,10 @@ def create_server() -> RepocompleteLanguageServer:
         except ConfigError as exc:
             service.initialize(None, _root_of(params), str(getattr(encoding, "value", encoding)))
             service.set_status("error", f"invalid settings, using defaults: {exc}")
+        text_document = params.capabilities.text_document
+        if text_document is not None and text_document.inline_completion is not None:
+            # completion is the fallback: a client with ghost text would show the same text twice
+            server.protocol.fm.features.pop(types.TEXT_DOCUMENT_COMPLETION, None)
 
     @server.feature(types.INITIALIZED)
     def initialized(params: types.InitializedParams) -> None:

@@ -140,10 +140,12 @@ class LspProcess:
 
     # -- LSP conveniences --------------------------------------------------------------------
 
-    def initialize(self, options: dict | None = None, root: Path | None = None, encodings: list[str] | None = None) -> dict:
+    def initialize(
+        self, options: dict | None = None, root: Path | None = None, encodings: list[str] | None = None, inline: bool = True
+    ) -> dict:
         capabilities: dict[str, Any] = {
             "textDocument": {
-                "inlineCompletion": {"dynamicRegistration": False},
+                **({"inlineCompletion": {"dynamicRegistration": False}} if inline else {}),
                 "completion": {"completionItem": {"snippetSupport": False}},
                 "synchronization": {"dynamicRegistration": False},
             },

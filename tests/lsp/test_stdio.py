@@ -38,7 +38,8 @@ def change(lsp: LspProcess, uri: str, version: int, start: tuple[int, int], end:
 
 def test_initialize_advertises_inline_completion_incremental_sync_and_commands(fake_lsp):
     capabilities = fake_lsp.capabilities["capabilities"]
-    assert "inlineCompletionProvider" in capabilities and "completionProvider" in capabilities
+    assert "inlineCompletionProvider" in capabilities
+    assert "completionProvider" not in capabilities  # the fallback is only for clients without ghost text
     assert capabilities["textDocumentSync"]["change"] == 2  # incremental
     assert capabilities["positionEncoding"] == "utf-16"
     assert {"repocomplete.accept", "repocomplete.dismiss"} <= set(capabilities["executeCommandProvider"]["commands"])
@@ -62,11 +63,14 @@ def test_inline_completion_matches_the_engine_and_typing_through_uses_the_cache(
     assert stats["model_calls"] == calls and stats["cache_hits"] >= 1
 
 
-def test_completion_fallback_carries_the_completion_in_one_item(fake_lsp):
+def test_completion_fallback_carries_the_completion_in_one_item(spawn_lsp):
+    lsp = spawn_lsp()
+    capabilities = lsp.initialize({"backend": "fake", "debounceMs": 0}, inline=False)["capabilities"]
+    assert "completionProvider" in capabilities
     text = "total = add(1)\nresult = tot"
-    fake_lsp.open("file:///project/fallback.py", text)
+    lsp.open("file:///project/fallback.py", text)
     line, character = end_of(text)
-    result = fake_lsp.request(
+    result = lsp.request(
         "textDocument/completion", {"textDocument": {"uri": "file:///project/fallback.py"}, "position": {"line": line, "character": character}}
     )
     (item,) = result["items"]
