@@ -232,8 +232,9 @@ class ResultLog:
         for record in records:
             self._remember(record)
 
-    def records(self) -> list[dict]:
-        return list(self._records.values())
+    def records(self, items: set[str] | None = None) -> list[dict]:
+        """Stored records, only those of the work items ``items`` when given."""
+        return [r for r in self._records.values() if items is None or r.get("item", r["key"]) in items]
 
 
 def run_samples(
@@ -261,7 +262,8 @@ def run_samples(
                 record["item_done"] = index == len(records) - 1
             log.append(*records)
             advance()
-    return log.records()
+    # A rerun with another --limit may leave records of samples no longer chosen: leave them out.
+    return log.records({key(item) for item in items})
 
 
 class _progress:

@@ -105,3 +105,13 @@ def test_ceiling_sends_gold_through_the_real_engine(tmp_path):
     assert summary["label"] == "engine ceiling"
     assert summary["settings"]["single_line"]["exact_match"] == 1.0
     assert summary["settings"]["single_line"]["pass@1"] == 1.0
+
+
+def test_a_rerun_with_a_smaller_sample_scores_only_that_sample(tmp_path, make_args):
+    args = make_args(subsets=["single_line"], timeout=10.0)
+    tasks = load_infilling("single_line")[:3]
+    log_path = tmp_path / "samples.jsonl"
+    gold = {t.prefix: t.middle for t in tasks}
+    fim.run(tasks, args, ScriptedCompleter(lambda r: gold[r.segments.prefix]), ResultLog(log_path))
+    records = fim.run(tasks[:1], args, ScriptedCompleter(lambda r: "never called"), ResultLog(log_path))
+    assert [r["id"] for r in records] == [tasks[0].task_id]
