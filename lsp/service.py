@@ -116,7 +116,7 @@ class CompletionService:
                 asyncio.ensure_future(self._check_server(self.client))
 
     async def _check_server(self, client: HttpClient) -> None:
-        """Ask the server's health once at start, so a wrong URL or token shows before the first keystroke."""
+        """Ask the server's health once at start, so a wrong URL shows before the first keystroke."""
         try:
             health = await client.health()
         except BackendUnavailableError as exc:
@@ -142,10 +142,8 @@ class CompletionService:
             self.start()
         elif self.client is not None and hasattr(self.client, "settings"):
             self.client.settings = self.settings  # adapter / index flags of the in-process client
-        if not self.settings.enable:
-            self.set_status("disabled", "completions are turned off")
-        elif old.enable is False:
-            self.set_status("ready", "completions are on")
+        if old.enable != self.settings.enable:
+            self._publish_status()
 
     def _make_client(self) -> CompletionClient:
         if self.settings.server_url:
@@ -159,13 +157,21 @@ class CompletionService:
     # -- status ------------------------------------------------------------------------
 
     def set_status(self, state: str, message: str) -> None:
-        """Tell the editor our state; the first error of an outage is also shown to the user."""
+        """Record the backend's state; the first error of an outage is also shown to the user."""
         if state == "error" and self.status != "error":
             self._show_message(f"repocomplete: {message}", types.MessageType.Error)
         elif self.status == "error" and state == "ready":
             self._show_message(f"repocomplete: {message}", types.MessageType.Info)
         self.status, self.status_message = state, message
-        self._notify(STATUS_NOTIFICATION, {"state": state, "message": message})
+        self._publish_status()
+
+    def _publish_status(self) -> None:
+        """Tell the editor (``repocomplete/status``); while turned off it says "disabled"."""
+        if self.settings.enable or self.status == "error":
+            params = {"state": self.status, "message": self.status_message}
+        else:
+            params = {"state": "disabled", "message": "completions are turned off"}
+        self._notify(STATUS_NOTIFICATION, params)
 
     def _status_from_thread(self, state: str, message: str) -> None:
         """Status updates from the in-process client's worker threads, moved onto the event loop."""

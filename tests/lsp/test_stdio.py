@@ -161,8 +161,12 @@ def test_settings_turn_completion_off_per_language_and_back_on(spawn_lsp):
     assert lsp.inline("file:///code.py", 0, 4)["items"]
     lsp.notify("workspace/didChangeConfiguration", {"settings": {"repocomplete": {"enable": False}}})
     assert lsp.inline("file:///code.py", 0, 4) is None
+    statuses = [m["params"]["state"] for m in lsp.notifications if m["method"] == "repocomplete/status"]
+    assert statuses[-1] == "disabled"
     lsp.notify("workspace/didChangeConfiguration", {"settings": {"repocomplete": {"enable": True}}})
     assert lsp.inline("file:///code.py", 0, 4)["items"]
+    statuses = [m["params"]["state"] for m in lsp.notifications if m["method"] == "repocomplete/status"]
+    assert statuses[-1] == "ready"  # the backend's own state comes back
     assert lsp.shutdown_and_exit() == 0
 
 
