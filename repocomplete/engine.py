@@ -132,8 +132,10 @@ class Engine:
     def stream(self, request: CompletionRequest) -> Iterator[str]:
         """Yield post-processed text deltas of one completion as the model produces them.
 
-        A line is released once the next one has begun (post-processing may still cut or
-        rebalance the last line); the concatenated deltas equal ``complete``'s text.
+        Complete lines are released at once, the last line a few characters behind the
+        model (post-processing may still cut its tail against the suffix); the concatenated
+        deltas equal ``complete``'s text. Close the iterator when abandoning it early: that
+        releases the model for the next request.
         """
         prepared = self._prepare(request)
         hold = len(prepared.suffix.split("\n", 1)[0]) + 8
