@@ -12,14 +12,16 @@ node is, following aider's repomap conventions plus our own:
 - ``@context.identifier`` / ``.type`` / ``.string`` / ``.field``: the RepoFusion context
   types identifiers, type identifiers, string literals and field declarations.
 
-All of it goes through one wrapper around the capture API (:func:`_run`). Parsers are
-cached per thread and language (a tree-sitter parser is not thread-safe), queries per
-language. Unknown languages give an empty :class:`ParsedFile`; syntax errors are tolerated
+Both sections of a language's file are compiled into one query, run once per file
+through one wrapper around the capture API (:func:`_matches`): each pattern's matches go
+straight to what it feeds. Parsers are cached per thread and language (a tree-sitter
+parser is not thread-safe), compiled queries per language and flags. Unknown languages give an empty :class:`ParsedFile`; syntax errors are tolerated
 (tree-sitter recovers and marks ``has_errors``).
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -110,10 +112,11 @@ def parse_source(text: str, language: str | None, *, references: bool = True,
         return ParsedFile(language if language in LANGUAGES else None)
     source = text.encode("utf-8", "surrogatepass")
     tree = _parser(language).parse(source)
+    root = tree.root_node
     extractor = _Extractor(language, source, text.isascii())
-    extractor.run(tree.root_node, _queries(language, references, context))
+    extractor.run(root, _plan(language, references, context))
     result = extractor.result
-    result.has_errors = tree.root_node.has_error
+    result.has_errors = root.has_error
     return result
 
 
@@ -139,35 +142,79 @@ def _parser(language: str):
     return parser
 
 
-#: In a .scm file, patterns after this line only tag single nodes (references, context);
-#: they run through the cheaper ``captures`` API instead of ``matches``.
+#: In a .scm file, patterns after this line only tag single nodes (references, context).
 SECTION_MARKER = "; == references and context =="
+
+# What a match of one pattern feeds (the first item of its action).
+_TAGS, _DEFINITION, _IDENTIFIER, _TYPE, _STRING, _FIELD, _REFERENCE = range(7)
+_CONTEXT_ACTIONS = {"identifier": _IDENTIFIER, "type": _TYPE, "string": _STRING, "field": _FIELD}
+_CAPTURE = re.compile(rb"@([\w.]+)")
+#: A node tagged as two kinds of reference keeps the most specific one (lowest rank).
+_REFERENCE_RANK = {"call": 0, "class": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One compiled query of a language (both sections), and per pattern what it feeds.
+
+    ``actions[i]`` is ``(_DEFINITION, name capture, kind)`` for a tags pattern with one
+    definition, ``(_TAGS, None, None)`` for another tags pattern (imports, parents), else
+    ``(_IDENTIFIER | _TYPE | _STRING | _FIELD, capture, None)`` or
+    ``(_REFERENCE, capture, reference kind)``; disabled patterns never match.
+    """
+
+    query: object
+    actions: tuple[tuple[int, str | None, str | None], ...]
 
 
 @lru_cache(maxsize=None)
-def _queries(language: str, references: bool = True, context_items: bool = True):
-    """(tags query, references-and-context query or None) of ``language``.
+def _plan(language: str, references: bool = True, context_items: bool = True) -> _Plan:
+    """The query of ``language`` with only the patterns asked for enabled, compiled once.
 
-    The second query keeps only the patterns asked for (a disabled pattern costs nothing).
+    One query means one walk of the tree for everything (a query walk costs about a
+    quarter of a parse, whatever it matches); a disabled pattern costs nothing. A
+    references-and-context pattern has one ``@name.reference.*`` or ``@context.*`` capture
+    (helpers such as ``@_self`` aside): its matches then go to one list without a lookup.
     """
     from tree_sitter import Query
     from tree_sitter_language_pack import get_language
 
     tags, context = _query_sections(language)
-    # Grouped captures in the ungrouped section would be silently ignored: refuse them.
+    # The references-and-context section feeds flat lists: a definition there would be lost.
     if any(f"@{group}" in context for group in ("import", "definition.", "parent.", "receiver")):
         raise ValueError(f"{language}.scm: tags captures after {SECTION_MARKER!r}")
-    grammar = get_language(GRAMMARS[language])
-    if not (references or context_items):
-        return Query(grammar, tags), None
-    single = Query(grammar, context)
-    for index in range(single.pattern_count):
-        pattern = context.encode("utf-8")[single.start_byte_for_pattern(index):
-                                          single.end_byte_for_pattern(index)]
-        wanted = references if b"@name.reference." in pattern else context_items
+    text = tags + context if (references or context_items) else tags
+    query = Query(get_language(GRAMMARS[language]), text)
+    encoded, tags_end = text.encode("utf-8"), len(tags.encode("utf-8"))
+    actions: list[tuple[int, str | None, str | None]] = []
+    for index in range(query.pattern_count):
+        start = query.start_byte_for_pattern(index)
+        pattern = encoded[start:query.end_byte_for_pattern(index)]
+        names = list(dict.fromkeys(m.decode() for m in _CAPTURE.findall(pattern)))
+        if start < tags_end:
+            defined = [n for n in names if n.startswith("name.definition.")]
+            if "import" in names or "parent.child" in names or len(defined) != 1:
+                actions.append((_TAGS, None, None))
+            else:
+                actions.append((_DEFINITION, defined[0], defined[0][len("name.definition."):]))
+            continue
+        captures = [c for c in names if c.startswith(("context.", "name.reference."))]
+        if len(captures) != 1:
+            raise ValueError(f"{language}.scm: pattern {pattern.decode()[:60]!r} needs exactly "
+                             "one @name.reference.* or @context.* capture")
+        capture = captures[0]
+        if capture.startswith("context."):
+            kind = capture[len("context."):]
+            if kind not in _CONTEXT_ACTIONS:
+                raise ValueError(f"{language}.scm: unknown context capture @{capture}")
+            actions.append((_CONTEXT_ACTIONS[kind], capture, None))
+            wanted = context_items
+        else:
+            actions.append((_REFERENCE, capture, capture[len("name.reference."):]))
+            wanted = references
         if not wanted:
-            single.disable_pattern(index)
-    return Query(grammar, tags), single
+            query.disable_pattern(index)
+    return _Plan(query, tuple(actions))
 
 
 def _query_sections(language: str) -> tuple[str, str]:
@@ -181,16 +228,15 @@ def _query_sections(language: str) -> tuple[str, str]:
     return tags, context
 
 
-def _run(query, node, *, grouped: bool):
-    """The one wrapper around the capture API.
+def _matches(query, node) -> list:
+    """The one wrapper around the capture API: (pattern index, {capture: [nodes]}) per match.
 
-    ``grouped``: a list of (pattern index, {capture: [nodes]}), one per match, for patterns
-    whose captures belong together; otherwise {capture: [nodes]} for the whole tree.
+    Single-node patterns finish where their node is visited, so their matches come in
+    document order (the walk is pre-order).
     """
     from tree_sitter import QueryCursor
 
-    cursor = QueryCursor(query)
-    return cursor.matches(node) if grouped else cursor.captures(node)
+    return QueryCursor(query).matches(node)
 
 
 # --- extraction -----------------------------------------------------------------------
@@ -206,47 +252,74 @@ class _Extractor:
         self._lines: list[bytes] | None = None
         self._defs: list[tuple[int, int, int, Definition]] = []   # (start, -end, order, def)
         self._imports: dict[tuple, Import] = {}
-        self._seen_references: set[tuple[int, int]] = set()
 
-    def run(self, root, queries) -> None:
-        tags, context = queries
-        for _, captures in _run(tags, root, grouped=True):
-            if "import" in captures:
-                self._add_import(captures["import"][0], captures)
-            elif "parent.child" in captures:
-                self._add_parents(captures)
+    def run(self, root, plan: _Plan) -> None:
+        actions, source = plan.actions, self.source
+        identifiers: dict[bytes, object] = {}       # text -> first node
+        types: dict[bytes, object] = {}
+        strings: list = []
+        fields: list = []
+        references: dict[tuple[int, int], tuple] = {}   # start point -> (node, kind, rank)
+        # Hot loop (one pass per match, identifiers dominate): text sliced from the source
+        # bytes (cheaper than node.text), decoded only for the unique names kept.
+        for index, captures in _matches(plan.query, root):
+            what, capture, kind = actions[index]
+            if what == _IDENTIFIER:
+                for node in captures[capture]:
+                    identifiers.setdefault(source[node.start_byte:node.end_byte], node)
+            elif what == _DEFINITION:
+                self._add_definition(kind, captures[capture][0], captures)
+            elif what == _TAGS:
+                self._add_tags(captures)
+            elif what == _TYPE:
+                for node in captures[capture]:
+                    types.setdefault(source[node.start_byte:node.end_byte], node)
+            elif what == _STRING:
+                strings += captures[capture]
+            elif what == _FIELD:
+                fields += captures[capture]
             else:
-                for name, nodes in captures.items():
-                    if name.startswith("name.definition."):
-                        self._add_definition(name[16:], nodes[0], captures)
+                # A call is also an attribute or identifier, and keeps the kind "call".
+                rank = _REFERENCE_RANK.get(kind, len(_REFERENCE_RANK))
+                for node in captures[capture]:
+                    point = node.start_point
+                    seen = references.get(point)
+                    if seen is None or rank < seen[2]:
+                        references[point] = (node, kind, rank)
         self._finish_definitions()
-        self.result.imports = _merge_imports(self._imports)
-        if context is None:
-            return
-        # Calls first: a call is also an attribute or identifier, and keeps the kind "call".
-        captured = _run(context, root, grouped=False)
-        for name in sorted(captured, key=lambda n: n != "name.reference.call"):
-            head, _, kind = name.partition(".")
-            if head == "context":
-                self._add_context(kind, captured[name])
-            elif name.startswith("name.reference."):
-                self._add_references(name[len("name.reference."):], captured[name])
-        self.result.references.sort(key=lambda r: (r.line, r.col))
+        result = self.result
+        result.imports = _merge_imports(self._imports)
+        result.identifiers = _first_lines(identifiers)
+        result.type_identifiers = _first_lines(types)
+        result.string_literals = self._in_file_order(strings)
+        result.field_declarations = self._in_file_order(fields)
+        if references:
+            column = self._column
+            result.references = [Reference(_text(node), row + 1, column(row, col), kind)
+                                 for (row, col), (node, kind, _) in sorted(references.items())]
+
+    def _in_file_order(self, nodes: list) -> list[tuple[str, int]]:
+        """(text, 1-based line) of each node, by position (the same node only once)."""
+        unique = {(node.start_byte, node.end_byte): node for node in nodes}
+        source = self.source
+        return [(source[start:end].decode("utf-8", "replace"), unique[start, end].start_point[0] + 1)
+                for start, end in sorted(unique)]
+
+    def _add_tags(self, captures: dict[str, list]) -> None:
+        if "import" in captures:
+            self._add_import(captures["import"][0], captures)
+        elif "parent.child" in captures:
+            self._add_parents(captures)
+        else:
+            for name, nodes in captures.items():
+                if name.startswith("name.definition."):
+                    self._add_definition(name[16:], nodes[0], captures)
 
     def _add_parents(self, captures: dict[str, list]) -> None:
         child = _text(captures["parent.child"][0])
         for parent in captures.get("parent.name", ()):
             self.result.class_parents.append(
                 ClassParent(child, _strip_generics(_text(parent)), parent.start_point[0] + 1))
-
-    def _add_references(self, kind: str, nodes: list) -> None:
-        seen = self._seen_references
-        append = self.result.references.append
-        for node in nodes:
-            row, col = node.start_point
-            if (row, col) not in seen:
-                seen.add((row, col))
-                append(Reference(_text(node), row + 1, self._column(row, col), kind))
 
     def _add_definition(self, kind: str, name_node, captures: dict[str, list]) -> None:
         outer = captures.get("definition." + kind)
@@ -325,32 +398,18 @@ class _Extractor:
         else:
             existing.names.extend(n for n in names if n not in existing.names)
 
-    def _add_context(self, kind: str, nodes: list) -> None:
-        result = self.result
-        if kind in ("identifier", "type"):
-            # Unique names at their first occurrence (captures are grouped by pattern, not
-            # in document order, hence the comparison). Decode only the unique ones.
-            first: dict[bytes, object] = {}
-            for node in nodes:
-                text = node.text
-                seen = first.get(text)
-                if seen is None or node.start_byte < seen.start_byte:
-                    first[text] = node
-            target = result.identifiers if kind == "identifier" else result.type_identifiers
-            ordered = sorted(first.items(), key=lambda item: item[1].start_byte)
-            target.extend((text.decode("utf-8", "replace"), node.start_point[0] + 1)
-                          for text, node in ordered)
-        elif kind in ("string", "field"):
-            target = result.string_literals if kind == "string" else result.field_declarations
-            target.extend((_text(n), n.start_point[0] + 1) for n in nodes)
-            target.sort(key=lambda item: item[1])
-
     def _column(self, row: int, byte_col: int) -> int:
         if self.ascii_only or byte_col == 0:
             return byte_col
         if self._lines is None:
             self._lines = self.source.split(b"\n")
         return len(self._lines[row][:byte_col].decode("utf-8", "replace"))
+
+
+def _first_lines(first: dict[bytes, object]) -> list[tuple[str, int]]:
+    """(text, 1-based line) of each unique name at its first occurrence, in file order."""
+    return [(text.decode("utf-8", "replace"), node.start_point[0] + 1)
+            for text, node in sorted(first.items(), key=lambda item: item[1].start_byte)]
 
 
 def _merge_imports(imports: dict[tuple, Import]) -> list[Import]:
