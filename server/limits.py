@@ -179,7 +179,7 @@ class Limiter:
 
     async def _iterate(self, make, cancel, deadline, started) -> AsyncIterator[T]:
         future: asyncio.Future | None = None
-        finished = False
+        finished, reason = False, "disconnect"  # left early without an error: the consumer went away
         try:
             future = self._submit(make)
             iterator = await asyncio.wait_for(asyncio.shield(future), max(0.0, deadline - time.monotonic()))
@@ -193,9 +193,12 @@ class Limiter:
         except TimeoutError:
             self._stop(cancel, "timeout")
             raise RequestTimeoutError(f"request took longer than {self.timeout_s:g} s") from None
+        except Exception:
+            reason = "error"
+            raise
         finally:
             if not finished:
-                self._stop(cancel, "disconnect")
+                self._stop(cancel, reason)
             self._release_when_done(future, started)
 
     def shutdown(self) -> None:

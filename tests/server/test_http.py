@@ -170,16 +170,17 @@ def test_tokens_guard_every_route_but_health_and_never_reach_the_log(serve):
 def test_overload_answers_429_with_retry_after_fast(serve):
     served = serve("--max-concurrency", "1", "--max-queue", "1", env=SLOW_ENV)
     results: list[httpx.Response] = []
+    body = {**SLOW_BODY, "max_tokens": 120}  # ~1.2 s each
 
     def slow_request():
-        results.append(httpx.post(f"{served.url}/v1/completions", json=SLOW_BODY, timeout=60))
+        results.append(httpx.post(f"{served.url}/v1/completions", json=body, timeout=60))
 
     threads = [threading.Thread(target=slow_request) for _ in range(2)]
     for t in threads:
         t.start()
         time.sleep(0.3)  # first runs, second queues
     started = time.monotonic()
-    reply = httpx.post(f"{served.url}/v1/completions", json=SLOW_BODY, timeout=60)
+    reply = httpx.post(f"{served.url}/v1/completions", json=body, timeout=60)
     elapsed = time.monotonic() - started
     assert reply.status_code == 429, reply.text
     assert int(reply.headers["Retry-After"]) >= 1
@@ -230,13 +231,15 @@ def test_client_disconnect_without_streaming_cancels_too(serve):
 
 def test_health_answers_while_a_generation_runs(serve):
     served = serve(env=SLOW_ENV)
-    worker = threading.Thread(target=lambda: httpx.post(f"{served.url}/v1/completions", json=SLOW_BODY, timeout=60))
+    body = {**SLOW_BODY, "max_tokens": 300}  # ~3 s
+    worker = threading.Thread(target=lambda: httpx.post(f"{served.url}/v1/completions", json=body, timeout=60))
     worker.start()
     time.sleep(0.5)
     assert served.metric("repocomplete_generations_in_flight") == 1
     started = time.monotonic()
     assert httpx.get(f"{served.url}/v1/health", timeout=5).status_code == 200
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.0  # the generation still has ~2.5 s to go
+    assert served.metric("repocomplete_generations_in_flight") == 1
     worker.join()
 
 
