@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from evals import fim
 from evals.humaneval import load_infilling
 from evals.report import summarize
 from evals.runner import ResultLog
+from repocomplete.errors import RepocompleteError
 from tests.evals.conftest import ScriptedCompleter, cli_summary, run_cli
 
 
@@ -115,3 +118,10 @@ def test_a_rerun_with_a_smaller_sample_scores_only_that_sample(tmp_path, make_ar
     fim.run(tasks, args, ScriptedCompleter(lambda r: gold[r.segments.prefix]), ResultLog(log_path))
     records = fim.run(tasks[:1], args, ScriptedCompleter(lambda r: "never called"), ResultLog(log_path))
     assert [r["id"] for r in records] == [tasks[0].task_id]
+
+
+def test_missing_data_is_a_one_line_error(tmp_path):
+    with pytest.raises(RepocompleteError, match="evaluation data missing"):
+        load_infilling("single_line", data_dir=tmp_path)
+    with pytest.raises(RepocompleteError, match="unknown infilling subset"):
+        load_infilling("nonsense")
