@@ -7,9 +7,10 @@ never a 422, so newer clients keep working. Responses carry Tabby's required fie
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from indexer.types import SOURCES
 
@@ -17,10 +18,29 @@ from indexer.types import SOURCES
 SourceName = Literal[SOURCES]  # type: ignore[valid-type]
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_unicode(value: Any) -> Any:
+    """Replace lone surrogates (valid JSON escapes, invalid text) so no encoder downstream fails."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [valid_unicode(v) for v in value]
+    if isinstance(value, dict):
+        return {valid_unicode(k): valid_unicode(v) for k, v in value.items()}
+    return value
+
+
 class Tolerant(BaseModel):
-    """Base for request bodies: unknown fields are accepted and dropped."""
+    """Base for request bodies: unknown fields are accepted and dropped; text is valid Unicode."""
 
     model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        return valid_unicode(data)
 
 
 class DeclarationIn(Tolerant):

@@ -246,3 +246,14 @@ def test_health_answers_while_a_generation_runs(serve):
 SLOW_ENV = {"REPOCOMPLETE_FAKE_TEXT": "x" * 400, "REPOCOMPLETE_FAKE_DELAY_S": "0.01"}
 #: ~4 s of generation on the slow fake backend.
 SLOW_BODY = {"max_tokens": 400, "mode": "multiline", "segments": {"prefix": "data = [\n", "suffix": ""}}
+
+
+def test_lone_surrogates_are_valid_json_and_never_a_500(shared_server):
+    """JSON may escape half a UTF-16 pair; such text must not crash SQLite or a tokenizer."""
+    with shared_server.client() as http:
+        event = http.post("/v1/events", content=b'{"type": "view", "completion_id": "\\ud800x"}',
+                          headers={"content-type": "application/json"})
+        completion = http.post("/v1/completions", content=b'{"segments": {"prefix": "x = \\udfff"}, "stop": ["\\ud800"]}',
+                               headers={"content-type": "application/json"})
+    assert event.status_code == 200, event.text
+    assert completion.status_code == 200, completion.text
