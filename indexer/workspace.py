@@ -201,10 +201,14 @@ class Workspace:
         """``path`` (absolute, or relative to the root) as a POSIX path relative to the root."""
         p = Path(path).expanduser()
         if p.is_absolute():
-            try:
-                p = p.resolve().relative_to(self.root) if p.exists() else p.relative_to(self.root)
-            except ValueError as exc:
-                raise PathOutsideWorkspaceError(f"{path} is outside the workspace {self.root}") from exc
+            # The file may not exist yet (a new buffer), and the root may be reached via a symlink.
+            resolved = p.resolve() if p.exists() else p.parent.resolve() / p.name
+            for candidate in (p, resolved):
+                if candidate.is_relative_to(self.root):
+                    p = candidate.relative_to(self.root)
+                    break
+            else:
+                raise PathOutsideWorkspaceError(f"{path} is outside the workspace {self.root}")
         rel = p.as_posix()
         if rel.startswith("../") or rel == "..":
             raise PathOutsideWorkspaceError(f"{path} is outside the workspace {self.root}")
@@ -247,6 +251,8 @@ class Workspace:
                 for path, text in list(self._live.items()):
                     self._write_live(path, text)
                 self._retriever.invalidate(files=True, terms=True)
+                # Build (and save) the BM25 snapshot now rather than in the first completion.
+                self._retriever.bm25.snapshot()
                 summary.files_by_language = self._store.languages()
                 counts = self._store.counts()
                 summary.symbols, summary.chunks = counts["symbols"], counts["chunks"]
@@ -384,6 +390,24 @@ class Workspace:
         with self._lock:
             self._reconnect_if_replaced()
             return self._retriever.rankings(query, rel)[1]
+
+    def proposals(self, query: RetrievalQuery, source: str, context_type: str | None = None, *,
+                  max_files: int = 3, limit: int = 4) -> list[Snippet]:
+        """One RepoFusion prompt proposal: ``source`` (import, parent_class, child_class, sibling,
+        similar_name, in_file) with one context type (method_names_and_bodies, method_names,
+        identifiers, type_identifiers, string_literals, field_declarations, lines).
+
+        Training samples these combinations; :meth:`retrieve` uses one default type per source.
+        """
+        from indexer.retrieve.cursor import make_cursor
+        from indexer.retrieve.proposals import propose
+
+        rel = self.relpath(query.filepath)
+        with self._lock:
+            self._reconnect_if_replaced()
+            cursor = make_cursor(query, rel, self.config.query_lines)
+            return propose(self._store, cursor, source, self._retriever.modules, context_type=context_type,
+                           max_files=max_files, limit=limit)
 
     def definitions_of(self, names: Iterable[str]) -> list[Snippet]:
         """Definition snippets (bodies, long classes summarised) of symbols named ``names``."""

@@ -148,3 +148,14 @@ def test_default_retrieval_mixes_sources_and_hides_what_is_visible(ws):
 def test_definitions_of_names(ws):
     found = ws.definitions_of(["JSONDecoder", "no_such_name_anywhere"])
     assert [(s.filepath, s.symbol) for s in found] == [("json/decoder.py", "JSONDecoder")]
+
+
+@pytest.mark.parametrize("context_type", ["method_names_and_bodies", "method_names", "identifiers",
+                                          "type_identifiers", "string_literals", "field_declarations", "lines"])
+def test_every_repofusion_context_type_of_the_import_source(ws, context_type):
+    q = _query(ws, "email/mime/text.py", "MIMENonMultipart.__init__(")
+    snippets = ws.proposals(q, "import", context_type)
+    assert all(s.source == "import" and s.kind == context_type for s in snippets)
+    assert all(s.filepath != "email/mime/text.py" for s in snippets)
+    if context_type in ("method_names_and_bodies", "method_names", "identifiers", "lines"):
+        assert snippets and {s.filepath for s in snippets} <= {"email/mime/nonmultipart.py", "email/charset.py"}
