@@ -106,7 +106,7 @@ class LspProcess:
         self.send_raw(frame({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params}))
         return msg_id
 
-    def wait_response(self, msg_id: Any, timeout: float = 30.0) -> dict:
+    def wait_response(self, msg_id: Any, timeout: float = 60.0) -> dict:
         deadline = time.monotonic() + timeout
         with self._cond:
             while msg_id not in self.responses:
@@ -116,7 +116,7 @@ class LspProcess:
                 self._cond.wait(min(remaining, 0.5))
             return self.responses.pop(msg_id)
 
-    def request(self, method: str, params: Any = None, timeout: float = 30.0) -> Any:
+    def request(self, method: str, params: Any = None, timeout: float = 60.0) -> Any:
         response = self.wait_response(self.send_request(method, params), timeout)
         if "error" in response:
             raise RpcError(response["error"])
@@ -125,7 +125,7 @@ class LspProcess:
     def notify(self, method: str, params: Any = None) -> None:
         self.send_raw(frame({"jsonrpc": "2.0", "method": method, "params": params}))
 
-    def wait_notification(self, predicate, timeout: float = 30.0) -> dict:
+    def wait_notification(self, predicate, timeout: float = 60.0) -> dict:
         """The first notification (already received or coming) that satisfies ``predicate``."""
         deadline = time.monotonic() + timeout
         with self._cond:
