@@ -28,6 +28,7 @@ from repocomplete.errors import (
 from repocomplete.fim import FimTemplate, check_compatible, detect_template, get_template
 from repocomplete.postprocess import infer_mode, postprocess
 from repocomplete.prompt import assemble_prompt
+from repocomplete.snippet_memo import SnippetMemo
 from repocomplete.types import Choice, CompletionRequest, CompletionResult, Timings, Usage
 from repocomplete.workspaces import WorkspaceRegistry
 
@@ -93,6 +94,7 @@ class Engine:
         #: How the model is described to users (e.g. "tiny untrained model (...)").
         self.model_label = model_label or backend.model_name
         self._adapter_lock = threading.Lock()
+        self._snippet_memo = SnippetMemo()
 
     @classmethod
     def from_config(cls, config: EngineConfig) -> Engine:
@@ -300,8 +302,14 @@ class Engine:
             # does not spend the budget on lines the model sees anyway.
             visible_text=segments.prefix[-4 * self.config.context_tokens:] + segments.suffix[: self.config.context_tokens],
         )
+        key = (self.workspaces.name_of(workspace), query.filepath, sources, language)
+        remembered = self._snippet_memo.get(key, segments.prefix, segments.suffix)
+        if remembered is not None:
+            return remembered
         try:
-            return list(workspace.retrieve(query))
+            snippets = list(workspace.retrieve(query))
+            self._snippet_memo.put(key, segments.prefix, segments.suffix, snippets)
+            return snippets
         except RepocompleteError:
             raise
         except Exception as exc:  # noqa: BLE001 - a broken index must not break completion

@@ -195,3 +195,18 @@ def test_cancel_stops_generation_and_raises():
 def test_info_describes_the_model():
     info = Engine(FakeBackend("x")).info()
     assert info["template"] == "repocomplete" and info["backend"]["backend"] == "fake" and info["workspaces"] == []
+
+
+def test_typing_within_a_line_keeps_the_retrieved_context(tmp_path):
+    """Same-line keystrokes reuse the snippets (a stable prompt head keeps the KV cache warm)."""
+    engine = Engine(FakeBackend("1"))
+    workspace = StubWorkspace(tmp_path)
+    engine.workspaces.add(workspace)
+    base = "def f():\n    return val"
+    for typed in ("", "u", "ue", "ue + 1"):
+        engine.complete(request(prefix=base + typed, workspace=tmp_path.name))
+    assert len(workspace.queries) == 1
+    engine.complete(request(prefix=base + "ue\n    x = ", workspace=tmp_path.name))  # a new line
+    engine.complete(request(prefix=base, suffix="\nother\n", workspace=tmp_path.name))  # another suffix
+    engine.complete(request(prefix="def g", workspace=tmp_path.name))  # the cursor moved back
+    assert len(workspace.queries) == 4
