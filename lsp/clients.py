@@ -263,6 +263,7 @@ class InProcessClient:
                 log.warning("could not update the index with %s", path, exc_info=True)
 
     async def complete(self, request: CompletionRequest) -> CompletionResult:
+        self.start()  # a client that never sent `initialized` must not wait forever
         engine = await asyncio.wrap_future(self._engine)
         cancel = threading.Event()
         request.cancel = cancel
