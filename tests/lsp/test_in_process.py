@@ -89,3 +89,15 @@ def test_tcp_mode_serves_the_same_protocol(spawn_lsp, tmp_path):
         while reply.get("id") != 1:
             reply = read_message(sock, buffer)
         assert "inlineCompletionProvider" in reply["result"]["capabilities"]
+
+
+def test_a_model_that_cannot_load_is_one_error_message_and_no_items(spawn_lsp, tmp_path):
+    lsp = spawn_lsp(env=fake_env(tmp_path / "cache"))
+    lsp.initialize({"model": str(tmp_path / "no-such-model"), "backend": "transformers", "debounceMs": 0})
+    error = lsp.wait_notification(status_is("error"), timeout=120)
+    assert "no-such-model" in error["params"]["message"]
+    lsp.open("file:///x.py", "x = ")
+    assert lsp.inline("file:///x.py", 0, 4) is None and lsp.inline("file:///x.py", 0, 4) is None
+    shown = [m for m in lsp.notifications if m["method"] == "window/showMessage"]
+    assert len(shown) == 1 and shown[0]["params"]["type"] == 1
+    assert lsp.shutdown_and_exit() == 0
