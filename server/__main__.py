@@ -40,6 +40,7 @@ def serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="'default' (embedded model), a local model directory or a cached hub id")
     parser.add_argument("--adapter", action="append", metavar="NAME=PATH", help="LoRA adapter to load (repeatable)")
     parser.add_argument("--backend", choices=("transformers", "openai", "fake"), help="model runner (default: transformers)")
+    parser.add_argument("--openai-url", metavar="URL", help="with --backend openai: the engine's base URL, e.g. http://vllm-host:8000/v1")
     parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="TCP port (default 8765)")
     parser.add_argument("--config", metavar="FILE", help="TOML config with [server] and [engine] sections")
@@ -57,7 +58,7 @@ def settings_from_args(args: argparse.Namespace):
 
     overrides = {
         "workspaces": args.workspace, "model": args.model, "adapters": _parse_adapters(args.adapter),
-        "backend": args.backend, "host": args.host, "port": args.port, "tokens": args.token,
+        "backend": args.backend, "openai_url": args.openai_url, "host": args.host, "port": args.port, "tokens": args.token,
         "max_concurrency": args.max_concurrency, "max_queue": args.max_queue,
         "request_timeout_s": args.request_timeout, "events_db": args.events_db, "log_level": args.log_level,
     }

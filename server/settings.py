@@ -28,6 +28,7 @@ class ServerSettings:
     adapters: dict[str, str] = setting(help="LoRA adapters to load at start, name -> path", factory=dict)
     model: str | None = setting(None, "model: 'default', a local directory or a cached hub id (default: [engine] model)")
     backend: str | None = setting(None, "transformers, openai or fake (default: [engine] backend)")
+    openai_url: str | None = setting(None, "with backend openai: base URL of vLLM / llama.cpp / TGI (default: [engine] openai_url)")
     max_concurrency: int = setting(4, "generations running at once; more wait in the queue")
     max_queue: int = setting(16, "requests allowed to wait for a slot; past this: 429 with Retry-After")
     request_timeout_s: float = setting(30.0, "seconds a request may take, queueing included (then 504)")
