@@ -177,9 +177,9 @@ class Workspace:
         Store.create(self.db_path, root=str(self.root)).close()
         return Store.open(self.db_path, busy_ms=_LIVE_BUSY_MS)
 
-    def _reconnect_if_replaced(self) -> None:
+    def _reconnect_if_replaced(self, *, force: bool = False) -> None:
         """Another process recreated the database file: read the new one."""
-        if self._db_inode() != self._inode:
+        if force or self._db_inode() != self._inode:
             self._store.close()
             self._store = self._open()
             self._inode = self._db_inode()
@@ -222,41 +222,56 @@ class Workspace:
         run commits at its end, so killing the process mid-run leaves the previous index.
         """
         start = time.perf_counter()
-        summary = IndexSummary()
         with self._writer():
-            with self._lock:
-                self._reconnect_if_replaced()
-            # The run writes through its own connection, in one transaction: readers keep the
-            # previous snapshot meanwhile, and a kill mid-run leaves that snapshot intact.
-            writer = Store.open(self.db_path)
-            self._indexing = True
             try:
-                with writer.transaction():
-                    if rebuild:
-                        writer.clear()
-                    self._index_into(writer, summary, progress, start)
-                    if rebuild or summary.files_indexed or summary.files_removed:
-                        writer.bump_generation()
-                writer.checkpoint()
-            finally:
-                self._indexing = False
-                writer.close()
-            if self.config.dense:
-                from indexer.retrieve.dense import embed_missing  # torch: only when asked for
-
+                summary = self._index_locked(progress, rebuild, start)
+            except (sqlite3.DatabaseError, StoreInvalidError) as exc:
+                if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                    raise IndexerError(f"the index {self.db_path} is busy: {exc}") from None
+                # Damaged under our feet (disk full, another program): start over, once.
+                log.warning("index %s is unusable (%s); rebuilding it", self.db_path, exc)
                 with self._lock:
-                    embed_missing(self._store)
-            with self._lock:
-                # Buffers edited while the run held the write lock, and any the run overwrote.
-                for path, text in list(self._live.items()):
-                    self._write_live(path, text)
-                self._retriever.invalidate(files=True, terms=True)
-                # Build (and save) the BM25 snapshot now rather than in the first completion.
-                self._retriever.bm25.snapshot()
-                summary.files_by_language = self._store.languages()
-                counts = self._store.counts()
-                summary.symbols, summary.chunks = counts["symbols"], counts["chunks"]
+                    self._store.close()
+                    Store.create(self.db_path, root=str(self.root)).close()
+                    self._reconnect_if_replaced(force=True)
+                summary = self._index_locked(progress, True, start)
         summary.elapsed_s = time.perf_counter() - start
+        return summary
+
+    def _index_locked(self, progress, rebuild: bool, start: float) -> IndexSummary:
+        summary = IndexSummary()
+        with self._lock:
+            self._reconnect_if_replaced()
+        # The run writes through its own connection, in one transaction: readers keep the
+        # previous snapshot meanwhile, and a kill mid-run leaves that snapshot intact.
+        writer = Store.open(self.db_path)
+        self._indexing = True
+        try:
+            with writer.transaction():
+                if rebuild:
+                    writer.clear()
+                self._index_into(writer, summary, progress, start)
+                if rebuild or summary.files_indexed or summary.files_removed:
+                    writer.bump_generation()
+            writer.checkpoint()
+        finally:
+            self._indexing = False
+            writer.close()
+        if self.config.dense:
+            from indexer.retrieve.dense import embed_missing  # torch: only when asked for
+
+            with self._lock:
+                embed_missing(self._store)
+        with self._lock:
+            # Buffers edited while the run held the write lock, and any the run overwrote.
+            for path, text in list(self._live.items()):
+                self._write_live(path, text)
+            self._retriever.invalidate(files=True, terms=True)
+            # Build (and save) the BM25 snapshot now rather than in the first completion.
+            self._retriever.bm25.snapshot()
+            summary.files_by_language = self._store.languages()
+            counts = self._store.counts()
+            summary.symbols, summary.chunks = counts["symbols"], counts["chunks"]
         return summary
 
     def _index_into(self, writer: Store, summary: IndexSummary, progress, start: float) -> None:

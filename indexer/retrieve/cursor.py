@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from indexer.chunks import line_terms
 from indexer.types import RetrievalQuery, Snippet
@@ -33,7 +34,7 @@ class Cursor:
     near_identifiers: list[str]    # identifiers around the cursor, nearest first
     visible_lines: frozenset[str] = field(default_factory=frozenset)
 
-    @property
+    @cached_property
     def query_term_set(self) -> set[str]:
         return set(self.query_terms)
 

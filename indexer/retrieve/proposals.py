@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from indexer.chunks import term_set
 from indexer.retrieve.cursor import Cursor, chunk_snippet
-from indexer.retrieve.jaccard import jaccard, rank_by_jaccard
+from indexer.retrieve.jaccard import ChunkTerms, jaccard, rank_by_jaccard
 from indexer.store import Store
 from indexer.types import Snippet
 
@@ -57,16 +57,20 @@ class ProposalFile:
 class ModuleMap:
     """Resolves import strings (``email.utils``, ``./util``, ``..base``) to files of the repository."""
 
-    def __init__(self, paths: Sequence[str]) -> None:
+    def __init__(self, paths: Sequence[str], *, chunk_terms: ChunkTerms | None = None) -> None:
         self.paths = frozenset(paths)
+        #: Term sets of chunks (shared with the retriever's lexical sources).
+        self.chunk_terms = chunk_terms or ChunkTerms()
         self._by_key: dict[str, list[str]] = {}
         self.by_folder: dict[str, list[str]] = {}
         #: path -> terms of its identifiers, filled as siblings are ranked (stale until the
         #: next re-index at worst: it only orders siblings).
         self.identifier_terms: dict[str, frozenset[str]] = {}
         self._windows: dict[str, list[tuple[object, frozenset[str]]]] = {}
+        self.by_stem: dict[str, list[str]] = {}
         for path in sorted(paths):
             self.by_folder.setdefault(posixpath.dirname(path), []).append(path)
+            self.by_stem.setdefault(_normalized_stem(path), []).append(path)
             stem = path.rsplit(".", 1)[0] if "." in path.rpartition("/")[2] else path
             parts = stem.split("/")
             if parts[-1] in ("__init__", "index", "mod", "lib") and len(parts) > 1:
@@ -80,7 +84,7 @@ class ModuleMap:
         if cached is None:
             if len(self._windows) > 256:  # bounded: only siblings and proposals come here
                 self._windows.clear()
-            cached = [(r, frozenset(term_set(r.body))) for r in store.file_chunks(path, "window")]
+            cached = [(r, self.chunk_terms(r)) for r in store.file_chunks(path, "window")]
             self._windows[path] = cached
         return cached
 
@@ -180,7 +184,7 @@ def similar_name_files(store: Store, cursor: Cursor, modules: ModuleMap) -> list
     if not stem:
         return []
     folder = posixpath.dirname(cursor.path)
-    found = [p for p in modules.paths if p != cursor.path and _normalized_stem(p) == stem]
+    found = [p for p in modules.by_stem.get(stem, []) if p != cursor.path]
     found.sort(key=lambda p: (posixpath.dirname(p) != folder, len(p)))
     return [ProposalFile(p, 1.0 / (1 + i)) for i, p in enumerate(found[:3])]
 
@@ -207,12 +211,13 @@ def _method_names(store: Store, pf: ProposalFile, source: str) -> list[Snippet]:
     return [Snippet(pf.path, "\n".join(lines[:_MAX_ITEMS]), source, pf.score, kind="method_names")]
 
 
-def _bodies(store: Store, cursor: Cursor, pf: ProposalFile, source: str, limit: int) -> list[Snippet]:
+def _bodies(store: Store, cursor: Cursor, pf: ProposalFile, source: str, limit: int,
+            modules: ModuleMap) -> list[Snippet]:
     rows = store.file_chunks(pf.path, "definition")
     if pf.focus:
         focus = set(pf.focus)
         rows = [r for r in rows if r.symbol in focus] or rows
-    ranked = rank_by_jaccard(cursor.query_term_set, rows) if not pf.focus or len(rows) > limit else \
+    ranked = rank_by_jaccard(cursor.query_term_set, rows, modules.chunk_terms) if not pf.focus or len(rows) > limit else \
         [(r, 1.0) for r in rows]
     return [chunk_snippet(r, source, pf.score * (1 + s)) for r, s in ranked[:limit]]
 
@@ -228,7 +233,7 @@ def render(store: Store, cursor: Cursor, pf: ProposalFile, source: str, context_
            modules: ModuleMap, limit: int = 2) -> list[Snippet]:
     """The ``context_type`` context of a proposed file, as snippets tagged with ``source``."""
     if context_type == "method_names_and_bodies":
-        return _bodies(store, cursor, pf, source, limit)
+        return _bodies(store, cursor, pf, source, limit, modules)
     if context_type == "method_names":
         return _method_names(store, pf, source)
     if context_type == "lines":

@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import time
 
-from indexer.chunks import search_terms, term_set
+from indexer.chunks import search_terms
 from indexer.config import IndexConfig
 from indexer.retrieve.bm25 import BM25
 from indexer.retrieve.cursor import Cursor, chunk_snippet, make_cursor
 from indexer.retrieve.fusion import fuse
-from indexer.retrieve.jaccard import jaccard
+from indexer.retrieve.jaccard import ChunkTerms, jaccard
 from indexer.retrieve.proposals import PROPOSAL_SOURCES, ModuleMap, import_files, propose
 from indexer.retrieve.symbols import definition_snippets
 from indexer.store import Store
@@ -33,8 +33,7 @@ class Retriever:
                          cache_path=store.path.with_name(store.path.name + ".bm25.npz"))
         self._modules: ModuleMap | None = None
         self._dense = None
-        # chunk id -> its terms. Ids are never reused for other text, so this never goes stale.
-        self._chunk_terms: dict[int, frozenset[str]] = {}
+        self.chunk_terms = ChunkTerms()
         #: Milliseconds each source took in the last :meth:`retrieve` (for debugging and benches).
         self.last_timings: dict[str, float] = {}
 
@@ -49,7 +48,7 @@ class Retriever:
     @property
     def modules(self) -> ModuleMap:
         if self._modules is None:
-            self._modules = ModuleMap(self.store.paths())
+            self._modules = ModuleMap(self.store.paths(), chunk_terms=self.chunk_terms)
         return self._modules
 
     def lexical(self, cursor: Cursor, sources: set[str], limit: int) -> dict[str, list[Snippet]]:
@@ -66,15 +65,6 @@ class Retriever:
             ranked = sorted((p for p in ranked if p[1] > 0), key=lambda p: -p[1])
             out["jaccard"] = [chunk_snippet(r, "jaccard", s) for r, s in ranked[:limit]]
         return out
-
-    def chunk_terms(self, row) -> frozenset[str]:
-        """The term set of a stored chunk (cached by chunk id)."""
-        terms = self._chunk_terms.get(row.id)
-        if terms is None:
-            if len(self._chunk_terms) > 200_000:  # bounded: ~20 MB of sets
-                self._chunk_terms.clear()
-            terms = self._chunk_terms[row.id] = frozenset(term_set(row.body))
-        return terms
 
     def rankings(self, query: RetrievalQuery, relpath: str) -> tuple[Cursor, dict[str, list[Snippet]]]:
         """Each requested source's own ranking (before fusion)."""

@@ -82,3 +82,19 @@ def test_unusable_database_is_rebuilt_with_a_message(tmp_path, caplog, damage):
             summary = ws.index()
             assert summary.files_indexed == 1
             assert [s.symbol for s in ws.definitions_of(["answer"])] == ["answer"]
+
+
+def test_database_damaged_while_open_is_rebuilt_by_the_next_index(tmp_path, caplog):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "mod.py").write_text("def answer():\n    return 42\n")
+    with Workspace(repo, cache_dir=tmp_path / "cache") as ws:
+        ws.index()
+        with open(ws.db_path, "r+b") as handle:  # another program scribbles over the header
+            handle.write(b"\0" * 100)
+        (repo / "other.py").write_text("def second():\n    return 2\n")
+        with caplog.at_level(logging.WARNING, logger="indexer"):
+            summary = ws.index()
+        assert "rebuilding" in caplog.text
+        assert summary.files_indexed == 2
+        assert ws.symbols("answer") and ws.symbols("second")
