@@ -257,3 +257,26 @@ def test_lone_surrogates_are_valid_json_and_never_a_500(shared_server):
                                headers={"content-type": "application/json"})
     assert event.status_code == 200, event.text
     assert completion.status_code == 200, completion.text
+
+
+def test_config_file_sections_configure_server_and_engine(serve, tmp_path):
+    config = tmp_path / "repocomplete.toml"
+    config.write_text('[server]\ntokens = ["from-toml"]\nmax_queue = 2\n\n[engine]\nfake_text = "from_the_config()\\n"\n')
+    served = serve("--config", str(config))
+    assert httpx.post(f"{served.url}/v1/completions", json=BODY).status_code == 401
+    reply = httpx.post(f"{served.url}/v1/completions", json=BODY, headers={"Authorization": "Bearer from-toml"})
+    assert "from_the_config()" in reply.json()["choices"][0]["text"]
+
+
+def test_unknown_config_key_is_a_one_line_error(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.server.conftest import ROOT
+
+    config = tmp_path / "bad.toml"
+    config.write_text("[server]\nportt = 1\n")
+    done = subprocess.run([sys.executable, "-m", "repocomplete", "serve", "--config", str(config)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "unknown config key 'portt'" in done.stderr and "Traceback" not in done.stderr
