@@ -225,7 +225,7 @@ def context_main(argv: list[str]) -> int:
             rel = ws.relpath(path)
             prefix, suffix = split_at(text, args.line, args.col, args.file)
             if not args.no_index:
-                _run_index(ws, quiet=True)
+                _run_index(ws, quiet=args.json)
             from indexer.languages import language_for_path
 
             query = RetrievalQuery(filepath=rel, prefix=prefix, suffix=suffix, language=language_for_path(rel),
