@@ -34,11 +34,14 @@ class AssembledPrompt:
     suffix: str = ""
 
 
-def keep_last_lines(text: str, budget: int, count: TokenCounter) -> str:
+def keep_last_lines(text: str, budget: int, count: TokenCounter, align: int = 1) -> str:
     """The longest tail of ``text`` made of whole lines within ``budget`` tokens.
 
     The cursor's own line (the text after the last newline) is always kept; if even it
-    alone is over budget, its leading characters are dropped.
+    alone is over budget, its leading characters are dropped. With ``align`` > 1 the first
+    kept line is a multiple of ``align`` (counted from the start of ``text``), so that while
+    the user types the prompt's start moves in coarse steps and the backend's KV cache of
+    the unchanged prompt start stays valid for many keystrokes.
     """
     if budget <= 0:
         return ""
@@ -57,9 +60,12 @@ def keep_last_lines(text: str, budget: int, count: TokenCounter) -> str:
             lo = mid
         else:
             hi = mid - 1
-    if lo == 0:
+    start = len(lines) - lo
+    if align > 1:
+        start = -(-start // align) * align
+    if start >= len(lines):
         return current
-    return "\n".join(lines[len(lines) - lo:]) + "\n" + current
+    return "\n".join(lines[start:]) + "\n" + current
 
 
 def keep_first_lines(text: str, budget: int, count: TokenCounter) -> str:
@@ -121,6 +127,7 @@ def assemble_prompt(
     repo_name: str | None = None,
     suffix_share: float = 0.25,
     prefix_share: float = 0.5,
+    prefix_align_lines: int = 16,
 ) -> AssembledPrompt:
     """Pack prefix, suffix and ranked ``snippets`` into ``budget_tokens`` of ``template``.
 
@@ -128,6 +135,9 @@ def assemble_prompt(
     template's own tokens, the suffix up to ``suffix_share``, context the rest; context
     space left unused flows back to the prefix, then to the suffix. Snippets are taken
     in the given (ranked) order; one that does not fit whole is cut on line boundaries.
+    A prefix over budget is cut at a line whose number is a multiple of
+    ``prefix_align_lines`` (see :func:`keep_last_lines`): a few lines of budget traded for
+    a prompt start that stays put, and with it the KV cache, while the user types.
     """
     if budget_tokens <= 0:
         raise ValueError("budget_tokens must be positive")
@@ -161,7 +171,7 @@ def assemble_prompt(
     prefix_budget += extra_prefix
     suffix_budget += min(spare - extra_prefix, suffix_tokens - suffix_budget)
 
-    kept_prefix = keep_last_lines(prefix, prefix_budget, count)
+    kept_prefix = keep_last_lines(prefix, prefix_budget, count, align=prefix_align_lines)
     kept_suffix = keep_first_lines(suffix, suffix_budget, count)
 
     def render() -> str:
