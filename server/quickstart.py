@@ -31,8 +31,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("dir", nargs="?", default=".", help="repository to index and serve (default: .)")
     p.add_argument("--model", default="default", help="'default' (embedded model) or a local model directory")
     p.add_argument("--backend", choices=("transformers", "openai", "fake"), help="model runner (default: transformers)")
-    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8765, help="port (default 8765; the next free one if taken)")
+    p.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8765; the next free one if taken)")
     p.add_argument("--config", metavar="FILE", help="TOML config with [server] and [engine] sections")
     return p
 
@@ -45,9 +45,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     if not root.is_dir():
         raise ConfigError(f"not a directory: {args.dir}")
     model, tiny = _resolve(args.model, args.backend)
-    port = free_port(args.host, args.port)
-    settings = load_settings(args.config, {"model": model, "backend": args.backend, "host": args.host, "port": port,
+    settings = load_settings(args.config, {"model": model, "backend": args.backend, "host": args.host,
                                            "log_level": "warning"})
+    settings.port = free_port(settings.host, args.port or settings.port)
     from server.app import build_engine
 
     print(f"Loading model: {model}")
