@@ -220,6 +220,31 @@ def test_references_and_context_can_be_skipped():
     assert only_context.identifiers == full.identifiers and only_context.references == []
 
 
+@pytest.mark.parametrize("filename", sorted(GOLDEN))
+def test_flags_do_not_change_the_tags(filename):
+    # One combined query per language: switching the references / context patterns off must
+    # leave definitions, imports and parents exactly as they are with everything on.
+    language = language_for_path(filename)
+    text = (FIXTURES / filename).read_text()
+    full = parse_source(text, language)
+    for flags in ({"references": False}, {"context": False}, {"references": False, "context": False}):
+        lean = parse_source(text, language, **flags)
+        assert (lean.definitions, lean.imports, lean.class_parents) == \
+            (full.definitions, full.imports, full.class_parents)
+        assert (lean.identifiers == full.identifiers) == flags.get("context", True)
+        assert (lean.references == full.references) == flags.get("references", True)
+
+
+def test_a_context_pattern_needs_exactly_one_tag(monkeypatch):
+    from indexer import parse
+
+    tags, _ = parse._query_sections("python")
+    bad = "\n(call function: (identifier) @name.reference.call @context.identifier)\n"
+    monkeypatch.setattr(parse, "_query_sections", lambda language: (tags, bad))
+    with pytest.raises(ValueError, match="exactly one"):
+        parse._plan.__wrapped__("python")
+
+
 def test_unknown_language_and_empty_text_give_empty_results():
     assert parse_source("whatever", None).definitions == []
     assert parse_source("whatever", "cobol").language is None
