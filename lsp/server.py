@@ -46,11 +46,12 @@ def create_server() -> RepocompleteLanguageServer:
 
     @server.feature(types.INITIALIZE)
     def initialize(params: types.InitializeParams) -> None:
-        encoding = ServerCapabilitiesBuilder.choose_position_encoding(params.capabilities)
+        chosen = ServerCapabilitiesBuilder.choose_position_encoding(params.capabilities)
+        encoding, root = str(getattr(chosen, "value", chosen)), _root_of(params)
         try:
-            service.initialize(params.initialization_options, _root_of(params), str(getattr(encoding, "value", encoding)))
+            service.initialize(params.initialization_options, root, encoding)
         except ConfigError as exc:
-            service.initialize(None, _root_of(params), str(getattr(encoding, "value", encoding)))
+            service.initialize(None, root, encoding)
             service.set_status("error", f"invalid settings, using defaults: {exc}")
         text_document = params.capabilities.text_document
         if text_document is not None and text_document.inline_completion is not None:
