@@ -116,5 +116,9 @@ def test_server_mode_matches_the_in_process_engine(server, tmp_path):
     local = cli_summary("fim", "--backend", "fake", "--limit", "3", "--subsets", "single_line", "--out", str(tmp_path / "b"))
     assert remote["label"] == f"server {server}"
     assert remote["settings"] == local["settings"]
-    completions = [line for line in (tmp_path / "a" / "samples.jsonl").read_text().splitlines()]
-    assert len(completions) == 3
+    assert len((tmp_path / "a" / "samples.jsonl").read_text().splitlines()) == 3
+
+    # Retrieved context travels to the server as client snippets.
+    remote = cli_summary("repo", str(JSON_PACKAGE), "--server", server, "--limit", "1", "--kinds", "cross_file",
+                         "--settings", "fused", "--out", str(tmp_path / "c"))
+    assert remote["settings"]["cross_file/fused"]["n"] == 1
