@@ -24,7 +24,7 @@ from indexer.chunks import Chunk
 from indexer.errors import IndexerError
 
 #: Bump whenever a table, a column or the meaning of stored text changes.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
@@ -141,6 +141,7 @@ class Store:
         conn = _connect(path)
         conn.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
         conn.execute("INSERT INTO meta VALUES ('root', ?)", (root,))
+        conn.execute("INSERT INTO meta VALUES ('db_id', ?)", (uuid.uuid4().hex,))
         return cls(conn, path)
 
     def checkpoint(self) -> None:
@@ -294,6 +295,21 @@ class Store:
         random, so a database rebuilt from scratch never matches an old cache)."""
         row = self.conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
         return row[0] if row else ""
+
+    def db_id(self) -> str:
+        """A random identity given when the database was created (caches of another file differ)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key='db_id'").fetchone()
+        return row[0] if row else ""
+
+    def chunks_up_to(self, max_id: int) -> int:
+        """How many chunks have an id <= ``max_id`` (a scan: call once per index generation)."""
+        return self.conn.execute("SELECT count(*) FROM chunks WHERE id <= ?", (max_id,)).fetchone()[0]
+
+    def document_frequencies(self) -> dict[str, int]:
+        """term -> number of chunks containing it, from the FTS5 vocabulary."""
+        c = self.conn
+        c.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.fts_vocab USING fts5vocab(main, chunks_fts, row)")
+        return dict(c.execute("SELECT term, doc FROM temp.fts_vocab").fetchall())
 
     def bump_generation(self) -> None:
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (uuid.uuid4().hex,))

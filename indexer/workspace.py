@@ -267,7 +267,7 @@ class Workspace:
             for path, text in list(self._live.items()):
                 self._write_live(path, text)
             self._retriever.invalidate(files=True, terms=True)
-            # Build (and save) the BM25 snapshot now rather than in the first completion.
+            # Start (re)building the BM25 snapshot now, in the background, if it is stale.
             self._retriever.bm25.snapshot()
             summary.files_by_language = self._store.languages()
             counts = self._store.counts()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,13 +40,13 @@ class Snapshot:
     """Precomputed BM25 weights of every chunk up to ``max_rowid``, column-sparse by term."""
 
     def __init__(self, vocab: dict[str, int], indptr: np.ndarray, docs: np.ndarray, weights: np.ndarray,
-                 rowids: np.ndarray, df: np.ndarray, generation: str, max_rowid: int) -> None:
+                 rowids: np.ndarray, df: np.ndarray, db_id: str, max_rowid: int) -> None:
         self.vocab, self.indptr, self.docs, self.weights = vocab, indptr, docs, weights
-        self.rowids, self.df, self.generation, self.max_rowid = rowids, df, generation, max_rowid
+        self.rowids, self.df, self.db_id, self.max_rowid = rowids, df, db_id, max_rowid
 
     @classmethod
     def build(cls, store: Store) -> Snapshot:
-        generation = store.generation()
+        db_id = store.db_id()
         rows = store.conn.execute("SELECT rowid, tokens FROM chunks_fts ORDER BY rowid").fetchall()
         rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         per_doc = [_TOKEN.findall(r[1]) for r in rows]
@@ -69,14 +70,14 @@ class Snapshot:
         indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
         np.cumsum(df, out=indptr[1:])
         max_rowid = int(rowids[-1]) if n_docs else 0
-        return cls(vocab, indptr, docs, weights, rowids, df, generation, max_rowid)
+        return cls(vocab, indptr, docs, weights, rowids, df, db_id, max_rowid)
 
     def save(self, path: Path) -> None:
         words = "\n".join(self.vocab).encode("utf-8")
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(tmp, vocab=np.frombuffer(words, dtype=np.uint8), indptr=self.indptr, docs=self.docs,
                  weights=self.weights, rowids=self.rowids, df=self.df,
-                 generation=np.frombuffer(self.generation.encode(), dtype=np.uint8),
+                 db_id=np.frombuffer(self.db_id.encode(), dtype=np.uint8),
                  max_rowid=np.array([self.max_rowid], dtype=np.int64))
         tmp.replace(path)
 
@@ -86,7 +87,7 @@ class Snapshot:
             words = data["vocab"].tobytes().decode("utf-8")
             vocab = {w: i for i, w in enumerate(words.split("\n"))} if words else {}
             return cls(vocab, data["indptr"], data["docs"], data["weights"], data["rowids"], data["df"],
-                       data["generation"].tobytes().decode(), int(data["max_rowid"][0]))
+                       data["db_id"].tobytes().decode(), int(data["max_rowid"][0]))
 
     def search(self, terms: Sequence[str], limit: int) -> list[tuple[int, float]]:
         if not terms or not len(self.rowids):
@@ -113,44 +114,93 @@ class BM25:
         self.max_terms = max_terms
         self.cache_path = cache_path
         self._snapshot: Snapshot | None = None
+        self._lock = threading.Lock()
+        self._builder: threading.Thread | None = None
+        self._checked: tuple[str, bool] | None = None   # (generation, snapshot still usable)
+        self._fallback_df: tuple[str, dict[str, int], int] | None = None
 
     def invalidate(self) -> None:
-        """Forget the snapshot (after a re-index changed chunks)."""
-        self._snapshot = None
+        """Re-check the snapshot against the store (after an index run changed chunks)."""
+        self._checked = None
 
-    def snapshot(self) -> Snapshot:
-        """The current snapshot: in memory, else loaded from disk, else built (and saved)."""
+    def _usable(self, snap: Snapshot) -> bool:
+        """A snapshot stays usable across index runs while few chunks came or went since."""
+        if snap.db_id != self.store.db_id() or self.store.max_chunk_id() - snap.max_rowid > MAX_OVERLAY:
+            return False
         generation = self.store.generation()
-        if self._snapshot is not None and self._snapshot.generation == generation:
-            if self.store.max_chunk_id() - self._snapshot.max_rowid <= MAX_OVERLAY:
-                return self._snapshot
+        if self._checked is None or self._checked[0] != generation:
+            gone = len(snap.rowids) - self.store.chunks_up_to(snap.max_rowid)
+            self._checked = (generation, gone <= MAX_OVERLAY)
+        return self._checked[1]
+
+    def snapshot(self, *, wait: bool = False) -> Snapshot | None:
+        """The snapshot to search: in memory, else from disk, else built.
+
+        Building takes seconds on a large repository, so by default it happens in a
+        background thread and this returns None meanwhile (FTS5 answers alone);
+        ``wait=True`` builds in the caller.
+        """
+        snap = self._snapshot
+        if snap is not None and self._usable(snap):
+            return snap
         if self.cache_path is not None and self.cache_path.exists():
             try:
                 loaded = Snapshot.load(self.cache_path)
-                if loaded.generation == generation and self.store.max_chunk_id() - loaded.max_rowid <= MAX_OVERLAY:
+                if self._usable(loaded):
                     self._snapshot = loaded
                     return loaded
             except (OSError, ValueError, KeyError) as exc:
                 log.warning("BM25 snapshot %s unreadable (%s); rebuilding it", self.cache_path, exc)
-        self._snapshot = Snapshot.build(self.store)
+        if wait:
+            self._install(Snapshot.build(self.store))
+            return self._snapshot
+        with self._lock:
+            if self._builder is None or not self._builder.is_alive():
+                self._builder = threading.Thread(target=self._build_in_background, name="bm25-snapshot",
+                                                 daemon=True)
+                self._builder.start()
+        return None
+
+    def _build_in_background(self) -> None:
+        try:
+            store = Store.open(self.store.path)  # a connection of this thread's own
+            try:
+                self._install(Snapshot.build(store))
+            finally:
+                store.close()
+        except Exception as exc:  # noqa: BLE001 - FTS5 keeps answering; say why it stays slow
+            log.warning("BM25 snapshot build failed: %s", exc)
+
+    def _install(self, snap: Snapshot) -> None:
+        self._snapshot = snap
+        self._checked = None
         if self.cache_path is not None:
             try:
-                self._snapshot.save(self.cache_path)
+                snap.save(self.cache_path)
             except OSError as exc:
                 log.warning("cannot save BM25 snapshot %s: %s", self.cache_path, exc)
-        return self._snapshot
 
-    def select_terms(self, terms: Sequence[str]) -> list[str]:
+    def _frequencies(self, snap: Snapshot | None) -> tuple[dict[str, int] | None, np.ndarray | None, int]:
+        if snap is not None:
+            return snap.vocab, snap.df, len(snap.rowids)
+        generation = self.store.generation()
+        if self._fallback_df is None or self._fallback_df[0] != generation:
+            self._fallback_df = (generation, self.store.document_frequencies(), self.store.chunk_count())
+        return None, None, self._fallback_df[2]
+
+    def select_terms(self, terms: Sequence[str], snap: Snapshot | None = None) -> list[str]:
         """The query's rarest distinct terms that occur in the index (at most ``max_terms``)."""
-        snap = self.snapshot()
-        df = snap.df
-        present = [t for t in dict.fromkeys(terms) if t in snap.vocab and len(t) > 1]
-        if not present:
-            return []
-        present.sort(key=lambda t: df[snap.vocab[t]])
+        if snap is None:
+            snap = self.snapshot()
+        vocab, df_array, n_docs = self._frequencies(snap)
+        if vocab is not None:
+            df = {t: int(df_array[vocab[t]]) for t in dict.fromkeys(terms) if t in vocab and len(t) > 1}
+        else:
+            table = self._fallback_df[1]
+            df = {t: table[t] for t in dict.fromkeys(terms) if t in table and len(t) > 1}
+        present = sorted(df, key=df.__getitem__)
         # Terms in more than a third of all chunks carry almost no IDF; keep one at most.
-        common = len(snap.rowids) / 3
-        return [t for t in present if df[snap.vocab[t]] <= common][: self.max_terms] or present[:1]
+        return [t for t in present if df[t] <= n_docs / 3][: self.max_terms] or present[:1]
 
     def match_expression(self, terms: Sequence[str]) -> str | None:
         """The FTS5 query of :meth:`select_terms`: ``"a" OR "b" ...``; None when nothing can match."""
@@ -160,14 +210,16 @@ class BM25:
     def search(self, terms: Sequence[str], limit: int) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) best first."""
         snap = self.snapshot()
-        kept = self.select_terms(terms)
+        kept = self.select_terms(terms, snap)
+        if snap is None:
+            match = " OR ".join(f'"{t}"' for t in kept)
+            return self.store.search(match, limit) if kept else []
         hits = snap.search(kept, limit) if kept else []
         if self.store.max_chunk_id() > snap.max_rowid:
             # Chunks newer than the snapshot: also terms the snapshot has never seen.
-            fresh = [t for t in dict.fromkeys(terms) if len(t) > 1][: self.max_terms * 2]
-            if fresh:
-                match = " OR ".join(f'"{t}"' for t in (kept + [t for t in fresh if t not in snap.vocab]))
+            fresh = [t for t in dict.fromkeys(terms) if len(t) > 1 and t not in snap.vocab][: self.max_terms]
+            if kept or fresh:
+                match = " OR ".join(f'"{t}"' for t in kept + fresh)
                 hits = sorted(hits + self.store.search(match, limit, min_rowid=snap.max_rowid),
                               key=lambda h: -h[1])[:limit]
         return hits
-

@@ -100,6 +100,7 @@ def test_bm25_snapshot_agrees_with_fts5_and_sees_later_writes(tmp_path):
     with Workspace(repo, cache_dir=tmp_path / "cache") as ws:
         ws.index()
         bm25 = BM25(ws.store, cache_path=tmp_path / "snap.npz")
+        assert bm25.snapshot(wait=True) is not None
         terms = ["scanstring", "decode", "errmsg", "end"]
         snap_hits = bm25.search(terms, 5)
         fts_hits = ws.store.search(bm25.match_expression(terms), 5)
@@ -108,5 +109,34 @@ def test_bm25_snapshot_agrees_with_fts5_and_sees_later_writes(tmp_path):
         assert (tmp_path / "snap.npz").exists()
         # A live buffer written after the snapshot is found through FTS5 (ids above the snapshot).
         ws.update("json/fresh.py", "def zanzibar_quokka(x):\n    return x\n")
-        hits = BM25(ws.store, cache_path=tmp_path / "snap.npz").search(["zanzibar", "quokka"], 3)
+        later = BM25(ws.store, cache_path=tmp_path / "snap.npz")
+        assert later.snapshot() is not None  # loaded from disk: still usable
+        hits = later.search(["zanzibar", "quokka"], 3)
         assert [r.path for r in ws.store.chunks([cid for cid, _ in hits])][0] == "json/fresh.py"
+
+
+def test_bm25_answers_from_fts5_while_the_snapshot_builds_and_survives_small_reindexes(tmp_path):
+    from indexer.retrieve.bm25 import BM25
+    from indexer.workspace import Workspace
+    from tests.indexer.stdlib_repos import copy_stdlib
+
+    repo = copy_stdlib(tmp_path / "repo", "json")
+    with Workspace(repo, cache_dir=tmp_path / "cache") as ws:
+        ws.index()
+        terms = ["scanstring", "decode", "errmsg", "end"]
+        building = BM25(ws.store, cache_path=tmp_path / "fresh.npz")
+        assert building.snapshot() is None  # a background build has started
+        from_fts = building.search(terms, 5)
+        building._builder.join(60)
+        snap = building.snapshot()
+        assert snap is not None and (tmp_path / "fresh.npz").exists()
+        assert [cid for cid, _ in building.search(terms, 5)] == [cid for cid, _ in from_fts]
+
+        own = ws.retriever.bm25
+        kept = own.snapshot(wait=True)
+        target = repo / "json" / "tool.py"
+        target.write_text(target.read_text() + "\ndef marsupial_wombat():\n    return 1\n")
+        assert ws.index().files_indexed == 1
+        assert own.snapshot() is kept  # a small change does not rebuild the snapshot
+        hits = own.search(["marsupial", "wombat"], 3)
+        assert ws.store.chunks([hits[0][0]])[0].path == "json/tool.py"
