@@ -73,6 +73,11 @@ def write_model_card(path: Path, cfg: PretrainConfig, run_dir: Path, info: dict,
         "",
         "    repocomplete pretrain --config training/configs/default-model.toml --resume --export",
         "",
+        f"Checkpoints (`last.pt`: model, optimizer, EMA, step, data position, RNG; `best.pt`) live in "
+        f"`{cfg.run_dir}/checkpoints/`. To train longer, raise `[train] max_steps` and run the command "
+        "above: the cosine schedule then continues from the current step to the new horizon "
+        "(a warm restart of the learning rate).",
+        "",
         "## Architecture",
         "",
         f"- `LlamaForCausalLM` (transformers), {info['parameters']:,} parameters (tied embeddings), "
@@ -106,9 +111,12 @@ def write_model_card(path: Path, cfg: PretrainConfig, run_dir: Path, info: dict,
         f"- Tokens seen: {info['tokens_seen']:,} ({info['step']} steps of {tc.micro_batch * tc.grad_accum} x "
         f"{cfg.data.block_size} tokens); exported checkpoint: `{info['checkpoint']}` (lowest held-out loss).",
         f"- Time: {hours:.2f} h of training on {platform.machine()} CPU, {tc.threads} threads "
-        f"(a shared 2-core machine, niced), {tc.precision} autocast, torch.compile={tc.compile}.",
+        f"(a shared 2-core machine, niced), {tc.precision} autocast, torch.compile={tc.compile}; "
+        f"{info['tokens_seen'] / max(1, info['train_seconds']):,.0f} tokens/s on average.",
         f"- AdamW (lr {tc.lr} -> {tc.min_lr}, warmup {tc.warmup_steps}, cosine over {tc.max_steps} steps, "
         f"weight decay {tc.weight_decay}, clip {tc.grad_clip}).",
+        f"- Weights exported: {info.get('best_weights', 'raw')} (exponential moving average with decay "
+        f"{tc.ema_decay} when 'ema'), whichever had the lower held-out loss.",
         f"- Held-out loss (test split, same sample mix): {info['best_val_loss']:.4f} "
         f"— measured during training (`train_log.jsonl`).",
         f"- Held-out loss by step: {curve or NOT_MEASURED}.",

@@ -116,15 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     holes = [json.loads(line) for line in (run_dir / "data/test_holes.jsonl").read_text().splitlines()][: args.holes]
     path = run_dir / "measurements.json"
     measured = json.loads(path.read_text()) if path.exists() else {}
+    state_path = Path(args.model) / "training_state.json"
+    step = json.loads(state_path.read_text())["step"] if state_path.exists() else "?"
     load_before = os.getloadavg()[0]
     lat = latency(model, tokenizer, holes)
     measured["latency_p50_ms"] = {"value": f"{lat['p50_ms']} ms (p90 {lat['p90_ms']} ms, {lat['runs']} runs)",
                                   "command": command,
-                                  "note": "greedy with KV cache, fp32, 2 threads; load average during the run "
+                                  "note": f"checkpoint step {step}; greedy with KV cache, fp32, 2 threads; load average "
                                           f"{load_before:.1f} -> {os.getloadavg()[0]:.1f} on 2 shared cores"}
     em = holes_exact_match(model, tokenizer, holes)
-    measured["holes_em_context"] = {"value": f"{em['with_context']:.1%} of {em['n']}", "command": command}
-    measured["holes_em_no_context"] = {"value": f"{em['without_context']:.1%} of {em['n']}", "command": command}
+    for key, value in (("holes_em_context", em["with_context"]), ("holes_em_no_context", em["without_context"])):
+        measured[key] = {"value": f"{value:.1%} of {em['n']} holes", "command": command,
+                         "note": f"checkpoint step {step}"}
     path.write_text(json.dumps(measured, indent=1))
     print(json.dumps({"latency": lat, "holes_em": em}, indent=1))
     return 0
