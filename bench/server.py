@@ -77,10 +77,17 @@ class Connection:
 
     def post(self, path: str, body: dict) -> float:
         payload = json.dumps(body).encode()
-        start = time.perf_counter()
-        self.conn.request("POST", path, body=payload, headers={"Content-Type": "application/json"})
-        reply = self.conn.getresponse()
-        data = reply.read()
+        for attempt in (1, 2):  # the server closes connections idle past its keep-alive timeout
+            start = time.perf_counter()
+            try:
+                self.conn.request("POST", path, body=payload, headers={"Content-Type": "application/json"})
+                reply = self.conn.getresponse()
+                data = reply.read()
+                break
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                self.conn.close()
+                if attempt == 2:
+                    raise
         elapsed = time.perf_counter() - start
         assert reply.status == 200, reply.status
         self.engine_ms.append(json.loads(data)["timings"]["total_ms"])
