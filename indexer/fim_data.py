@@ -18,9 +18,9 @@ is stable across runs and platforms). Offsets are character offsets into the tex
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 
 #: Kinds of random spans.
 SPAN_KINDS: tuple[str, ...] = ("line_rest", "line", "block", "node")
@@ -74,15 +74,25 @@ class SpanConfig:
 # --- tree-sitter access ---------------------------------------------------------------------
 
 
-@lru_cache(maxsize=64)
-def _parser(language: str):
-    """A cached tree-sitter parser for ``language``, or None when no grammar is available."""
-    try:
-        from tree_sitter_language_pack import get_parser
+_local = threading.local()
 
-        return get_parser(language)  # type: ignore[arg-type]
-    except Exception:  # noqa: BLE001 - unknown language: fall back to line spans only
-        return None
+
+def _parser(language: str):
+    """A tree-sitter parser for ``language`` (one per thread: parsers are not thread-safe),
+    or None when no grammar is available."""
+    parsers = getattr(_local, "parsers", None)
+    if parsers is None:
+        parsers = _local.parsers = {}
+    if language not in parsers:
+        try:
+            from tree_sitter_language_pack import get_parser
+
+            from indexer.languages import GRAMMARS
+
+            parsers[language] = get_parser(GRAMMARS.get(language, language))  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - unknown language: fall back to line spans only
+            parsers[language] = None
+    return parsers[language]
 
 
 class _Offsets:

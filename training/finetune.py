@@ -651,6 +651,8 @@ def _run(repos, model_path, model_label, n_params, out: Path, work: Path, config
     elif main:
         state["before"] = evaluate()
         state["best_loss"] = (state["before"] or {}).get("heldout_loss")
+        if state["best_loss"] is not None and config.patience and config.eval_every:
+            best = trainable_state(raw)   # if training never beats the base, early stopping keeps it
     accelerator.wait_for_everyone()
 
     stream = BatchStream(len(train), config.batch_size, config.seed, accelerator.process_index, accelerator.num_processes)
@@ -694,11 +696,11 @@ def _run(repos, model_path, model_label, n_params, out: Path, work: Path, config
     state["tokens"] += step_tokens * accelerator.num_processes
     state["train_seconds"] += time.perf_counter() - started
 
-    if best is not None:
-        load_trainable_state(raw, best)   # early stopping keeps the best held-out weights
-    if config.param_digest_dir:
+    if config.param_digest_dir:   # the ranks' own weights, before the main process picks the best
         Path(config.param_digest_dir).mkdir(parents=True, exist_ok=True)
         (Path(config.param_digest_dir) / f"rank-{accelerator.process_index}.txt").write_text(parameter_digest(raw))
+    if best is not None:
+        load_trainable_state(raw, best)   # early stopping keeps the best held-out weights (main process)
     after = evaluate() if main else {}
     metrics = {"before": state["before"] or {}, "after": after, "steps": state["step"],
                "final_train_loss": last_loss, "best_step": state["best_step"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -50,12 +51,13 @@ def test_lora_run_writes_adapter_with_metadata_and_table(tiny_model_dir, json_re
     for phase in ("before", "after"):
         assert metrics[phase]["heldout_loss"] > 0 and 0 <= metrics[phase]["heldout_next_line_em"] <= 1
     assert not out.with_name("jsonpkg.partial").exists()                    # the work dir is cleaned up
-    # The adapter loads back onto its base with PEFT, as the server does.
-    code = ("import sys; from transformers import AutoModelForCausalLM; from peft import PeftModel; "
-            "m = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(sys.argv[1]), sys.argv[2]); "
-            "print(type(m).__name__)")
-    loaded = subprocess.run([sys.executable, "-c", code, str(tiny_model_dir), str(out)], capture_output=True, text=True, timeout=120)
-    assert loaded.returncode == 0 and "PeftModel" in loaded.stdout, loaded.stderr
+    # The adapter is served by name: `repocomplete complete --adapter NAME=DIR` loads it onto its base.
+    completed = subprocess.run(
+        [sys.executable, "-m", "repocomplete", "complete", str(json_repo / "encoder.py"), "--line", "40", "--col", "5",
+         "--model", str(tiny_model_dir), "--adapter", f"jsonpkg={out}", "--max-tokens", "4", "--json"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=180)
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["choices"]
 
 
 def _bad_input_cases(tiny_model_dir: Path, tmp_path: Path, json_repo: Path):
@@ -136,3 +138,14 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_model_dir, json_
     assert res["final_train_loss"] == pytest.approx(ref["final_train_loss"], abs=1e-4)
     assert [h["loss"] for h in res["history"]] == pytest.approx([h["loss"] for h in ref["history"]], abs=1e-4)
     assert res["after"]["heldout_loss"] == pytest.approx(ref["after"]["heldout_loss"], abs=1e-4)
+
+
+@pytest.mark.gpu
+def test_qlora_and_bf16_on_cuda(tiny_model_dir, json_repo, tmp_path):
+    for method in ("qlora", "lora"):
+        out = tmp_path / method
+        result = finetune(str(json_repo), "--base", str(tiny_model_dir), "--out", str(out), "--method", method,
+                          "--precision", "bf16", "--max-steps", "4", "--eval-every", "2", "--save-every", "2", *QUICK)
+        assert result.returncode == 0, result.stderr
+        meta = read_json(out / "repocomplete-adapter.json")
+        assert meta["method"] == method and meta["metrics"]["after"]["heldout_loss"] > 0
