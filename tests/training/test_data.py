@@ -153,3 +153,33 @@ def test_held_out_commit_larger_than_the_cap_is_subsampled(tmp_path):
     split = split_files(repo, [f"f{i}.py" for i in range(8)], max_fraction=0.25)
     assert split.method == "git-time" and len(split.heldout) == 2 and len(split.train) == 6
     assert subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True).stdout == ""
+
+
+def test_heldout_prompts_equal_what_the_server_sends(dataset, json_repo, tiny_model_dir, tmp_path):
+    """Serving the same cursor through the engine (same index, budgets, tokenizer) gives the same prompt."""
+    from repocomplete.config import EngineConfig
+    from repocomplete.engine import Engine
+    from repocomplete.types import CompletionRequest, DebugOptions, Segments
+
+    out, manifest, config = dataset
+    engine = Engine.from_config(EngineConfig(model=str(tiny_model_dir), context_tokens=config.prompt_tokens,
+                                             retrieval_budget_tokens=config.retrieval_tokens,
+                                             cache_dir=str(tmp_path), threads=1))
+    engine.workspaces.register(json_repo)
+    compared = 0
+    for sample in read_samples(out, "heldout"):
+        if sample["order"] != "psm":
+            continue    # the server renders PSM; SPM samples differ only by the order of two parts
+        start, end = map(int, sample["id"].split(":")[-2].split("-"))
+        text = (json_repo / sample["filepath"]).read_text()
+        request = CompletionRequest(segments=Segments(prefix=text[:start], suffix=text[end:], filepath=sample["filepath"]),
+                                    workspace="jsonpkg", max_tokens=1,
+                                    debug_options=DebugOptions(return_prompt=True, return_snippets=True))
+        served = engine.complete(request)
+        first, last = sample["line"], sample["line"] + sample["middle"].count("\n")
+        if any(s.filepath == sample["filepath"] and s.start_line <= last and s.end_line >= first
+               for s in served.snippets or []):
+            continue    # the server may show the lines being completed; training drops them
+        assert served.prompt == sample["prompt"]
+        compared += 1
+    assert compared >= 1, "no held-out PSM sample to compare"
