@@ -18,6 +18,11 @@ from indexer.types import SOURCES
 SourceName = Literal[SOURCES]  # type: ignore[valid-type]
 
 
+#: Seeds up to 2**32 - 1: exact in every JSON parser (larger integers get rounded as floats).
+MAX_SEED = 2**32 - 1
+#: Counters (ms, characters): exact as JSON doubles.
+MAX_COUNT = 2**52
+
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -89,7 +94,7 @@ class CompletionIn(Tolerant):
     temperature: float = Field(0.0, ge=0.0, le=2.0, allow_inf_nan=False)
     top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
     n: int = Field(1, ge=1, le=8)
-    seed: int | None = Field(None, ge=0, le=2**64 - 1)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
     mode: Literal["auto", "line", "multiline"] = "auto"
     stop: list[str] | None = None
     sources: list[SourceName] | None = None
@@ -141,10 +146,10 @@ class EventIn(Tolerant):
     choice_index: int = Field(0, ge=0, le=1_000_000)
     view_id: str | None = Field(None, max_length=256)
     #: Ours.
-    elapsed_ms: int | None = Field(None, ge=0, le=2**53)
+    elapsed_ms: int | None = Field(None, ge=0, le=MAX_COUNT)
     #: Tabby's name for ``elapsed_ms``.
-    elapsed: int | None = Field(None, ge=0, le=2**53)
-    accepted_chars: int | None = Field(None, ge=0, le=2**53)
+    elapsed: int | None = Field(None, ge=0, le=MAX_COUNT)
+    accepted_chars: int | None = Field(None, ge=0, le=MAX_COUNT)
     select_kind: str | None = Field(None, max_length=64)
 
 
@@ -234,7 +239,7 @@ class OpenAICompletionIn(Tolerant):
     n: int = Field(1, ge=1, le=8)
     stream: bool = False
     stop: str | list[str] | None = None
-    seed: int | None = Field(None, ge=0, le=2**64 - 1)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
     user: str | None = None
 
 
