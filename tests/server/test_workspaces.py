@@ -44,6 +44,22 @@ def test_register_index_in_background_and_retrieve(serve, repo, tmp_path):
         assert snippets, "retrieval found nothing in the indexed repository"
         assert {s["filepath"] for s in snippets} <= {p.name for p in repo.iterdir()}
 
+        # No workspace named: Tabby's git_url, or an absolute filepath, picks it among several.
+        other = tmp_path / "other"
+        other.mkdir()
+        (other / "other.py").write_text("def unrelated():\n    return 1\n")
+        assert http.post("/v1/workspaces", json={"root": str(other)}).status_code == 202
+        for segments in ({"git_url": "https://github.com/someone/stdjson.git", "filepath": "__init__.py"},
+                         {"filepath": str(repo / "__init__.py")}):
+            body = {"language": "python", "segments": {"prefix": prefix, "suffix": "", **segments},
+                    "debug_options": {"return_snippets": True}}
+            resolved = http.post("/v1/completions", json=body).json()
+            assert resolved["debug_data"]["snippets"], segments
+            assert "other.py" not in {s["filepath"] for s in resolved["debug_data"]["snippets"]}
+        unresolved = http.post("/v1/completions", json={"segments": {"prefix": prefix, "filepath": "__init__.py"},
+                                                        "debug_options": {"return_snippets": True}}).json()
+        assert [s for s in unresolved["debug_data"]["snippets"] if s["source"] != "in_file"] == []
+
 
 @pytest.mark.parametrize(("root", "status"), [("relative/path", 400), ("/no/such/dir", 404), ("/", 400)])
 def test_bad_roots_are_refused(shared_server, root, status):
