@@ -79,13 +79,16 @@ def limit_to_line(text: str, prefix: str) -> str:
     return lead + line if line.strip() else ""
 
 
-def limit_to_scope(text: str, prefix: str, language: str | None = None) -> str:
+def limit_to_scope(text: str, prefix: str, language: str | None = None, suffix: str = "") -> str:
     """Stop at the end of the current block, judged by indentation.
 
     The reference indentation is the cursor line's, or, on an empty line, that of the
     completion's first line. The completion ends before the first later line indented
-    less; in bracket languages a closing line at the enclosing level is kept only when it
-    closes something the completion opened.
+    less, with one exception: when the code after the cursor sits deeper than that line
+    (the middle must open the block the suffix lives in, e.g. ``else:``), the completion
+    bridges to it and is then judged against the suffix's level. It also ends where it
+    starts repeating the suffix's first line. In bracket languages a closing line at the
+    enclosing level is kept only when it closes something the completion opened.
     """
     lines = text.split("\n")
     current = _current_line(prefix)
@@ -98,16 +101,23 @@ def limit_to_scope(text: str, prefix: str, language: str | None = None) -> str:
         reference = _indent(current)
     else:
         reference = _indent(current + lines[0])  # the completion continues the cursor's whitespace
+    after_cursor = suffix.split("\n", 1)[1] if "\n" in suffix else ""
+    suffix_line = next((line for line in after_cursor.split("\n") if line.strip()), None)
+    suffix_indent = _indent(suffix_line) if suffix_line is not None else None
     depth = _bracket_delta(lines[0])
     kept = [lines[0]]
     for line in lines[1:]:
         if line.strip():
             ind = _indent(line)
             stripped = line.strip()
+            if suffix_line is not None and stripped == suffix_line.strip():
+                break  # the model is writing the suffix again
             closes_own_bracket = stripped[0] in _CLOSERS and depth > 0
             if ind < reference and not closes_own_bracket:
-                break
-            if language not in _INDENT_LANGUAGES and ind == reference and stripped[0] in _CLOSERS and depth <= 0:
+                if suffix_indent is None or ind >= suffix_indent:
+                    break
+                reference = suffix_indent if _BLOCK_OPENER.search(stripped) else ind
+            elif language not in _INDENT_LANGUAGES and ind == reference and stripped[0] in _CLOSERS and depth <= 0:
                 break  # closes the enclosing block, which the suffix already closes
             depth += _bracket_delta(line)
         kept.append(line)
@@ -223,10 +233,16 @@ def cut_repetition(text: str, max_repeats: int = 2) -> str:
     return text
 
 
-def drop_blank(text: str) -> str:
-    """Nothing rather than whitespace; no trailing whitespace or newlines."""
+def drop_blank(text: str, suffix: str = "") -> str:
+    """Nothing rather than whitespace; no trailing whitespace unless the suffix needs it.
+
+    When code follows the cursor on the same line, the completion's trailing spaces or
+    newline-plus-indentation are what separates it from that code, so they are kept.
+    """
     if not text.strip():
         return ""
+    if suffix.split("\n", 1)[0].strip():
+        return text
     return text.rstrip()
 
 
@@ -246,7 +262,7 @@ def postprocess(
     if resolved == "line":
         text = limit_to_line(text, prefix)
     else:
-        text = limit_to_scope(text, prefix, language)
+        text = limit_to_scope(text, prefix, language, suffix)
     text = balance_brackets(text, prefix, suffix)
     text = drop_suffix_overlap(text, suffix)
-    return drop_blank(text)
+    return drop_blank(text, suffix)

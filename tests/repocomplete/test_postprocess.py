@@ -119,6 +119,20 @@ def test_cut_repetition(text, expected):
 def test_drop_blank():
     assert drop_blank("  \n\t ") == ""
     assert drop_blank("x = 1  \n\n") == "x = 1"
+    assert drop_blank("x = 1  \n\n", "\nnext") == "x = 1"
+    # Code right after the cursor: the separating whitespace is part of the middle.
+    assert drop_blank(" return ", "x\n") == " return "
+    assert drop_blank("pass\n    ", "return y\n") == "pass\n    "
+
+
+def test_bridging_to_a_deeper_suffix():
+    """The middle must open the block the suffix sits in (HumanEval multi-line infilling)."""
+    prefix = "def f(x):\n    while x:\n        "
+    suffix = "\n        x -= 1\n    return x\n"
+    raw = "y = 1\n    while x > 2:\n        x -= 1\n    return x\n"
+    assert limit_to_scope(raw, prefix, "python", suffix) == "y = 1\n    while x > 2:"
+    # Without a deeper suffix the dedent ends the block as usual.
+    assert limit_to_scope(raw, prefix, "python", "\n    return x\n") == "y = 1"
 
 
 @pytest.mark.parametrize(
