@@ -97,6 +97,10 @@ def _print_table(result) -> None:
     for row in metrics_table(result.metrics):
         table.add_row(*row)
     console = Console()
+    counts = result.data_manifest.get("counts", {})
+    console.print(f"data: {counts.get('train', {}).get('total', 0)} training and "
+                  f"{counts.get('heldout', {}).get('total', 0)} held-out FIM samples "
+                  f"(held-out files: those changed in the most recent commits)")
     console.print(table)
     console.print(f"adapter written to {result.out_dir} (metrics in metrics.json)")
 

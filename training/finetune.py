@@ -588,13 +588,34 @@ def _bf16_supported() -> bool:
     return torch.cuda.is_bf16_supported()
 
 
-def _prepare_data(repos: list[Path], work: Path, tokenizer, data_config: DataConfig, accelerator) -> dict:
+def _prepare_data(repos: list[Path], work: Path, tokenizer, data_config: DataConfig, accelerator,
+                  show_progress: bool) -> dict:
     data_dir = work / "data"
     if accelerator.is_main_process and not (data_dir / "manifest.json").exists():
         work.mkdir(parents=True, exist_ok=True)
-        build_dataset(repos, data_dir, data_config, tokenizer=tokenizer)
+        with _data_progress(show_progress) as progress:
+            build_dataset(repos, data_dir, data_config, tokenizer=tokenizer, progress=progress)
     accelerator.wait_for_everyone()
     return load_manifest(data_dir)
+
+
+@contextlib.contextmanager
+def _data_progress(enabled: bool):
+    """A files-done bar on stderr while the dataset is built (indexing + retrieval per sample)."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]data {task.fields[repo]}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("files"), TimeElapsedColumn(), console=Console(stderr=True)) as bar:
+        task = bar.add_task("data", total=None, repo="")
+
+        def update(repo: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, repo=repo)
+
+        yield update
 
 
 def _run(repos, model_path, model_label, n_params, out: Path, work: Path, config: FinetuneConfig,
@@ -615,7 +636,7 @@ def _run(repos, model_path, model_label, n_params, out: Path, work: Path, config
     template = (get_template(data_config.template) if data_config.template
                 else detect_template(tokenizer.get_vocab()))
     data_config = replace(data_config, template=template.name)
-    manifest = _prepare_data(repos, work, tokenizer, data_config, accelerator)
+    manifest = _prepare_data(repos, work, tokenizer, data_config, accelerator, show_progress and main)
     end_token = template.end_tokens[0]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     train = tokenize_samples(list(read_samples(work / "data", "train")), tokenizer, end_token, config.max_seq_len)
