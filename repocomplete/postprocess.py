@@ -54,14 +54,24 @@ def infer_mode(prefix: str, suffix: str, language: str | None = None) -> Resolve
 
 
 def cut_at_stop(text: str, stop: Iterable[str]) -> str:
-    """Cut ``text`` at the earliest occurrence of any stop string."""
+    """Cut ``text`` at the earliest stop string, and drop a stop string cut off at the end.
+
+    Generation that ends on the token budget can stop inside a sentinel (``<|rc:``) with
+    backends that do not emit whole special tokens; such a tail of three or more
+    characters that begins a stop string is not code the user wants.
+    """
+    stops = [s for s in stop if s]
     cut = len(text)
-    for s in stop:
-        if s:
-            at = text.find(s)
-            if at != -1:
-                cut = min(cut, at)
-    return text[:cut]
+    for s in stops:
+        at = text.find(s)
+        if at != -1:
+            cut = min(cut, at)
+    text = text[:cut]
+    for s in stops:
+        for length in range(min(len(s) - 1, len(text)), 2, -1):
+            if text.endswith(s[:length]):
+                return text[: len(text) - length]
+    return text
 
 
 def limit_to_line(text: str, prefix: str) -> str:

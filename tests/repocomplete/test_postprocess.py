@@ -38,6 +38,8 @@ def test_infer_mode(prefix, suffix, expected):
 def test_cut_at_stop_takes_the_earliest():
     assert cut_at_stop("abc<|end|>def<x>", ["<x>", "<|end|>"]) == "abc"
     assert cut_at_stop("abc", []) == "abc"
+    assert cut_at_stop("value<|rc:", ["<|rc:end|>"]) == "value"      # a sentinel cut by max_tokens
+    assert cut_at_stop("a <", ["<|rc:end|>"]) == "a <"                # too short to tell: code
 
 
 @pytest.mark.parametrize(
