@@ -95,13 +95,19 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_model_dir, json_repo, tmp
         assert not out.exists() and snapshot(tmp_path) == before      # nothing half-written
 
 
-def test_existing_out_is_kept_unless_forced(tiny_model_dir, json_repo, tmp_path):
+def test_existing_out_is_kept_unless_forced_then_full_finetune(tiny_model_dir, json_repo, tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "precious.txt").write_text("keep me")
     result = finetune(str(json_repo), "--base", str(tiny_model_dir), "--out", str(out), *QUICK)
     assert result.returncode == 2 and "already exists" in result.stderr
     assert snapshot(out) == ["precious.txt"]
+    # --force replaces it, here with a full fine-tune: the whole model and its tokenizer.
+    result = finetune(str(json_repo), "--base", str(tiny_model_dir), "--out", str(out), "--force", "--method", "full",
+                      "--max-steps", "2", "--eval-every", "0", "--save-every", "0", "--json", *QUICK)
+    assert result.returncode == 0, result.stderr
+    assert {"model.safetensors", "config.json", "tokenizer.json", "repocomplete-adapter.json"} <= set(snapshot(out))
+    assert "precious.txt" not in snapshot(out) and read_json(out / "repocomplete-adapter.json")["method"] == "full"
 
 
 def _wait_for_checkpoint(proc: subprocess.Popen, work: Path, timeout: float = 180) -> None:
