@@ -30,6 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 
 from indexer.fim_data import FimSpan, SpanConfig, select_spans
@@ -156,10 +157,21 @@ def source_commit(root: str | os.PathLike[str]) -> dict:
 
 
 def token_counter(tokenizer=None) -> TokenCounter:
-    """``len(tokens)`` with the model's tokenizer, or a ~4-characters-per-token estimate."""
+    """``len(tokens)`` with the model's tokenizer (as the server counts), or a ~4-characters estimate.
+
+    Memoised: prompt packing counts the same prefix and suffix many times over.
+    """
     if tokenizer is None:
         return lambda text: (len(text) + 3) // 4
-    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+
+    @lru_cache(maxsize=8192)
+    def count(text: str) -> int:
+        if backend is not None:   # the Rust tokenizer directly, as the transformers backend does
+            return len(backend.encode(text, add_special_tokens=False).ids)
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    return count
 
 
 # --- sample building ------------------------------------------------------------------------
