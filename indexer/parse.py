@@ -21,6 +21,7 @@ parser is not thread-safe), compiled queries per language and flags. Unknown lan
 
 from __future__ import annotations
 
+import gc
 import re
 import threading
 from dataclasses import dataclass, field
@@ -111,10 +112,20 @@ def parse_source(text: str, language: str | None, *, references: bool = True,
     if language not in LANGUAGES or not text:
         return ParsedFile(language if language in LANGUAGES else None)
     source = text.encode("utf-8", "surrogatepass")
-    tree = _parser(language).parse(source)
-    root = tree.root_node
-    extractor = _Extractor(language, source, text.isascii())
-    extractor.run(root, _plan(language, references, context))
+    plan = _plan(language, references, context)
+    # A match list holds a few container objects per node matched, all acyclic and freed as
+    # soon as the file is done: cyclic garbage collections set off by those allocations only
+    # rescan the caller's heap (about 5% of the time here, half of it with a big live heap).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        tree = _parser(language).parse(source)
+        root = tree.root_node
+        extractor = _Extractor(language, source, text.isascii())
+        extractor.run(root, plan)
+    finally:
+        if collecting:
+            gc.enable()
     result = extractor.result
     result.has_errors = root.has_error
     return result
