@@ -94,6 +94,10 @@ def export_model(cfg: PretrainConfig, run_dir: Path, out_dir: Path, *, which: st
         size = _dir_mb(tmp)
         if size > cfg.export.max_total_mb:
             raise ExportError(f"exported model is {size:.1f} MB > {cfg.export.max_total_mb} MB")
+        # mkdtemp makes the directory private; the shipped model must be readable by every user
+        tmp.chmod(0o755)
+        for f in tmp.iterdir():
+            f.chmod(0o644)
         _swap(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

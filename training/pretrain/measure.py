@@ -95,12 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", default="/work/pretrain-runs/default-model", help="run directory (default: %(default)s)")
     parser.add_argument("--holes", type=int, default=200, help="held-out holes to score (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--measurements", help="file the numbers go to (default: RUN_DIR/measurements.json, "
+                                               "which the model card reads at export)")
     parser.add_argument("--record", nargs=3, metavar=("KEY", "VALUE", "COMMAND"),
                         help="only record a number measured elsewhere (e.g. by `repocomplete eval`) for the card")
     args = parser.parse_args(argv)
     if args.record:
         key, value, command = args.record
-        path = Path(args.run_dir) / "measurements.json"
+        path = Path(args.measurements or Path(args.run_dir) / "measurements.json")
         measured = json.loads(path.read_text()) if path.exists() else {}
         measured[key] = {"value": value, "command": command}
         path.write_text(json.dumps(measured, indent=1))
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     holes = [json.loads(line) for line in (run_dir / "data/test_holes.jsonl").read_text().splitlines()][: args.holes]
-    path = run_dir / "measurements.json"
+    path = Path(args.measurements or run_dir / "measurements.json")
     measured = json.loads(path.read_text()) if path.exists() else {}
     state_path = Path(args.model) / "training_state.json"
     step = json.loads(state_path.read_text())["step"] if state_path.exists() else "?"
