@@ -156,3 +156,18 @@ def test_interrupted_run_resumes_exactly(full_run, tmp_path):
     assert dict(_losses(run)) == dict(_losses(ref_tmp / "full"))
     resumed, reference = _weights(run / "checkpoints/last.pt"), _weights(ref_tmp / "full/checkpoints/last.pt")
     assert all(torch.equal(resumed[k], reference[k]) for k in reference)
+
+
+def test_measure_records_latency_and_heldout_exact_match_for_the_card(full_run):
+    tmp, summary = full_run
+    out = tmp / "measurements.json"
+    result = subprocess.run([sys.executable, "-m", "training.pretrain.measure", "--model", summary["export"]["out_dir"],
+                             "--run-dir", str(tmp / "full"), "--holes", "3", "--measurements", str(out)],
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    measured = json.loads(out.read_text())
+    assert {"latency_p50_ms", "holes_em_context", "holes_em_no_context"} <= set(measured)
+    assert measured["holes_em_context"]["note"] == "checkpoint step 12"
+    assert measured["latency_p50_ms"]["command"].startswith("python -m training.pretrain.measure --model ")
+    printed = json.loads(result.stdout)
+    assert 0.0 <= printed["holes_em"]["with_context"] <= 1.0 and printed["latency"]["runs"] >= 1
