@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this many minutes of training")
     parser.add_argument("--only", choices=STAGES, help="run only up to/this stage (export: just export the best checkpoint)")
     parser.add_argument("--export", action="store_true", help="export the best checkpoint after training")
+    parser.add_argument("--checkpoint", default="best",
+                        help="checkpoint NAME (RUN_DIR/checkpoints/NAME.pt) to export (default: %(default)s)")
     parser.add_argument("--export-dir", help="where to export (default: the config's [export] out_dir)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: the [gpu] overrides apply when CUDA is available")
@@ -142,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.only == "export" or args.export:
         from training.pretrain.export import export_model
 
-        summary["export"] = export_model(cfg, run_dir, Path(args.export_dir or cfg.export.out_dir), log=_log)
+        summary["export"] = export_model(cfg, run_dir, Path(args.export_dir or cfg.export.out_dir),
+                                         which=args.checkpoint, log=_log)
     if args.json:
         print(json.dumps(summary, indent=1, default=str))
     else:

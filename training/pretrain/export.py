@@ -30,7 +30,7 @@ def load_checkpoint_model(cfg: PretrainConfig, run_dir: Path, which: str = "best
 
     ckpt_dir = run_dir / "checkpoints"
     path = ckpt_dir / f"{which}.pt"
-    if not path.exists():
+    if not path.exists() and which == "best":
         path = ckpt_dir / "last.pt"
     if not path.exists():
         raise ExportError(f"no checkpoint in {ckpt_dir}: train first")
