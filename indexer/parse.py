@@ -305,9 +305,11 @@ class _Extractor:
         result.string_literals = self._in_file_order(strings)
         result.field_declarations = self._in_file_order(fields)
         if references:
-            column = self._column
-            result.references = [Reference(_text(node), row + 1, column(row, col), kind)
-                                 for (row, col), (node, kind, _) in sorted(references.items())]
+            column = (lambda row, col: col) if self.ascii_only else self._column
+            result.references = [
+                Reference(source[node.start_byte:node.end_byte].decode("utf-8", "replace"),
+                          row + 1, column(row, col), kind)
+                for (row, col), (node, kind, _) in sorted(references.items())]
 
     def _in_file_order(self, nodes: list) -> list[tuple[str, int]]:
         """(text, 1-based line) of each node, by position (the same node only once)."""
