@@ -9,8 +9,9 @@ small re-indexes) have higher ids and are searched in FTS5 with a ``rowid >`` bo
 is cheap because there are few of them; deleted chunks drop out when their rows are read.
 The snapshot is saved next to the database, keyed by the index's generation.
 
-Queries keep only their rarest terms: a term found in a third of all chunks (``self``,
-``return``) changes no ranking but costs a scan of its whole posting list.
+Queries keep only their rarest terms, within a budget of postings: a term found in a large
+share of all chunks (``self``, ``return``) changes little in the ranking but costs a scan
+of its whole posting list.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ log = logging.getLogger("indexer.retrieve")
 # FTS5's bm25() defaults, so snapshot and FTS5 scores can be merged.
 K1 = 1.2
 B = 0.75
+#: Query terms are kept rarest-first until their postings exceed this (but at least MIN_TERMS).
+POSTINGS_BUDGET = 20_000
+MIN_TERMS = 3
 #: Rebuild the snapshot once this many chunks were written after it.
 MAX_OVERLAY = 5000
 # FTS5's unicode61 tokens of the (already lower-cased) indexed text.
@@ -97,13 +101,21 @@ class Snapshot:
         weights = np.concatenate([self.weights[self.indptr[i]:self.indptr[i + 1]] for i in ids])
         if not len(docs):
             return []
-        # Sum per document over the (few) matching postings, then take the top ``limit``.
-        unique, inverse = np.unique(docs, return_inverse=True)
-        scores = np.bincount(inverse, weights=weights)
-        k = min(limit, len(unique))
+        # Sum per document over the matching postings, then take the top ``limit``: through
+        # a dense score array when postings are many (linear), else through a sort of them.
+        if len(docs) * 8 > len(self.rowids):
+            scores = np.bincount(docs, weights=weights, minlength=len(self.rowids))
+            unique = None
+        else:
+            unique, inverse = np.unique(docs, return_inverse=True)
+            scores = np.bincount(inverse, weights=weights)
+        k = min(limit, int(np.count_nonzero(scores)))
+        if k <= 0:
+            return []
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(self.rowids[unique[i]]), float(scores[i])) for i in top]
+        docs_of = top if unique is None else unique[top]
+        return [(int(self.rowids[d]), float(scores[i])) for d, i in zip(docs_of, top)]
 
 
 class BM25:
@@ -199,8 +211,18 @@ class BM25:
             table = self._fallback_df[1]
             df = {t: table[t] for t in dict.fromkeys(terms) if t in table and len(t) > 1}
         present = sorted(df, key=df.__getitem__)
-        # Terms in more than a third of all chunks carry almost no IDF; keep one at most.
-        return [t for t in present if df[t] <= n_docs / 3][: self.max_terms] or present[:1]
+        # Rarest first, within a budget of postings: a term found in a large share of the
+        # chunks carries little IDF but costs its whole posting list.
+        kept: list[str] = []
+        postings = 0
+        for term in present[: self.max_terms]:
+            if len(kept) >= MIN_TERMS and postings + df[term] > max(POSTINGS_BUDGET, n_docs // 20):
+                break
+            if df[term] > n_docs / 3 and kept:
+                break
+            kept.append(term)
+            postings += df[term]
+        return kept
 
     def match_expression(self, terms: Sequence[str]) -> str | None:
         """The FTS5 query of :meth:`select_terms`: ``"a" OR "b" ...``; None when nothing can match."""
