@@ -645,7 +645,8 @@ def _run(repos, model_path, model_label, n_params, out: Path, work: Path, config
     em_set = sorted(heldout, key=lambda s: (s.kind != "line_rest", s.prompt[-64:]))[: config.em_samples]
 
     model, targets = load_model(model_path, config, cuda=accelerator.device.type == "cuda", bf16=bf16)
-    model.to(accelerator.device)
+    if config.method != "qlora":   # a 4-bit model is placed by its device_map and refuses .to()
+        model.to(accelerator.device)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr(), weight_decay=config.weight_decay)
