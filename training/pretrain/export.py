@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from repocomplete.errors import RepocompleteError
-from training.pretrain.config import PretrainConfig
+from training.pretrain.config import PretrainConfig, load_pretrain_config
 from training.pretrain.model import build_model, count_parameters
 
 
@@ -40,7 +40,7 @@ def load_checkpoint_model(cfg: PretrainConfig, run_dir: Path, which: str = "best
                         pad_token_id=tokenizer.pad_token_id)
     model.load_state_dict(ckpt["model"])
     model.eval()
-    return model, tokenizer, {**ckpt["state"], "checkpoint": path.name}
+    return model, tokenizer, {**ckpt["state"], "checkpoint": path.name, "config": ckpt.get("config")}
 
 
 def _dir_mb(path: Path) -> float:
@@ -90,7 +90,9 @@ def export_model(cfg: PretrainConfig, run_dir: Path, out_dir: Path, *, which: st
         measured = measurements
         if measured is None and (run_dir / "measurements.json").exists():
             measured = json.loads((run_dir / "measurements.json").read_text())
-        write_model_card(tmp / "MODEL_CARD.md", cfg, run_dir, info, measured or {})
+        # the card describes how these weights were trained, even if the config has moved on since
+        trained = load_pretrain_config(None, overrides=state["config"]) if state.get("config") else cfg
+        write_model_card(tmp / "MODEL_CARD.md", trained, run_dir, info, measured or {})
         size = _dir_mb(tmp)
         if size > cfg.export.max_total_mb:
             raise ExportError(f"exported model is {size:.1f} MB > {cfg.export.max_total_mb} MB")
