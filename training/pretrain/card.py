@@ -120,6 +120,9 @@ def write_model_card(path: Path, cfg: PretrainConfig, run_dir: Path, info: dict,
         f"- Held-out loss (test split, same sample mix): {info['best_val_loss']:.4f} "
         f"— measured during training (`train_log.jsonl`).",
         f"- Held-out loss by step: {curve or NOT_MEASURED}.",
+        "- The exact configuration these weights were trained with (it may differ from the current "
+        "`training/configs/default-model.toml`, e.g. a longer `max_steps` for continued training) is "
+        "in `training_state.json` beside this card.",
         "",
         "## Evaluation",
         "",

@@ -85,7 +85,7 @@ def export_model(cfg: PretrainConfig, run_dir: Path, out_dir: Path, *, which: st
         info = {"parameters": params, "step": state["step"], "tokens_seen": state["tokens_seen"],
                 "train_seconds": round(state["train_seconds"]), "best_val_loss": state["best_val_loss"],
                 "checkpoint": state["checkpoint"], "best_weights": state.get("best_weights", "raw"),
-                "history": state["history"]}
+                "history": state["history"], "config": state.get("config")}
         (tmp / "training_state.json").write_text(json.dumps(info, indent=1))
         measured = measurements
         if measured is None and (run_dir / "measurements.json").exists():
