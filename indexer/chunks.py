@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 _WORD = re.compile(r"\w+")
-# camelCase boundaries: "parseHTTPResponse" -> "parse HTTPResponse" -> "parse HTTP Response".
-# Two look-ahead passes run ~2x faster than one pattern with look-behinds.
-_CAMEL_LOWER_UPPER = re.compile(r"([a-z0-9])(?=[A-Z])")
-_CAMEL_ACRONYM_WORD = re.compile(r"([A-Z])(?=[A-Z][a-z])")
+# camelCase boundaries: "parseHTTPResponse" -> "parse HTTP Response" (see search_text).
+_UPPER_RUN = re.compile(r"[A-Z]+")
+_LOWER_OR_DIGIT = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
 # What FTS5's unicode61 tokenizer keeps as one token: letters and digits (``_`` separates).
 _SEARCH_TERM = re.compile(r"[^\W_]{2,}")
 # Pieces of a camelCase word: "HTTPResponse" -> HTTP, Response; "utf8Decode" -> utf8, Decode.
@@ -60,7 +60,22 @@ def token_text(text: str) -> str:
 def search_text(text: str) -> str:
     """What FTS5 indexes for ``text``: camelCase split, lower-cased; line breaks are kept so
     a file transformed once can be cut into windows. FTS5 splits on ``_`` and punctuation."""
-    return _CAMEL_ACRONYM_WORD.sub(r"\1 ", _CAMEL_LOWER_UPPER.sub(r"\1 ", text)).lower()
+    # A space goes before an uppercase run that follows a lowercase letter or digit
+    # ("utf8Decode"), and before the last letter of a run followed by lowercase
+    # ("HTTPResponse"). Scanning only uppercase runs (sparse in code) is ~2x faster than
+    # lookahead substitutions tried at every position.
+    out: list[str] = []
+    done = 0
+    for run in _UPPER_RUN.finditer(text):
+        start, end = run.span()
+        if start and text[start - 1] in _LOWER_OR_DIGIT:
+            out += (text[done:start], " ")
+            done = start
+        if end - start >= 2 and end < len(text) and text[end] in _LOWER:
+            out += (text[done:end - 1], " ")
+            done = end - 1
+    out.append(text[done:])
+    return "".join(out).lower()
 
 
 def search_terms(text: str) -> list[str]:

@@ -74,7 +74,7 @@ def build_record(path: str, text: str, language: str | None, *, mtime: float, si
     if language is not None:
         try:
             # Redaction keeps line numbers, so symbols parsed from the clean text line up.
-            parsed = parse_source(clean, language)
+            parsed = parse_source(clean, language, references=False)
         except Exception as exc:  # noqa: BLE001 - one unparsable file must not stop an index run
             if errors is not None:
                 errors.append(f"{path}: parse failed ({type(exc).__name__}: {exc})")
