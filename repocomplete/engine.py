@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,17 +131,23 @@ class Engine:
             snippets=prepared.snippets if request.debug_options.return_snippets else None,
         )
 
-    def stream(self, request: CompletionRequest) -> Iterator[str]:
+    def stream(
+        self,
+        request: CompletionRequest,
+        on_done: Callable[[Timings, Usage], None] | None = None,
+    ) -> Iterator[str]:
         """Yield post-processed text deltas of one completion as the model produces them.
 
         Complete lines are released at once, the last line a few characters behind the
         model (post-processing may still cut its tail against the suffix); the concatenated
         deltas equal ``complete``'s text. Close the iterator when abandoning it early: that
-        releases the model for the next request.
+        releases the model for the next request. ``on_done`` receives the stage timings and
+        token usage once the stream has finished (metrics of streamed requests).
         """
         prepared = self._prepare(request)
         hold = len(prepared.suffix.split("\n", 1)[0]) + 8
         raw, emitted = "", ""
+        generate_start = time.perf_counter()
         for delta in self.backend.stream(prepared.generation):
             raw += delta
             stable = self._finish(raw, prepared)
@@ -154,6 +160,11 @@ class Engine:
         final = self._finish(raw, prepared)
         if final.startswith(emitted) and len(final) > len(emitted):
             yield final[len(emitted):]
+        if on_done is not None:
+            prepared.timings.generate_ms = _ms(generate_start)
+            prepared.timings.total_ms = _ms(prepared.started)
+            on_done(prepared.timings, Usage(prompt_tokens=prepared.prompt_tokens,
+                                            completion_tokens=self.backend.count_tokens(raw)))
 
     def load_adapter(self, name: str, path: str) -> None:
         """Load a LoRA adapter into the backend under ``name``."""

@@ -29,7 +29,11 @@ async def generate_pieces(rt: Runtime, req: CompletionRequest, receive: Receive,
     as one piece each (the engine streams a single completion).
     """
     if req.n == 1:
-        deltas = await rt.limiter.iterate(lambda: rt.engine.stream(req), cancel=req.cancel, deadline=deadline)
+        def observe(timings, usage) -> None:
+            rt.metrics.observe_completion(timings, usage.completion_tokens)
+
+        deltas = await rt.limiter.iterate(lambda: rt.engine.stream(req, on_done=observe), cancel=req.cancel,
+                                          deadline=deadline)
         return _as_choice_zero(deltas)
     result = await rt.limiter.call(lambda: rt.engine.complete(req), cancel=req.cancel, receive=receive, deadline=deadline)
     rt.metrics.observe_completion(result.timings, result.usage.completion_tokens)

@@ -178,8 +178,12 @@ def test_stream_concatenates_to_complete():
     text = "if x:\n        y = 1\n        z = 2\n    return y\n"
     engine = Engine(FakeBackend(text))
     req = dict(prefix="def f(x):\n    ", suffix="", mode="multiline", max_tokens=len(text))
-    deltas = list(engine.stream(request(**req)))
+    done = []
+    deltas = list(engine.stream(request(**req), on_done=lambda timings, usage: done.append((timings, usage))))
     assert len(deltas) > 1 and "".join(deltas) == engine.complete(request(**req)).choices[0].text
+    (timings, usage), = done
+    assert usage.completion_tokens == len(text)  # the fake backend: one token per character
+    assert timings.total_ms >= timings.generate_ms > 0 and usage.prompt_tokens > 0
 
 
 def test_cancel_stops_generation_and_raises():

@@ -40,6 +40,17 @@ def test_completion_is_the_engines_answer_in_tabbys_shape(shared_server):
     assert set(data["timings"]) == {"retrieval_ms", "prompt_ms", "generate_ms", "total_ms"}
 
 
+def test_streamed_requests_feed_the_stage_histograms(shared_server):
+    count = shared_server.metric("repocomplete_stage_seconds_count", stage="generation")
+    tokens = shared_server.metric("repocomplete_generated_tokens_total")
+    with shared_server.client() as http:
+        with http.stream("POST", "/v1/completions", json={**BODY, "stream": True}) as response:
+            body = "".join(response.iter_text())
+    assert response.status_code == 200 and "[DONE]" in body
+    assert shared_server.metric("repocomplete_stage_seconds_count", stage="generation") == count + 1
+    assert shared_server.metric("repocomplete_generated_tokens_total") > tokens
+
+
 def test_streaming_deltas_add_up_to_the_plain_answer(shared_server):
     with shared_server.client() as http, http.stream("POST", "/v1/completions", json={**BODY, "stream": True}) as reply:
         assert reply.headers["content-type"].startswith("text/event-stream")
