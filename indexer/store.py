@@ -77,8 +77,12 @@ class FileRecord:
     imports: list[tuple] = field(default_factory=list)
     #: (class_name, parent_name, line)
     parents: list[tuple] = field(default_factory=list)
-    #: context type (identifiers, string_literals, ...) -> newline-joined distinct items
-    items: dict[str, str] = field(default_factory=dict)
+    #: context type (identifiers, string_literals, ...) -> newline-joined distinct items;
+    #: None keeps the stored ones (a live-buffer update computes them later, on demand)
+    items: dict[str, str] | None = field(default_factory=dict)
+    #: The parse of a live buffer (``indexer.parse.ParseState``), kept in memory for the next
+    #: incremental reparse; never stored, never sent to a worker process.
+    parse_state: object | None = None
 
 
 @dataclass
@@ -214,7 +218,7 @@ class Store:
             for cid, *key in c.execute(
                     "SELECT id, kind, start_line, end_line, symbol, body FROM chunks WHERE file_id=?", (file_id,)):
                 old[tuple(key)] = cid
-            for table in ("symbols", "imports", "parents", "items"):
+            for table in ("symbols", "imports", "parents") + (("items",) if rec.items is not None else ()):
                 c.execute(f"DELETE FROM {table} WHERE file_id=?", (file_id,))
             c.execute(
                 "UPDATE files SET hash=?, mtime=?, size=?, language=?, lines=?, live=? WHERE id=?",
@@ -254,8 +258,19 @@ class Store:
         )
         c.executemany("INSERT INTO imports VALUES (?,?,?,?,?)", [(file_id, *i) for i in rec.imports])
         c.executemany("INSERT INTO parents VALUES (?,?,?,?)", [(file_id, *p) for p in rec.parents])
-        c.executemany("INSERT INTO items VALUES (?,?,?)", [(file_id, k, v) for k, v in rec.items.items() if v])
+        if rec.items is not None:
+            self._insert_items(file_id, rec.items)
         return file_id
+
+    def _insert_items(self, file_id: int, items: dict[str, str]) -> None:
+        self.conn.executemany("INSERT INTO items VALUES (?,?,?)", [(file_id, k, v) for k, v in items.items() if v])
+
+    def put_items(self, path: str, items: dict[str, str]) -> None:
+        """Replace one indexed file's context items (call inside :meth:`transaction`)."""
+        file_id = self.file_id(path)
+        if file_id is not None:
+            self.conn.execute("DELETE FROM items WHERE file_id=?", (file_id,))
+            self._insert_items(file_id, items)
 
     # -- reading -------------------------------------------------------------------------
 

@@ -64,8 +64,14 @@ def content_hash(text: str) -> str:
 
 
 def build_record(path: str, text: str, language: str | None, *, mtime: float, size: int,
-                 config: IndexConfig, live: bool = False, errors: list[str] | None = None) -> FileRecord:
-    """Parse one file and derive everything the store keeps about it (secrets redacted)."""
+                 config: IndexConfig, live: bool = False, errors: list[str] | None = None,
+                 items: bool = True, previous: object | None = None) -> FileRecord:
+    """Parse one file and derive everything the store keeps about it (secrets redacted).
+
+    ``items=False`` leaves the context items out (``rec.items`` is None: the store keeps
+    the old ones); ``previous`` (the ``parse_state`` of this path's last live record) makes
+    the parse incremental. Live records carry their ``parse_state`` for the next update.
+    """
     from indexer.parse import parse_source  # tree-sitter grammars load on first use
 
     clean = redact(text)
@@ -74,7 +80,7 @@ def build_record(path: str, text: str, language: str | None, *, mtime: float, si
     if language is not None:
         try:
             # Redaction keeps line numbers, so symbols parsed from the clean text line up.
-            parsed = parse_source(clean, language, references=False)
+            parsed = parse_source(clean, language, references=False, context=items, previous=previous)
         except Exception as exc:  # noqa: BLE001 - one unparsable file must not stop an index run
             if errors is not None:
                 errors.append(f"{path}: parse failed ({type(exc).__name__}: {exc})")
@@ -91,11 +97,17 @@ def build_record(path: str, text: str, language: str | None, *, mtime: float, si
             names = list(imp.names or [])
             rec.imports += [(imp.module, n, imp.alias, imp.line) for n in names] or [(imp.module, None, imp.alias, imp.line)]
         rec.parents = [(p.class_name, p.parent_name, p.line) for p in parsed.class_parents]
-        for kind in _ITEM_KINDS:
-            values = getattr(parsed, kind, None) or []
-            rec.items[kind] = "\n".join(dict.fromkeys(str(v[0]) for v in values))
+        rec.items = context_items(parsed) if items else None
+        if live:
+            rec.parse_state = parsed.tree_state
     rec.chunks = chunks
     return rec
+
+
+def context_items(parsed) -> dict[str, str]:
+    """A ParsedFile's RepoFusion context items as the store keeps them (distinct, one a line)."""
+    return {kind: "\n".join(dict.fromkeys(str(v[0]) for v in getattr(parsed, kind, None) or []))
+            for kind in _ITEM_KINDS}
 
 
 def prepare_file(job: tuple, *, config: IndexConfig) -> tuple:
@@ -154,6 +166,10 @@ class Workspace:
         self._lock = threading.RLock()
         #: Unsaved editor buffers (relpath -> text): re-applied after a rebuild swaps the file.
         self._live: dict[str, str] = {}
+        #: Each live buffer's last parse (reparsed incrementally by the next update).
+        self._parse_states: dict[str, object] = {}
+        #: Live buffers whose stored context items predate their text (update() skips them).
+        self._stale_items: set[str] = set()
         self._indexing = False
         self._store = self._open()
         self._inode = self._db_inode()
@@ -328,11 +344,49 @@ class Workspace:
 
     # -- live buffers --------------------------------------------------------------------
 
-    def _write_live(self, path: str, text: str) -> None:
+    def _write_live(self, path: str, text: str, *, light: bool = False) -> None:
+        """Store a live buffer; ``light`` (an editor update) defers its context items, which
+        only the sibling source and item proposals read, to :meth:`_refresh_items`."""
         rec = build_record(path, text, language_for_path(path), mtime=time.time(),
-                           size=len(text.encode("utf-8", "surrogatepass")), config=self.config, live=True)
+                           size=len(text.encode("utf-8", "surrogatepass")), config=self.config, live=True,
+                           items=not light, previous=self._parse_states.pop(path, None))
+        if rec.parse_state is not None:
+            self._parse_states[path] = rec.parse_state
         with self._store.transaction():
             self._store.put_file(rec)
+        if light:
+            self._stale_items.add(path)
+        else:
+            self._stale_items.discard(path)
+
+    def _forget_live(self, rel: str) -> None:
+        self._live.pop(rel, None)
+        self._parse_states.pop(rel, None)
+        self._stale_items.discard(rel)
+
+    def _refresh_items(self, sources: Iterable[str] | None = None, context_type: str | None = None) -> None:
+        """Compute the context items deferred by :meth:`update`, when a reader needs them."""
+        if not self._stale_items:
+            return
+        wanted = set(sources if sources is not None else self.config.sources)
+        if "sibling" not in wanted and context_type not in _ITEM_KINDS:
+            return
+        from indexer.parse import parse_source
+
+        try:
+            with self._store.transaction():
+                for path in list(self._stale_items):
+                    text, language = self._live.get(path), language_for_path(path)
+                    if text is not None and language is not None:
+                        parsed = parse_source(redact(text), language, references=False,
+                                              previous=self._parse_states.pop(path, None))
+                        self._parse_states[path] = parsed.tree_state
+                        self._store.put_items(path, context_items(parsed))
+                    self._retriever.forget_identifiers(path)
+                    self._stale_items.discard(path)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
 
     def update(self, path: str | os.PathLike[str], text: str) -> None:
         """Index an unsaved editor buffer in place of the file's saved content (one transaction)."""
@@ -344,7 +398,7 @@ class Workspace:
             if self._indexing:
                 return  # the running index() writes every live buffer when it commits
             try:
-                self._write_live(rel, text)
+                self._write_live(rel, text, light=True)
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc):
                     raise
@@ -357,7 +411,7 @@ class Workspace:
         rel = self.relpath(path)
         with self._lock:
             self._reconnect_if_replaced()
-            self._live.pop(rel, None)
+            self._forget_live(rel)
             entry = classify(self.root, rel, self.config.walk) if (self.root / rel).is_file() else None
             result = (prepare_file((rel, str(entry.abspath), entry.language, entry.mtime, entry.size, None),
                                    config=self.config) if entry is not None and not entry.skipped else ("skip",))
@@ -376,7 +430,7 @@ class Workspace:
         rel = self.relpath(path)
         with self._lock:
             self._reconnect_if_replaced()
-            self._live.pop(rel, None)
+            self._forget_live(rel)
             with self._store.transaction():
                 found = self._store.remove_file(rel)
             self._retriever.invalidate(files=True)
@@ -394,6 +448,7 @@ class Workspace:
         with self._lock:
             self._reconnect_if_replaced()
             try:
+                self._refresh_items(query.sources)
                 return self._retriever.retrieve(query, rel)
             except sqlite3.DatabaseError as exc:
                 log.warning("index %s cannot be read (%s); retrieval skipped until it is rebuilt", self.db_path, exc)
@@ -404,6 +459,7 @@ class Workspace:
         rel = self.relpath(query.filepath)
         with self._lock:
             self._reconnect_if_replaced()
+            self._refresh_items(query.sources)
             return self._retriever.rankings(query, rel)[1]
 
     def proposals(self, query: RetrievalQuery, source: str, context_type: str | None = None, *,
@@ -420,6 +476,7 @@ class Workspace:
         rel = self.relpath(query.filepath)
         with self._lock:
             self._reconnect_if_replaced()
+            self._refresh_items((source,), context_type)
             cursor = make_cursor(query, rel, self.config.query_lines)
             return propose(self._store, cursor, source, self._retriever.modules, context_type=context_type,
                            max_files=max_files, limit=limit)
@@ -447,7 +504,9 @@ class Workspace:
     @property
     def store(self) -> Store:
         """The open store (for training and evals that read chunks directly)."""
-        return self._store
+        with self._lock:
+            self._refresh_items(("sibling",))
+            return self._store
 
     @property
     def retriever(self) -> Retriever:

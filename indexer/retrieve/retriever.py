@@ -45,6 +45,11 @@ class Retriever:
             self.bm25.invalidate()
             self._dense = None
 
+    def forget_identifiers(self, path: str) -> None:
+        """Drop the cached identifier terms of ``path`` (its context items changed)."""
+        if self._modules is not None:
+            self._modules.identifier_terms.pop(path, None)
+
     @property
     def modules(self) -> ModuleMap:
         if self._modules is None:

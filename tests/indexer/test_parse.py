@@ -278,3 +278,22 @@ def test_parse_speed_on_a_2000_line_file():
     print(f"argparse.py: {lines} lines parsed and extracted in {best:.1f} ms (best of 5)")
     assert len(parsed.definitions) > 100
     assert best < 500      # generous: shared 2-core machine
+
+
+def test_incremental_reparse_equals_a_full_parse():
+    import random
+
+    from tests.indexer.stdlib_repos import STDLIB
+
+    rng = random.Random(7)
+    text = (STDLIB / "json" / "decoder.py").read_text()
+    state = parse_source(text, "python").tree_state
+    for _ in range(25):   # insertions, deletions and replacements, some breaking the syntax
+        i = rng.randrange(len(text))
+        j = min(len(text), i + rng.randrange(0, 30))
+        text = text[:i] + rng.choice(["", "x", "\n", "def f(a):\n    return a\n", '"""', "(", "é"]) + text[j:]
+        incremental = parse_source(text, "python", previous=state)
+        full = parse_source(text, "python")
+        state = incremental.tree_state
+        assert incremental == full
+        assert str(incremental.tree_state.tree.root_node) == str(full.tree_state.tree.root_node)

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from indexer.errors import IndexerError, RootNotDirectoryError
+from indexer.types import RetrievalQuery
 from indexer.workspace import Workspace, database_name
 from tests.indexer.stdlib_repos import STDLIB, copy_stdlib
 
@@ -124,6 +125,21 @@ def test_live_buffer_update_and_remove(ws, repo):
     assert "json/brand_new.py" in ws.files()
     assert ws.remove("json/brand_new.py") and "json/brand_new.py" not in ws.files()
     assert ws.symbols("unsaved_file") == []
+
+
+def test_update_defers_context_items_until_a_reader_needs_them(ws, repo):
+    ws.index()
+    query = RetrievalQuery("json/editing.py", "import re\n", "")
+    text = "from json import loads\n\nfirst_name = 'unsaved literal'\n"
+    ws.update("json/editing.py", text)
+    ws.update("json/editing.py", text + "second_name = loads(first_name)\n")   # reparsed incrementally
+    identifiers = ws.proposals(query, "in_file", "identifiers")[0].body.split("\n")
+    assert identifiers == ["json", "loads", "first_name", "second_name"]
+    assert ws.proposals(query, "in_file", "string_literals")[0].body == "'unsaved literal'"
+    # The same items as a full parse of the saved text stores.
+    (repo / "json" / "editing.py").write_text(text + "second_name = loads(first_name)\n")
+    ws.revert("json/editing.py")
+    assert ws.proposals(query, "in_file", "identifiers")[0].body.split("\n") == identifiers
 
 
 def test_update_of_a_2000_line_file_is_fast(ws):
