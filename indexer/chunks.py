@@ -83,6 +83,14 @@ def search_terms(text: str) -> list[str]:
     return _SEARCH_TERM.findall(search_text(text))
 
 
+def file_terms(text: str) -> set[str]:
+    """:func:`term_set` of a whole file, each distinct word split once."""
+    out: set[str] = set()
+    for word in set(_WORD.findall(text)):
+        out.update(identifier_terms(word))
+    return out
+
+
 def term_set(text: str) -> set[str]:
     """Distinct terms of ``text`` (the sets Jaccard similarity compares)."""
     return set(line_terms(text))

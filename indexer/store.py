@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,9 @@ from indexer.chunks import Chunk
 from indexer.errors import IndexerError
 
 #: Bump whenever a table, a column or the meaning of stored text changes.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
+#: Files whose on-demand context items stay in memory.
+_LOADED_ITEMS_FILES = 256
 
 _SCHEMA = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
@@ -77,9 +79,9 @@ class FileRecord:
     imports: list[tuple] = field(default_factory=list)
     #: (class_name, parent_name, line)
     parents: list[tuple] = field(default_factory=list)
-    #: context type (identifiers, string_literals, ...) -> newline-joined distinct items;
-    #: None keeps the stored ones (a live-buffer update computes them later, on demand)
-    items: dict[str, str] | None = field(default_factory=dict)
+    #: kind -> text: ``identifier_terms`` (what the sibling source ranks files by) at index
+    #: time; the RepoFusion context items come from :attr:`Store.items_loader` on demand
+    items: dict[str, str] = field(default_factory=dict)
     #: The parse of a live buffer (``indexer.parse.ParseState``), kept in memory for the next
     #: incremental reparse; never stored, never sent to a worker process.
     parse_state: object | None = None
@@ -112,6 +114,10 @@ class Store:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
+        #: path -> {context type: text}, for items not stored (set by the Workspace, which can
+        #: read and parse files); results are kept in memory per (path, content hash).
+        self.items_loader: Callable[[str], dict[str, str]] | None = None
+        self._loaded_items: dict[tuple[str, str], dict[str, str]] = {}
 
     # -- opening and creating ------------------------------------------------------------
 
@@ -218,7 +224,7 @@ class Store:
             for cid, *key in c.execute(
                     "SELECT id, kind, start_line, end_line, symbol, body FROM chunks WHERE file_id=?", (file_id,)):
                 old[tuple(key)] = cid
-            for table in ("symbols", "imports", "parents") + (("items",) if rec.items is not None else ()):
+            for table in ("symbols", "imports", "parents", "items"):
                 c.execute(f"DELETE FROM {table} WHERE file_id=?", (file_id,))
             c.execute(
                 "UPDATE files SET hash=?, mtime=?, size=?, language=?, lines=?, live=? WHERE id=?",
@@ -258,19 +264,8 @@ class Store:
         )
         c.executemany("INSERT INTO imports VALUES (?,?,?,?,?)", [(file_id, *i) for i in rec.imports])
         c.executemany("INSERT INTO parents VALUES (?,?,?,?)", [(file_id, *p) for p in rec.parents])
-        if rec.items is not None:
-            self._insert_items(file_id, rec.items)
+        c.executemany("INSERT INTO items VALUES (?,?,?)", [(file_id, k, v) for k, v in rec.items.items() if v])
         return file_id
-
-    def _insert_items(self, file_id: int, items: dict[str, str]) -> None:
-        self.conn.executemany("INSERT INTO items VALUES (?,?,?)", [(file_id, k, v) for k, v in items.items() if v])
-
-    def put_items(self, path: str, items: dict[str, str]) -> None:
-        """Replace one indexed file's context items (call inside :meth:`transaction`)."""
-        file_id = self.file_id(path)
-        if file_id is not None:
-            self.conn.execute("DELETE FROM items WHERE file_id=?", (file_id,))
-            self._insert_items(file_id, items)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -396,10 +391,23 @@ class Store:
             f" WHERE p.parent_name IN ({marks})", list(class_names)).fetchall()
 
     def items(self, path: str, kind: str) -> str:
+        """One file's ``kind`` items, one a line: stored, else from :attr:`items_loader`."""
         row = self.conn.execute(
             "SELECT i.text FROM items i JOIN files f ON f.id = i.file_id WHERE f.path=? AND i.kind=?",
             (path, kind)).fetchone()
-        return row[0] if row else ""
+        if row:
+            return row[0]
+        found = self.conn.execute("SELECT hash FROM files WHERE path=?", (path,)).fetchone()
+        if found is None or self.items_loader is None:
+            return ""
+        key = (path, found[0])
+        items = self._loaded_items.get(key)
+        if items is None:
+            items = self.items_loader(path)
+            if len(self._loaded_items) >= _LOADED_ITEMS_FILES:
+                del self._loaded_items[next(iter(self._loaded_items))]   # the oldest
+            self._loaded_items[key] = items
+        return items.get(kind, "")
 
     def file_items(self, paths: Sequence[str], kind: str) -> dict[str, str]:
         if not paths:

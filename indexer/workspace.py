@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from indexer.chunks import definition_chunks, search_text, windows
+from indexer.chunks import definition_chunks, file_terms, search_text, windows
 from indexer.config import IndexConfig
 from indexer.errors import FileSkipError, IndexerError, RootNotDirectoryError
 from indexer.languages import language_for_path
@@ -41,7 +41,7 @@ from indexer.walk import classify, read_text, walk
 
 log = logging.getLogger("indexer")
 
-#: Context types kept per file for RepoFusion proposals (lists of (text, line) in ParsedFile).
+#: RepoFusion context types (lists of (text, line) in ParsedFile), computed on demand.
 _ITEM_KINDS = ("identifiers", "type_identifiers", "string_literals", "field_declarations")
 #: Fewer changed files than this are parsed in-process (starting workers costs ~0.5 s).
 _PARALLEL_MIN_FILES = 64
@@ -65,12 +65,14 @@ def content_hash(text: str) -> str:
 
 def build_record(path: str, text: str, language: str | None, *, mtime: float, size: int,
                  config: IndexConfig, live: bool = False, errors: list[str] | None = None,
-                 items: bool = True, previous: object | None = None) -> FileRecord:
+                 previous: object | None = None) -> FileRecord:
     """Parse one file and derive everything the store keeps about it (secrets redacted).
 
-    ``items=False`` leaves the context items out (``rec.items`` is None: the store keeps
-    the old ones); ``previous`` (the ``parse_state`` of this path's last live record) makes
-    the parse incremental. Live records carry their ``parse_state`` for the next update.
+    The RepoFusion context items (identifiers, strings, ...) are not among them: extracting
+    them costs most of a parse again, and only item proposals read them, so
+    :meth:`Workspace.context_items` computes them on demand. ``previous`` (the
+    ``parse_state`` of this path's last live record) makes the parse incremental; live
+    records carry their ``parse_state`` for the next update.
     """
     from indexer.parse import parse_source  # tree-sitter grammars load on first use
 
@@ -80,14 +82,15 @@ def build_record(path: str, text: str, language: str | None, *, mtime: float, si
     if language is not None:
         try:
             # Redaction keeps line numbers, so symbols parsed from the clean text line up.
-            parsed = parse_source(clean, language, references=False, context=items, previous=previous)
+            parsed = parse_source(clean, language, references=False, context=False, previous=previous)
         except Exception as exc:  # noqa: BLE001 - one unparsable file must not stop an index run
             if errors is not None:
                 errors.append(f"{path}: parse failed ({type(exc).__name__}: {exc})")
     terms = search_text(clean).split("\n")
+    rec_items = {"identifier_terms": " ".join(sorted(file_terms(clean)))}
     chunks = windows(lines, terms, config.window_lines, config.window_stride)
     rec = FileRecord(path=path, hash=content_hash(text), mtime=mtime, size=size, language=language,
-                     lines=len(lines), live=live)
+                     lines=len(lines), live=live, items=rec_items)
     if parsed is not None:
         chunks += definition_chunks(lines, parsed.definitions, config.max_definition_lines, terms)
         rec.symbols = [(d.name, d.kind, d.start_line, d.end_line, d.parent,
@@ -97,7 +100,6 @@ def build_record(path: str, text: str, language: str | None, *, mtime: float, si
             names = list(imp.names or [])
             rec.imports += [(imp.module, n, imp.alias, imp.line) for n in names] or [(imp.module, None, imp.alias, imp.line)]
         rec.parents = [(p.class_name, p.parent_name, p.line) for p in parsed.class_parents]
-        rec.items = context_items(parsed) if items else None
         if live:
             rec.parse_state = parsed.tree_state
     rec.chunks = chunks
@@ -168,8 +170,6 @@ class Workspace:
         self._live: dict[str, str] = {}
         #: Each live buffer's last parse (reparsed incrementally by the next update).
         self._parse_states: dict[str, object] = {}
-        #: Live buffers whose stored context items predate their text (update() skips them).
-        self._stale_items: set[str] = set()
         self._indexing = False
         self._store = self._open()
         self._inode = self._db_inode()
@@ -187,11 +187,15 @@ class Workspace:
         """Open the database, creating an empty one if it is missing, old or corrupt."""
         if self.db_path.exists():
             try:
-                return Store.open(self.db_path, busy_ms=_LIVE_BUSY_MS)
+                return self._with_loader(Store.open(self.db_path, busy_ms=_LIVE_BUSY_MS))
             except StoreInvalidError as exc:
                 log.warning("index %s is unusable (%s); rebuilding it", self.db_path, exc)
         Store.create(self.db_path, root=str(self.root)).close()
-        return Store.open(self.db_path, busy_ms=_LIVE_BUSY_MS)
+        return self._with_loader(Store.open(self.db_path, busy_ms=_LIVE_BUSY_MS))
+
+    def _with_loader(self, store: Store) -> Store:
+        store.items_loader = self.context_items
+        return store
 
     def _reconnect_if_replaced(self, *, force: bool = False) -> None:
         """Another process recreated the database file: read the new one."""
@@ -344,49 +348,34 @@ class Workspace:
 
     # -- live buffers --------------------------------------------------------------------
 
-    def _write_live(self, path: str, text: str, *, light: bool = False) -> None:
-        """Store a live buffer; ``light`` (an editor update) defers its context items, which
-        only the sibling source and item proposals read, to :meth:`_refresh_items`."""
+    def _write_live(self, path: str, text: str) -> None:
         rec = build_record(path, text, language_for_path(path), mtime=time.time(),
                            size=len(text.encode("utf-8", "surrogatepass")), config=self.config, live=True,
-                           items=not light, previous=self._parse_states.pop(path, None))
+                           previous=self._parse_states.pop(path, None))
         if rec.parse_state is not None:
             self._parse_states[path] = rec.parse_state
         with self._store.transaction():
             self._store.put_file(rec)
-        if light:
-            self._stale_items.add(path)
-        else:
-            self._stale_items.discard(path)
 
     def _forget_live(self, rel: str) -> None:
         self._live.pop(rel, None)
         self._parse_states.pop(rel, None)
-        self._stale_items.discard(rel)
 
-    def _refresh_items(self, sources: Iterable[str] | None = None, context_type: str | None = None) -> None:
-        """Compute the context items deferred by :meth:`update`, when a reader needs them."""
-        if not self._stale_items:
-            return
-        wanted = set(sources if sources is not None else self.config.sources)
-        if "sibling" not in wanted and context_type not in _ITEM_KINDS:
-            return
+    def context_items(self, path: str) -> dict[str, str]:
+        """The RepoFusion context items of an indexed file (its live buffer, else the file
+        on disk), secrets redacted: {context type: distinct items, one a line}."""
         from indexer.parse import parse_source
 
-        try:
-            with self._store.transaction():
-                for path in list(self._stale_items):
-                    text, language = self._live.get(path), language_for_path(path)
-                    if text is not None and language is not None:
-                        parsed = parse_source(redact(text), language, references=False,
-                                              previous=self._parse_states.pop(path, None))
-                        self._parse_states[path] = parsed.tree_state
-                        self._store.put_items(path, context_items(parsed))
-                    self._retriever.forget_identifiers(path)
-                    self._stale_items.discard(path)
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc):
-                raise
+        language = language_for_path(path)
+        text = self._live.get(path)
+        if text is None and language is not None:
+            try:
+                text = read_text(self.root / path, self.config.walk)
+            except (FileSkipError, OSError):
+                return {}
+        if text is None or language is None:
+            return {}
+        return context_items(parse_source(redact(text), language, references=False))
 
     def update(self, path: str | os.PathLike[str], text: str) -> None:
         """Index an unsaved editor buffer in place of the file's saved content (one transaction)."""
@@ -398,7 +387,7 @@ class Workspace:
             if self._indexing:
                 return  # the running index() writes every live buffer when it commits
             try:
-                self._write_live(rel, text, light=True)
+                self._write_live(rel, text)
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc):
                     raise
@@ -448,7 +437,6 @@ class Workspace:
         with self._lock:
             self._reconnect_if_replaced()
             try:
-                self._refresh_items(query.sources)
                 return self._retriever.retrieve(query, rel)
             except sqlite3.DatabaseError as exc:
                 log.warning("index %s cannot be read (%s); retrieval skipped until it is rebuilt", self.db_path, exc)
@@ -459,7 +447,6 @@ class Workspace:
         rel = self.relpath(query.filepath)
         with self._lock:
             self._reconnect_if_replaced()
-            self._refresh_items(query.sources)
             return self._retriever.rankings(query, rel)[1]
 
     def proposals(self, query: RetrievalQuery, source: str, context_type: str | None = None, *,
@@ -476,7 +463,6 @@ class Workspace:
         rel = self.relpath(query.filepath)
         with self._lock:
             self._reconnect_if_replaced()
-            self._refresh_items((source,), context_type)
             cursor = make_cursor(query, rel, self.config.query_lines)
             return propose(self._store, cursor, source, self._retriever.modules, context_type=context_type,
                            max_files=max_files, limit=limit)
@@ -504,9 +490,7 @@ class Workspace:
     @property
     def store(self) -> Store:
         """The open store (for training and evals that read chunks directly)."""
-        with self._lock:
-            self._refresh_items(("sibling",))
-            return self._store
+        return self._store
 
     @property
     def retriever(self) -> Retriever:

@@ -171,7 +171,7 @@ def sibling_files(store: Store, cursor: Cursor, modules: ModuleMap, max_files: i
     folder = posixpath.dirname(cursor.path)
     siblings = [p for p in modules.by_folder.get(folder, []) if p != cursor.path][:max_files]
     missing = [p for p in siblings if p not in modules.identifier_terms]
-    for path, text in store.file_items(missing, "identifiers").items():
+    for path, text in store.file_items(missing, "identifier_terms").items():
         modules.identifier_terms[path] = frozenset(term_set(text))
     query = cursor.query_term_set
     scored = [ProposalFile(p, jaccard(query, modules.identifier_terms.get(p, frozenset()))) for p in siblings]

@@ -31,9 +31,12 @@ def test_sigkill_mid_index_keeps_the_previous_index(tmp_path):
         before_files = ws.files()
         db = ws.db_path
     # A big change: the standard library lands in the repository, and a full index starts.
-    (repo / "lib").mkdir()
-    for module in STDLIB.glob("*.py"):  # ~200 files, ~8 MB: far more than a second's work
-        shutil.copy2(module, repo / "lib" / module.name)
+    # Twice ~200 files, ~8 MB: far more than a second's work, and more than the page cache
+    # holds, so the transaction spills to the write-ahead log before it commits.
+    for copy in ("lib", "lib2"):
+        (repo / copy).mkdir()
+        for module in STDLIB.glob("*.py"):
+            shutil.copy2(module, repo / copy / module.name)
     proc = subprocess.Popen([sys.executable, "-m", "repocomplete", "index", str(repo), "--cache-dir", str(cache),
                              "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -63,6 +66,7 @@ def test_sigkill_mid_index_keeps_the_previous_index(tmp_path):
         assert snippets and snippets[0].filepath == "json/decoder.py"
         # And the next run completes normally.
         shutil.rmtree(repo / "lib")
+        shutil.rmtree(repo / "lib2")
         (repo / "json" / "extra.py").write_text("def after_the_crash():\n    return 1\n")
         summary = ws.index()
         assert summary.files_indexed == 1 and ws.symbols("after_the_crash")

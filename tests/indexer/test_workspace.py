@@ -127,7 +127,7 @@ def test_live_buffer_update_and_remove(ws, repo):
     assert ws.symbols("unsaved_file") == []
 
 
-def test_update_defers_context_items_until_a_reader_needs_them(ws, repo):
+def test_context_items_are_computed_on_demand_from_the_live_buffer(ws, repo):
     ws.index()
     query = RetrievalQuery("json/editing.py", "import re\n", "")
     text = "from json import loads\n\nfirst_name = 'unsaved literal'\n"
@@ -136,7 +136,7 @@ def test_update_defers_context_items_until_a_reader_needs_them(ws, repo):
     identifiers = ws.proposals(query, "in_file", "identifiers")[0].body.split("\n")
     assert identifiers == ["json", "loads", "first_name", "second_name"]
     assert ws.proposals(query, "in_file", "string_literals")[0].body == "'unsaved literal'"
-    # The same items as a full parse of the saved text stores.
+    # Closed without saving: the same items again, now from the file on disk.
     (repo / "json" / "editing.py").write_text(text + "second_name = loads(first_name)\n")
     ws.revert("json/editing.py")
     assert ws.proposals(query, "in_file", "identifiers")[0].body.split("\n") == identifiers
