@@ -23,6 +23,9 @@ _WORD = re.compile(r"\w+")
 _UPPER_RUN = re.compile(r"[A-Z]+")
 _LOWER_OR_DIGIT = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 _LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
+#: ASCII punctuation, ``_`` and whitespace to spaces (FTS5 splits there too); UTF-8 bytes
+#: of other characters stay, as parts of words.
+_NOT_WORD_BYTES = bytes(b if chr(b).isalnum() or b >= 0x80 else 0x20 for b in range(256))
 # What FTS5's unicode61 tokenizer keeps as one token: letters and digits (``_`` separates).
 _SEARCH_TERM = re.compile(r"[^\W_]{2,}")
 # Pieces of a camelCase word: "HTTPResponse" -> HTTP, Response; "utf8Decode" -> utf8, Decode.
@@ -83,12 +86,13 @@ def search_terms(text: str) -> list[str]:
     return _SEARCH_TERM.findall(search_text(text))
 
 
-def file_terms(text: str) -> set[str]:
-    """:func:`term_set` of a whole file, each distinct word split once."""
-    out: set[str] = set()
-    for word in set(_WORD.findall(text)):
-        out.update(identifier_terms(word))
-    return out
+def file_terms(searched: str) -> set[str]:
+    """The distinct BM25 terms of a file, given its :func:`search_text` (what the sibling
+    source ranks files by). Bytes-level translate and split run in C, ~10x faster than a
+    regex over the text."""
+    words = searched.encode("utf-8", "surrogatepass").translate(_NOT_WORD_BYTES).split()
+    decoded = (w.decode("utf-8", "replace") for w in set(words) if len(w) > 1)
+    return {w for w in decoded if len(w) > 1}
 
 
 def term_set(text: str) -> set[str]:

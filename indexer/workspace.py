@@ -86,8 +86,9 @@ def build_record(path: str, text: str, language: str | None, *, mtime: float, si
         except Exception as exc:  # noqa: BLE001 - one unparsable file must not stop an index run
             if errors is not None:
                 errors.append(f"{path}: parse failed ({type(exc).__name__}: {exc})")
-    terms = search_text(clean).split("\n")
-    rec_items = {"identifier_terms": " ".join(sorted(file_terms(clean)))}
+    searched = search_text(clean)
+    terms = searched.split("\n")
+    rec_items = {"identifier_terms": " ".join(sorted(file_terms(searched)))}
     chunks = windows(lines, terms, config.window_lines, config.window_stride)
     rec = FileRecord(path=path, hash=content_hash(text), mtime=mtime, size=size, language=language,
                      lines=len(lines), live=live, items=rec_items)
@@ -356,6 +357,7 @@ class Workspace:
             self._parse_states[path] = rec.parse_state
         with self._store.transaction():
             self._store.put_file(rec)
+        self._retriever.forget_identifiers(path)
 
     def _forget_live(self, rel: str) -> None:
         self._live.pop(rel, None)

@@ -46,7 +46,7 @@ class Retriever:
             self._dense = None
 
     def forget_identifiers(self, path: str) -> None:
-        """Drop the cached identifier terms of ``path`` (its context items changed)."""
+        """Drop the cached identifier terms of ``path`` (the file changed)."""
         if self._modules is not None:
             self._modules.identifier_terms.pop(path, None)
 

@@ -78,3 +78,11 @@ def test_long_class_is_summarised_by_member_signatures():
     assert len(body) == 12 and all("return" not in line for line in body)
     m5 = next(c for c in chunks if c.symbol == "m5")
     assert m5.body == "    def m5(self):\n        return 5" and (m5.start_line, m5.end_line) == (13, 14)
+
+
+def test_file_terms_are_the_distinct_search_terms_of_a_file():
+    from indexer.chunks import file_terms, search_text
+
+    searched = search_text('def parseHTTPResponse_code(x, é_a):\n    return "a-b" + héllo2 # parse')
+    assert file_terms(searched) == {"def", "parse", "http", "response", "code", "return", "héllo2"}
+    assert file_terms(searched) == {t for t in search_terms(searched) if len(t) > 1}
