@@ -168,22 +168,20 @@ _BLOCK = 4096
 
 
 def _common_prefix(a: bytes, b: bytes) -> int:
-    """Length of the common prefix: block compares (memcmp) first, bytes only in the last block."""
+    """Length of the common prefix: big block compares (memcmp) first, then smaller ones."""
     n, i = min(len(a), len(b)), 0
-    while i + _BLOCK <= n and a[i:i + _BLOCK] == b[i:i + _BLOCK]:
-        i += _BLOCK
-    while i < n and a[i] == b[i]:
-        i += 1
+    for block in (_BLOCK, 64, 1):
+        while i + block <= n and a[i:i + block] == b[i:i + block]:
+            i += block
     return i
 
 
 def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
     """Length of the common suffix, at most ``limit`` bytes (it must not overlap the prefix)."""
     la, lb, j = len(a), len(b), 0
-    while j + _BLOCK <= limit and a[la - j - _BLOCK:la - j] == b[lb - j - _BLOCK:lb - j]:
-        j += _BLOCK
-    while j < limit and a[la - j - 1] == b[lb - j - 1]:
-        j += 1
+    for block in (_BLOCK, 64, 1):
+        while j + block <= limit and a[la - j - block:la - j] == b[lb - j - block:lb - j]:
+            j += block
     return j
 
 
