@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                                   "command": command,
                                   "note": f"checkpoint step {step}; greedy with KV cache, fp32, 2 threads; load average "
                                           f"{load_before:.1f} -> {os.getloadavg()[0]:.1f} on 2 shared cores"}
+    path.write_text(json.dumps(measured, indent=1))   # keep the latency even if the EM run is cut short
     em = holes_exact_match(model, tokenizer, holes)
     for key, value in (("holes_em_context", em["with_context"]), ("holes_em_no_context", em["without_context"])):
         measured[key] = {"value": f"{value:.1%} of {em['n']} holes", "command": command,
