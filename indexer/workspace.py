@@ -175,7 +175,7 @@ class Workspace:
         self._indexing = False
         self._store = self._open()
         self._inode = self._db_inode()
-        self._retriever = Retriever(self._store, self.config)
+        self._retriever = Retriever(self._store, self.config, root_package=self.root.name)
 
     # -- the database file ---------------------------------------------------------------
 
@@ -205,7 +205,7 @@ class Workspace:
             self._store.close()
             self._store = self._open()
             self._inode = self._db_inode()
-            self._retriever = Retriever(self._store, self.config)
+            self._retriever = Retriever(self._store, self.config, root_package=self.root.name)
 
     @contextmanager
     def _writer(self) -> Iterator[None]:

@@ -57,8 +57,12 @@ class ProposalFile:
 class ModuleMap:
     """Resolves import strings (``email.utils``, ``./util``, ``..base``) to files of the repository."""
 
-    def __init__(self, paths: Sequence[str], *, chunk_terms: ChunkTerms | None = None) -> None:
+    def __init__(self, paths: Sequence[str], *, chunk_terms: ChunkTerms | None = None,
+                 root_package: str | None = None) -> None:
         self.paths = frozenset(paths)
+        #: The workspace folder's name: when the root is a package (``email/``), its own
+        #: modules import each other as ``email.utils``, which lives at ``utils.py``.
+        self.root_package = root_package
         #: Term sets of chunks (shared with the retriever's lexical sources).
         self.chunk_terms = chunk_terms or ChunkTerms()
         self._by_key: dict[str, list[str]] = {}
@@ -109,6 +113,10 @@ class ModuleMap:
         if key.endswith((".h", ".hpp", ".js", ".ts", ".py", ".rb", ".php", ".R", ".rkt")):
             key = key.rsplit(".", 1)[0]
         found = self._by_key.get(key, [])
+        if not found and self.root_package and key.startswith(self.root_package + "."):
+            found = self._by_key.get(key[len(self.root_package) + 1:], [])
+        elif not found and key == self.root_package:
+            found = self._by_key.get("__init__", [])
         top = from_path.split("/", 1)[0]
         return sorted(found, key=lambda p: (p.split("/", 1)[0] != top, len(p)))
 

@@ -26,9 +26,11 @@ log = logging.getLogger("indexer.retrieve")
 class Retriever:
     """Retrieval over one open store; caches what only changes when the index does."""
 
-    def __init__(self, store: Store, config: IndexConfig) -> None:
+    def __init__(self, store: Store, config: IndexConfig, *, root_package: str | None = None) -> None:
         self.store = store
         self.config = config
+        #: Name of the workspace folder: imports may name it when the root is itself a package.
+        self.root_package = root_package
         self.bm25 = BM25(store, max_terms=config.max_query_terms,
                          cache_path=store.path.with_name(store.path.name + ".bm25.npz"))
         self._modules: ModuleMap | None = None
@@ -53,7 +55,7 @@ class Retriever:
     @property
     def modules(self) -> ModuleMap:
         if self._modules is None:
-            self._modules = ModuleMap(self.store.paths(), chunk_terms=self.chunk_terms)
+            self._modules = ModuleMap(self.store.paths(), chunk_terms=self.chunk_terms, root_package=self.root_package)
         return self._modules
 
     def lexical(self, cursor: Cursor, sources: set[str], limit: int) -> dict[str, list[Snippet]]:

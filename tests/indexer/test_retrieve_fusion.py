@@ -80,6 +80,16 @@ def test_module_map_resolves_python_and_javascript_imports():
     assert modules.resolve("utils", "pkg/main.py")[0] == "pkg/other/utils.py"
 
 
+def test_module_map_resolves_imports_of_the_root_package_itself():
+    """Indexing a package folder (stdlib ``email/``): ``email.utils`` is ``utils.py`` at the root."""
+    modules = ModuleMap(["utils.py", "mime/base.py", "__init__.py", "message.py"], root_package="email")
+    assert modules.resolve("email.utils", "message.py") == ["utils.py"]
+    assert modules.resolve("email.mime.base", "message.py") == ["mime/base.py"]
+    assert modules.resolve("email", "message.py") == ["__init__.py"]
+    assert modules.resolve("os.path", "message.py") == []
+    assert ModuleMap(["utils.py"]).resolve("email.utils", "message.py") == []
+
+
 def test_similar_names_ignore_test_affixes():
     assert {_normalized_stem(p) for p in ("a/test_parser.py", "parser.py", "ParserTest.java",
                                           "parser_test.go", "parser.spec.ts")} == {"parser"}
