@@ -125,7 +125,9 @@ class CompletionService:
         except RepocompleteError as exc:
             log.warning("health check failed: %s", exc)
             health = {}
-        if client is self.client and self.status != "ready":
+        # Only the start-up state is ours to settle: a completion that already failed (e.g. a
+        # refused token, which health does not check) or succeeded knows better than health.
+        if client is self.client and self.status == "starting":
             model = health.get("model_label") or health.get("model") or "server"
             self.set_status("ready", f"using {client.base_url} ({model})")
 
