@@ -114,6 +114,9 @@ def test_export_loads_with_auto_classes_and_keeps_special_tokens_whole(full_run)
     ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
     assert ids.shape[1] < len(prompt)                                     # special tokens are single ids
     assert model.config.eos_token_id == tokenizer.eos_token_id
+    # Serving budgets prompts from these: the trained context (block_size 64), not the
+    # position table (128), whose far half the model never saw.
+    assert model.config.max_position_embeddings == 64 and tokenizer.model_max_length == 64
     card = (out / "MODEL_CARD.md").read_text()
     assert f"{summary['export']['parameters']:,} parameters" in card and "not measured yet" in card
 

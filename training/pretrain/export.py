@@ -73,6 +73,11 @@ def export_model(cfg: PretrainConfig, run_dir: Path, out_dir: Path, *, which: st
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".default-model-", dir=out_dir.parent))
     try:
+        # The context the model was trained on, not the width of its position table: RoPE
+        # positions past the training windows were never seen, and a prompt reaching them
+        # comes out as noise. Serving budgets prompts from these two values.
+        model.config.max_position_embeddings = cfg.data.block_size
+        tokenizer.model_max_length = cfg.data.block_size
         model.generation_config.eos_token_id = tokenizer.eos_token_id
         model.generation_config.pad_token_id = tokenizer.pad_token_id
         if cfg.export.dtype == "bfloat16":
