@@ -82,8 +82,8 @@ def write_model_card(path: Path, cfg: PretrainConfig, run_dir: Path, info: dict,
         "",
         f"- `LlamaForCausalLM` (transformers), {info['parameters']:,} parameters (tied embeddings), "
         f"{mc.num_hidden_layers} layers, hidden {mc.hidden_size}, MLP {mc.intermediate_size}, "
-        f"{mc.num_attention_heads} heads, RoPE, trained context {cfg.data.block_size} tokens "
-        f"(positions up to {mc.max_position_embeddings}).",
+        f"{mc.num_attention_heads} heads, RoPE; context {cfg.data.block_size} tokens, the length of the "
+        "training windows (exported as `max_position_embeddings`, so serving never builds a longer prompt).",
         f"- Tokenizer: byte-level BPE, {data.get('vocab_size', cfg.tokenizer.vocab_size)} tokens, trained on the "
         f"corpus by `training/pretrain/tokenizer.py` (digits split; {data.get('chars_per_token', 0):.2f} "
         "characters per token on the corpus).",
