@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from indexer.chunks import search_terms  # noqa: E402
+from indexer.chunks import search_terms, search_text  # noqa: E402
 from indexer.languages import language_for_path  # noqa: E402
 from indexer.types import RetrievalQuery  # noqa: E402
 from indexer.workspace import Workspace  # noqa: E402
@@ -111,7 +111,8 @@ def bm25_comparison(ws: Workspace, queries: list[RetrievalQuery], k: int = 10) -
     """Queries/s of our FTS5 BM25 and of bm25s (numpy) over the same chunks and query terms."""
     import bm25s
 
-    rows = ws.store.conn.execute("SELECT rowid, tokens FROM chunks_fts ORDER BY rowid").fetchall()
+    # What FTS5 indexed (its table is contentless): search_text of each chunk's body.
+    rows = [(cid, search_text(body)) for cid, body in ws.store.conn.execute("SELECT id, body FROM chunks ORDER BY id")]
     start = time.perf_counter()
     retriever = bm25s.BM25()
     retriever.index([tokens.split() for _, tokens in rows], show_progress=False)

@@ -110,6 +110,9 @@ class Chunk:
     body: str
     tokens: str          # search_text(body): what FTS5 indexes
     symbol: str | None = None
+    #: ``(lo, hi)`` when ``body`` is the file's lines[lo:hi] and ``tokens`` the same lines of
+    #: its search text: a record then travels between processes without the copies.
+    span: tuple[int, int] | None = None
 
 
 def windows(lines: Sequence[str], terms: Sequence[str], size: int, stride: int) -> list[Chunk]:
@@ -130,7 +133,7 @@ def windows(lines: Sequence[str], terms: Sequence[str], size: int, stride: int) 
         if not body.strip():
             continue
         tokens = "\n".join(terms[start:end])
-        out.append(Chunk("window", start + 1, end, body, tokens))
+        out.append(Chunk("window", start + 1, end, body, tokens, span=(start, end)))
     return out
 
 
@@ -165,6 +168,7 @@ def definition_chunks(lines: Sequence[str], definitions: Iterable, max_lines: in
         if start < 1 or start > end:
             continue
         summarised = end - start + 1 > max_lines and d.name in members and "class" in str(d.kind)
+        span = None
         if summarised:
             inside = sorted(m for m in members[d.name] if start < m <= end)
             body = _summary(lines, start, end, inside, max_lines)
@@ -172,6 +176,9 @@ def definition_chunks(lines: Sequence[str], definitions: Iterable, max_lines: in
         else:
             last = min(end, start - 1 + max_lines)
             body = "\n".join(lines[start - 1:last])
-            tokens = "\n".join(terms[start - 1:last]) if terms else search_text(body)
-        out.append(Chunk("definition", start, end, body, tokens, symbol=d.name))
+            if terms:
+                tokens, span = "\n".join(terms[start - 1:last]), (start - 1, last)
+            else:
+                tokens = search_text(body)
+        out.append(Chunk("definition", start, end, body, tokens, symbol=d.name, span=span))
     return out

@@ -2,7 +2,9 @@
 
 One database file per workspace, in WAL mode so readers (the server) never block the
 writer (the indexer). Chunks are searched through an FTS5 table holding their
-identifier-aware terms (:mod:`indexer.chunks`), which gives BM25 for free.
+identifier-aware terms (:mod:`indexer.chunks`), which gives BM25 for free. That table is
+contentless: it keeps the inverted index only, not a second copy of the terms (which are
+``search_text(body)``, recomputed when a row is deleted or the BM25 snapshot is built).
 
 The schema version lives in ``PRAGMA user_version``. There are no migrations: a database
 of another version, or one that is not a database at all, is rebuilt from the repository
@@ -20,11 +22,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexer.chunks import Chunk
+from indexer.chunks import Chunk, search_text
 from indexer.errors import IndexerError
 
 #: Bump whenever a table, a column or the meaning of stored text changes.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 #: Files whose on-demand context items stay in memory.
 _LOADED_ITEMS_FILES = 256
 
@@ -50,7 +52,7 @@ CREATE TABLE chunks(
     id INTEGER PRIMARY KEY AUTOINCREMENT, file_id INTEGER NOT NULL, kind TEXT NOT NULL,
     start_line INTEGER NOT NULL, end_line INTEGER NOT NULL, symbol TEXT, body TEXT NOT NULL);
 CREATE INDEX chunks_file ON chunks(file_id);
-CREATE VIRTUAL TABLE chunks_fts USING fts5(tokens, tokenize='unicode61 remove_diacritics 0');
+CREATE VIRTUAL TABLE chunks_fts USING fts5(tokens, content='', tokenize='unicode61 remove_diacritics 0');
 CREATE TABLE vectors(chunk_id INTEGER PRIMARY KEY, vec BLOB NOT NULL);
 """
 
@@ -85,6 +87,36 @@ class FileRecord:
     #: The parse of a live buffer (``indexer.parse.ParseState``), kept in memory for the next
     #: incremental reparse; never stored, never sent to a worker process.
     parse_state: object | None = None
+    #: The redacted text and its search text (``indexer.chunks.search_text``) the chunks
+    #: were cut from; not stored. With them a record pickles compactly (see __getstate__).
+    text: str | None = None
+    searched: str | None = None
+
+    def __getstate__(self) -> dict:
+        """Chunks cut from the file's lines travel as line spans, not as copies.
+
+        Index workers send every record to the writing process: overlapping windows and
+        definitions hold each line about three times over, twice (body and terms), which made
+        pickling cost a quarter of the parsing it was meant to parallelise.
+        """
+        state = {k: v for k, v in self.__dict__.items() if k != "parse_state"}
+        if self.text is not None and self.searched is not None:
+            state["chunks"] = [(c.kind, c.start_line, c.end_line, c.symbol, c.span) if c.span is not None
+                               else (c.kind, c.start_line, c.end_line, c.symbol, None, c.body, c.tokens)
+                               for c in self.chunks]
+            state["compact"] = True
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if state.pop("compact", False):
+            lines, terms = state["text"].split("\n"), state["searched"].split("\n")
+            state["chunks"] = [
+                Chunk(row[0], row[1], row[2], "\n".join(lines[row[4][0]:row[4][1]]),
+                      "\n".join(terms[row[4][0]:row[4][1]]), row[3], row[4]) if row[4] is not None
+                else Chunk(row[0], row[1], row[2], row[5], row[6], row[3])
+                for row in state["chunks"]]
+        self.__dict__.update(state)
+        self.parse_state = None
 
 
 @dataclass
@@ -182,8 +214,9 @@ class Store:
 
     def clear(self) -> None:
         """Delete every file's rows (call inside :meth:`transaction`, before re-indexing all)."""
-        for table in ("files", "symbols", "imports", "parents", "items", "chunks", "chunks_fts", "vectors"):
+        for table in ("files", "symbols", "imports", "parents", "items", "chunks", "vectors"):
             self.conn.execute(f"DELETE FROM {table}")
+        self.conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES('delete-all')")
 
     def file_states(self) -> dict[str, tuple[str, float, int, bool]]:
         """path -> (hash, mtime, size, live) of every indexed file."""
@@ -199,9 +232,15 @@ class Store:
         self.conn.execute("DELETE FROM files WHERE id=?", (row[0],))
         return True
 
+    def _delete_search_rows(self, rows: Iterable[tuple[int, str]]) -> None:
+        """Take chunks, as (id, body), out of the contentless FTS table: it needs the very
+        terms the row was inserted with, which are ``search_text(body)``."""
+        self.conn.executemany("INSERT INTO chunks_fts(chunks_fts, rowid, tokens) VALUES('delete', ?, ?)",
+                              [(cid, search_text(body)) for cid, body in rows])
+
     def _delete_rows(self, file_id: int) -> None:
         c = self.conn
-        c.execute("DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE file_id=?)", (file_id,))
+        self._delete_search_rows(c.execute("SELECT id, body FROM chunks WHERE file_id=?", (file_id,)).fetchall())
         c.execute("DELETE FROM vectors WHERE chunk_id IN (SELECT id FROM chunks WHERE file_id=?)", (file_id,))
         for table in ("chunks", "symbols", "imports", "parents", "items"):
             c.execute(f"DELETE FROM {table} WHERE file_id=?", (file_id,))
@@ -223,7 +262,7 @@ class Store:
             file_id = row[0]
             for cid, *key in c.execute(
                     "SELECT id, kind, start_line, end_line, symbol, body FROM chunks WHERE file_id=?", (file_id,)):
-                old[tuple(key)] = cid
+                old[tuple(key)] = cid   # key[-1] is the body
             for table in ("symbols", "imports", "parents", "items"):
                 c.execute(f"DELETE FROM {table} WHERE file_id=?", (file_id,))
             c.execute(
@@ -248,7 +287,7 @@ class Store:
             ids.append(cid)
         if old:
             gone = [(cid,) for cid in old.values()]
-            c.executemany("DELETE FROM chunks_fts WHERE rowid=?", gone)
+            self._delete_search_rows((cid, key[-1]) for key, cid in old.items())
             c.executemany("DELETE FROM vectors WHERE chunk_id=?", gone)
             c.executemany("DELETE FROM chunks WHERE id=?", gone)
         c.executemany(

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.chunks import search_text
 from indexer.store import Store
 
 log = logging.getLogger("indexer.retrieve")
@@ -51,9 +52,10 @@ class Snapshot:
     @classmethod
     def build(cls, store: Store) -> Snapshot:
         db_id = store.db_id()
-        rows = store.conn.execute("SELECT rowid, tokens FROM chunks_fts ORDER BY rowid").fetchall()
+        # The FTS table is contentless: a chunk's indexed terms are search_text(body).
+        rows = store.conn.execute("SELECT id, body FROM chunks ORDER BY id").fetchall()
         rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        per_doc = [_TOKEN.findall(r[1]) for r in rows]
+        per_doc = [_TOKEN.findall(search_text(r[1])) for r in rows]
         del rows
         lengths = np.fromiter(map(len, per_doc), dtype=np.int64, count=len(per_doc))
         vocab: dict[str, int] = {}

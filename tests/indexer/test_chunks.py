@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from indexer.chunks import (
     definition_chunks,
@@ -86,3 +88,15 @@ def test_file_terms_are_the_distinct_search_terms_of_a_file():
     searched = search_text('def parseHTTPResponse_code(x, é_a):\n    return "a-b" + héllo2 # parse')
     assert file_terms(searched) == {"def", "parse", "http", "response", "code", "return", "héllo2"}
     assert file_terms(searched) == {t for t in search_terms(searched) if len(t) > 1}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("aZ_9 \n\t(.)İßẞǅ\u00e9HTTPResponsexY"), max_size=400))
+def test_search_text_is_line_local_so_window_terms_equal_their_bodys(text):
+    """Windows take their terms from the whole file's search text, cut into lines; deleting a
+    chunk from the contentless FTS table recomputes search_text(body). Both must agree."""
+    lines = text.split("\n")
+    terms = search_text(text).split("\n")
+    assert len(terms) == len(lines)
+    for chunk in windows(lines, terms, 3, 2):
+        assert chunk.tokens == search_text(chunk.body)

@@ -98,3 +98,62 @@ def test_database_damaged_while_open_is_rebuilt_by_the_next_index(tmp_path, capl
         assert "rebuilding" in caplog.text
         assert summary.files_indexed == 2
         assert ws.symbols("answer") and ws.symbols("second")
+
+
+def _fts_terms(store: Store) -> dict[str, int]:
+    store.conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab(main, chunks_fts, row)")
+    return dict(store.conn.execute("SELECT term, doc FROM temp.vocab WHERE doc > 0").fetchall())
+
+
+def _expected_terms(store: Store) -> dict[str, int]:
+    """term -> chunks holding it, recomputed from the stored bodies (what FTS5 must hold)."""
+    from collections import Counter
+
+    from indexer.retrieve.bm25 import _TOKEN
+
+    counts: Counter[str] = Counter()
+    for (body,) in store.conn.execute("SELECT body FROM chunks"):
+        counts.update(set(_TOKEN.findall(search_text(body))))
+    return dict(counts)
+
+
+def test_contentless_fts_stays_exact_through_edits_reindexes_and_removals(tmp_path):
+    """The FTS table keeps no copy of the terms: deleting a row re-derives them from the
+    chunk's body. A wrong derivation would leave ghost postings; none may remain."""
+    from tests.indexer.stdlib_repos import copy_stdlib
+
+    repo = copy_stdlib(tmp_path / "repo", "json")
+    with Workspace(repo, cache_dir=tmp_path / "cache") as ws:
+        ws.index()
+        assert _fts_terms(ws.store) == _expected_terms(ws.store)
+        decoder = repo / "json" / "decoder.py"
+        text = decoder.read_text()
+        for i in range(5):   # live edits: a few windows change each time
+            ws.update("json/decoder.py", text.replace("\n", f"\nrenamedCamelThing{i} = {i}\n", 1 + i))
+        decoder.write_text(text.replace("JSONDecodeError", "JsonDecodingFailure"))
+        ws.revert("json/decoder.py")                 # back to disk, which changed too
+        ws.remove("json/tool.py")
+        ws.index()                                   # re-adds tool.py
+        assert ws.store.search('"renamed"', 5) == []
+        assert ws.store.search('"decoding" AND "failure"', 5)
+        assert _fts_terms(ws.store) == _expected_terms(ws.store)
+        ws.index(rebuild=True)
+        assert _fts_terms(ws.store) == _expected_terms(ws.store)
+
+
+def test_records_pickle_compactly_and_come_back_identical(tmp_path):
+    import pickle
+
+    from indexer.config import IndexConfig
+    from indexer.workspace import build_record
+    from tests.indexer.stdlib_repos import STDLIB
+
+    text = (STDLIB / "email" / "message.py").read_text()
+    rec = build_record("email/message.py", text, "python", mtime=1.0, size=len(text), config=IndexConfig())
+    assert any(c.span is None for c in rec.chunks) and any(c.span for c in rec.chunks)  # summaries too
+    blob = pickle.dumps(rec, protocol=pickle.HIGHEST_PROTOCOL)
+    copy = pickle.loads(blob)
+    assert copy.chunks == rec.chunks and copy.symbols == rec.symbols and copy.items == rec.items
+    assert len(blob) < 0.6 * sum(len(c.body) + len(c.tokens) for c in rec.chunks)
+    # Every chunk's terms are search_text(body): what deleting it from FTS5 relies on.
+    assert all(c.tokens == search_text(c.body) for c in rec.chunks)

@@ -107,8 +107,10 @@ def test_secrets_never_reach_stored_chunks(ws, repo):
     bodies = [row[0] for row in ws.store.conn.execute("SELECT body FROM chunks")]
     assert any("connect" in body for body in bodies)
     assert not any(key in body or token in body for body in bodies)
-    tokens = " ".join(row[0] for row in ws.store.conn.execute("SELECT tokens FROM chunks_fts"))
-    assert key.lower() not in tokens and token.lower() not in tokens
+    ws.store.conn.execute("CREATE VIRTUAL TABLE temp.terms USING fts5vocab(main, chunks_fts, row)")
+    terms = {row[0] for row in ws.store.conn.execute("SELECT term FROM temp.terms")}
+    assert "connect" in terms
+    assert not {key.lower(), token.lower(), token.lower().split("_")[1]} & terms
 
 
 def test_live_buffer_update_and_remove(ws, repo):
@@ -214,3 +216,66 @@ def test_cache_dir_from_environment(monkeypatch, tmp_path, repo):
     monkeypatch.setenv("REPOCOMPLETE_CACHE_DIR", str(tmp_path / "envcache"))
     with Workspace(repo) as ws:
         assert ws.db_path.parent == tmp_path / "envcache"
+
+
+def test_parallel_index_writes_what_a_serial_one_writes(tmp_path, monkeypatch):
+    """Worker processes send records compactly (line spans, not copies); the index they
+    produce is row for row the serial one."""
+    import dataclasses
+
+    import indexer.workspace as workspace_module
+    from indexer.config import IndexConfig
+
+    monkeypatch.setattr(workspace_module, "_PARALLEL_MIN_FILES", 1)
+    repo = copy_stdlib(tmp_path / "repo", "json", "email")
+
+    def rows(workers: int) -> tuple:
+        config = dataclasses.replace(IndexConfig(), workers=workers)
+        with Workspace(repo, cache_dir=tmp_path / f"cache{workers}", config=config) as ws:
+            summary = ws.index()
+            c = ws.store.conn
+            chunks = c.execute("SELECT f.path, k.kind, k.start_line, k.end_line, k.symbol, k.body FROM chunks k"
+                               " JOIN files f ON f.id = k.file_id ORDER BY 1, 2, 3, 4, 5").fetchall()
+            symbols = c.execute("SELECT f.path, s.name, s.kind, s.start_line, s.end_line, s.parent, s.signature"
+                                " FROM symbols s JOIN files f ON f.id = s.file_id ORDER BY 1, 4, 2").fetchall()
+            hits = [ws.store.chunks([cid])[0].body for cid, _ in ws.store.search('"header" AND "parse"', 20)]
+            return summary.files_indexed, chunks, symbols, sorted(hits)
+
+    serial, parallel = rows(1), rows(2)
+    assert serial[0] == parallel[0] > 30 and len(serial[1]) > 1000
+    assert serial == parallel
+    assert workspace_module.auto_workers(1) == 1 and workspace_module.auto_workers(2) == 2
+    assert workspace_module.auto_workers(4) == 3 and workspace_module.auto_workers(64) == 8
+
+
+_UNGUARDED_SCRIPT = """
+import dataclasses, sys, threading, time
+import indexer.workspace as workspace_module
+from indexer.config import IndexConfig
+workspace_module._PARALLEL_MIN_FILES = 1
+if sys.argv[2] == "threaded":   # the server indexes from a thread: workers are spawned
+    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+config = dataclasses.replace(IndexConfig(), workers=2)
+with workspace_module.Workspace(sys.argv[1], cache_dir=sys.argv[1] + "-cache", config=config) as ws:
+    print("indexed", ws.index().files_indexed)
+"""
+
+
+@pytest.mark.parametrize("mode", ["single-threaded", "threaded"])
+def test_a_script_without_a_main_guard_still_indexes(tmp_path, repo, mode):
+    """Spawned workers re-import the caller's main module; one that calls index() at import
+    time used to wait forever on the parent's write lock. Single-threaded callers fork (no
+    re-import); threaded ones see the workers fail fast and the run finish in-process."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "index_it.py"
+    script.write_text(_UNGUARDED_SCRIPT)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = subprocess.run([sys.executable, str(script), str(repo), mode], capture_output=True, text=True,
+                            timeout=180, cwd=tmp_path, env={**os.environ, "PYTHONPATH": root})
+    assert result.returncode == 0, result.stderr[-3000:]
+    indexed = len([p for p in repo.rglob("*") if p.is_file()])
+    assert result.stdout.strip() == f"indexed {indexed}"
+    if mode == "threaded":
+        assert "parsing the remaining" in result.stderr and "__main__" in result.stderr
