@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import statistics
@@ -85,7 +86,8 @@ def latency(model, tokenizer, holes: list[dict], runs: int = 15) -> dict:
         greedy_line(model, tokenizer, prompt)
         timings.append((time.perf_counter() - start) * 1000)
     timings.sort()
-    return {"p50_ms": round(statistics.median(timings)), "p90_ms": round(timings[int(0.9 * (len(timings) - 1))]),
+    nearest_rank_p90 = timings[min(len(timings) - 1, math.ceil(0.9 * len(timings)) - 1)]
+    return {"p50_ms": round(statistics.median(timings)), "p90_ms": round(nearest_rank_p90),
             "runs": len(timings)}
 
 
