@@ -61,11 +61,17 @@ def test_rest_of_line_hole_stays_on_one_line():
         assert "\n" not in hole.middle and hole.suffix.startswith("\n")
 
 
-def test_whole_line_hole_is_one_full_line():
-    for seed in range(20):
+def test_whole_line_hole_is_one_full_line_with_its_break_in_the_middle_or_the_suffix():
+    breaks = set()
+    for seed in range(40):
         hole = make_hole(SOURCE, random.Random(seed), "whole_line")
         assert hole.prefix == "" or hole.prefix.endswith("\n")
-        assert hole.middle.count("\n") == 1 and hole.middle.endswith("\n")
+        if hole.middle.endswith("\n"):
+            assert hole.middle.count("\n") == 1
+        else:   # the cursor on an empty line, as an editor shows it
+            assert "\n" not in hole.middle and (hole.suffix == "" or hole.suffix.startswith("\n"))
+        breaks.add(hole.middle.endswith("\n"))
+    assert breaks == {True, False}
 
 
 def test_clip_keeps_whole_lines_near_the_hole():

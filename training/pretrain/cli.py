@@ -39,7 +39,7 @@ def _stamp(directory: Path, key: str, **extra) -> None:
 def prepare(cfg: PretrainConfig, run_dir: Path, *, upto: str = "data") -> dict:
     """Run the corpus, tokenizer and data stages that are not already done; return their summaries."""
     from training.pretrain.corpus import build_corpus, read_corpus
-    from training.pretrain.data import build_data
+    from training.pretrain.data import DATA_FORMAT, build_data
     from training.pretrain.tokenizer import load_tokenizer, sample_texts, train_tokenizer
 
     summary: dict = {}
@@ -63,7 +63,7 @@ def prepare(cfg: PretrainConfig, run_dir: Path, *, upto: str = "data") -> dict:
     if upto == "tokenizer":
         return summary
     tokenizer = load_tokenizer(tok_dir)
-    key = cfg.stage_hash("corpus", "tokenizer", "data")
+    key = f"{cfg.stage_hash('corpus', 'tokenizer', 'data')}-format{DATA_FORMAT}"
     if not _stage_done(data_dir, key):
         _log(f"[data] building samples into {data_dir}")
         build_data(corpus_dir / "corpus.jsonl", tokenizer, cfg.data, data_dir, log=_log)

@@ -99,6 +99,11 @@ def _choose(rng: random.Random, weights: dict[str, float]) -> str:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
+#: Version of how samples are cut from files; part of the data stage's key, so a run
+#: directory built by an older format rebuilds its data (its checkpoints stay usable).
+#: 2: half of the whole-line holes leave the line break in the suffix.
+DATA_FORMAT = 2
+
 def make_hole(text: str, rng: random.Random, kind: str) -> Hole | None:
     """Cut ``text`` into prefix / middle / suffix around a random non-blank line."""
     lines = text.split("\n")
@@ -113,7 +118,12 @@ def make_hole(text: str, rng: random.Random, kind: str) -> Hole | None:
         col = indent if rng.random() < 0.3 else rng.randint(indent, max(indent, len(line) - 1))
         start, end = offsets[i] + col, offsets[i] + len(line)
     elif kind == "whole_line":
-        start, end = offsets[i], offsets[i + 1]
+        # Half of them as an editor shows a line to write: the cursor on an empty line, the
+        # suffix starting with that line's break (Enter pressed; HumanEval's single-line
+        # infilling). Format 1 always put the break in the middle, and the model answered an
+        # empty line with a stray docstring quote.
+        start = offsets[i]
+        end = offsets[i] + len(lines[i]) if rng.random() < 0.5 else offsets[i + 1]
     elif kind == "short_block":
         n = rng.randint(2, 6)
         start, end = offsets[i], offsets[min(len(lines), i + n)]
