@@ -140,8 +140,8 @@ def auto_workers(cpus: int) -> int:
     """Parse workers for ``cpus`` CPUs: one CPU is left to the writer, except on two CPUs.
 
     The writer spends about half as long in SQLite as the workers spend parsing, so on a
-    2-CPU machine two workers and the writer share the CPUs evenly (stdlib full index 11.6 s
-    serial, 7.5 s that way); with one worker the writer would wait on it.
+    2-CPU machine two workers and the writer share the CPUs evenly (stdlib full index 10.9 s
+    in-process, 6.7 s that way); with one worker the writer would wait on it.
     """
     if cpus < 2:
         return 1
