@@ -35,6 +35,7 @@ def setting(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any 
 
 
 Backend = Literal["transformers", "openai", "fake"]
+FimOrderSetting = Literal["auto", "psm", "spm"]
 
 
 @dataclasses.dataclass
@@ -44,6 +45,8 @@ class EngineConfig:
     model: str = setting("default", "model: 'default' (the embedded model), a local directory, or a hub id in the local cache")
     backend: Backend = setting("transformers", "model runner: transformers (local), openai (remote OpenAI-compatible), fake (tests)")
     template: str = setting("auto", "FIM template name (starcoder, qwen, deepseek, ...) or 'auto' to detect from the tokenizer")
+    fim_order: FimOrderSetting = setting("auto", "FIM order: psm, spm (suffix first), or auto: the model's own (its config.json "
+                                         "'repocomplete_fim_order'), else psm")
     device: str = setting("auto", "device for the transformers backend: auto (CUDA when present), cpu, cuda, cuda:1, ...")
     dtype: str = setting("auto", "weights dtype: auto (fp32 on CPU, bf16/fp16 on GPU), float32, bfloat16, float16")
     load_in_4bit: bool = setting(False, "quantize weights to 4-bit (NF4) with bitsandbytes")

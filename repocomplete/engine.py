@@ -25,7 +25,7 @@ from repocomplete.errors import (
     RepocompleteError,
     RequestTooLargeError,
 )
-from repocomplete.fim import FimTemplate, check_compatible, detect_template, get_template
+from repocomplete.fim import FimOrder, FimTemplate, check_compatible, detect_template, get_template
 from repocomplete.postprocess import infer_mode, postprocess
 from repocomplete.prompt import assemble_prompt
 from repocomplete.snippet_memo import SnippetMemo
@@ -91,6 +91,9 @@ class Engine:
         self.config = config or EngineConfig()
         self.workspaces = workspaces or WorkspaceRegistry(cache_dir=self.config.cache_dir)
         self.template = self._choose_template(template if template is not None else self.config.template)
+        #: The FIM order prompts are rendered in: the config's, else the model's own, else PSM.
+        self.fim_order: FimOrder = (self.config.fim_order if self.config.fim_order != "auto"
+                                    else getattr(backend, "fim_order", None) or "psm")
         #: How the model is described to users (e.g. "tiny untrained model (...)").
         self.model_label = model_label or backend.model_name
         self._adapter_lock = threading.Lock()
@@ -176,6 +179,7 @@ class Engine:
             "model": self.backend.model_name,
             "model_label": self.model_label,
             "template": self.template.name,
+            "fim_order": "spm" if self.template.suffix_first else self.fim_order,
             "backend": self.backend.info(),
             "adapters": self.backend.adapters(),
             "context_length": self.backend.context_length,
@@ -229,6 +233,7 @@ class Engine:
                 self.template, prefix=segments.prefix, suffix=segments.suffix, snippets=snippets,
                 count_tokens=self.backend.count_tokens, budget_tokens=budget, filepath=filepath,
                 repo_name=self.workspaces.name_of(workspace) if workspace is not None else None,
+                order=self.fim_order,
             )
             prompt_text, prompt_tokens, packed = assembled.text, assembled.prompt_tokens, assembled.snippets
             suffix_param = assembled.suffix if isinstance(self.template, SuffixParamTemplate) else None

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from indexer.types import Snippet
-from repocomplete.fim import FimTemplate
+from repocomplete.fim import FimOrder, FimTemplate
 
 TokenCounter = Callable[[str], int]
 
@@ -128,6 +128,7 @@ def assemble_prompt(
     suffix_share: float = 0.25,
     prefix_share: float = 0.5,
     prefix_align_lines: int = 16,
+    order: FimOrder = "psm",
 ) -> AssembledPrompt:
     """Pack prefix, suffix and ranked ``snippets`` into ``budget_tokens`` of ``template``.
 
@@ -138,11 +139,12 @@ def assemble_prompt(
     A prefix over budget is cut at a line whose number is a multiple of
     ``prefix_align_lines`` (see :func:`keep_last_lines`): a few lines of budget traded for
     a prompt start that stays put, and with it the KV cache, while the user types.
+    ``order`` is the FIM order the template renders (``psm`` or ``spm``).
     """
     if budget_tokens <= 0:
         raise ValueError("budget_tokens must be positive")
     count = count_tokens
-    overhead = count(template.render("", "", filepath=filepath, repo_name=repo_name))
+    overhead = count(template.render("", "", filepath=filepath, repo_name=repo_name, order=order))
     available = max(budget_tokens - overhead, 0)
 
     prefix_tokens, suffix_tokens = count(prefix), count(suffix)
@@ -175,7 +177,8 @@ def assemble_prompt(
     kept_suffix = keep_first_lines(suffix, suffix_budget, count)
 
     def render() -> str:
-        return template.render(kept_prefix, kept_suffix, snippets=packed, filepath=filepath, repo_name=repo_name)
+        return template.render(kept_prefix, kept_suffix, snippets=packed, filepath=filepath, repo_name=repo_name,
+                               order=order)
 
     text = render()
     total = count(text)

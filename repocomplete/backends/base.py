@@ -49,6 +49,8 @@ class Backend(Protocol):
     model_name: str
     #: Maximum prompt + generation tokens the model accepts.
     context_length: int
+    #: The FIM order the model was trained to prefer ("psm"/"spm"), or None when it does not say.
+    fim_order: str | None
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens ``text`` encodes to (no BOS/EOS)."""

@@ -42,12 +42,14 @@ class FakeBackend:
         special_tokens: Sequence[str] | None = None,
         context_length: int = 8192,
         model_name: str = "fake",
+        fim_order: str | None = None,
         adapter_texts: dict[str, str] | None = None,
     ) -> None:
         self.text = text
         self.rule = rule
         self.delay_s = delay_s
         self.context_length = context_length
+        self.fim_order = fim_order
         self.model_name = model_name
         self._special = set(DEFAULT_SPECIAL_TOKENS if special_tokens is None else special_tokens)
         self._responses = list(responses)

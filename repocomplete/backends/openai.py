@@ -51,6 +51,8 @@ class OpenAIBackend:
         self.base_url = url if url.endswith("/v1") else f"{url}/v1"
         self.model_name = model
         self.context_length = context_length
+        #: A remote engine formats nothing itself here but cannot tell its model's preference.
+        self.fim_order: str | None = None
         self.max_retries = max(0, max_retries)
         self.backoff_s = backoff_s
         self._special = set(special_tokens or ())

@@ -80,6 +80,8 @@ class TransformersBackend:
         self.base_model = model
         self.model = model  # becomes a PeftModel once an adapter is loaded
         self.context_length = int(getattr(model.config, "max_position_embeddings", 0) or self.tokenizer.model_max_length)
+        order = getattr(model.config, "repocomplete_fim_order", None)
+        self.fim_order = order if order in ("psm", "spm") else None
         self.kv_cache_enabled = kv_cache
         self._cache = PromptCache()
         self._adapter_paths: dict[str, str] = {}

@@ -148,6 +148,20 @@ def test_huge_prompt_is_too_large_and_empty_file_is_fine():
     assert engine.complete(request(prefix="", suffix="")).choices[0].text == "print('hi')"
 
 
+@pytest.mark.parametrize(("model_order", "configured", "expected"), [
+    (None, "auto", "psm"), ("spm", "auto", "spm"), ("spm", "psm", "psm"), (None, "spm", "spm")])
+def test_fim_order_is_the_configured_one_else_the_models_own(model_order, configured, expected):
+    backend = FakeBackend("1", fim_order=model_order)
+    engine = Engine(backend, template="repocomplete", config=EngineConfig(fim_order=configured))
+    engine.complete(request(prefix="def f():\n    return ", suffix="\nprint(f())\n"))
+    prompt = backend.requests[-1].prompt
+    assert engine.info()["fim_order"] == expected
+    suffix_at, prefix_at = prompt.index("<|rc:suffix|>"), prompt.index("<|rc:prefix|>")
+    assert (suffix_at < prefix_at) == (expected == "spm")
+    if expected == "spm":
+        assert prompt.endswith("def f():\n    return <|rc:middle|>")
+
+
 def test_forcing_a_template_the_tokenizer_lacks_is_an_error():
     with pytest.raises(TemplateMismatchError, match="starcoder"):
         Engine(FakeBackend("x"), template="starcoder")

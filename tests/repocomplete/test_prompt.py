@@ -42,6 +42,16 @@ def test_everything_fits_when_small():
     assert out.prompt_tokens == words(out.text)
 
 
+def test_spm_order_puts_the_suffix_first_and_the_prefix_right_before_the_middle():
+    out = assemble_prompt(TEMPLATE, prefix="x = 1\ny = ", suffix="\nprint(y)", count_tokens=words,
+                          budget_tokens=1000, filepath="m.py", order="spm")
+    assert out.text == "<|rc:file|>m.py\n<|rc:suffix|>\nprint(y)<|rc:prefix|>x = 1\ny = <|rc:middle|>"
+    assert out.text == TEMPLATE.render("x = 1\ny = ", "\nprint(y)", filepath="m.py", order="spm")
+    small = assemble_prompt(TEMPLATE, prefix="a b c d e f\n" * 40, suffix="g h\n" * 40, count_tokens=words,
+                            budget_tokens=60, order="spm")
+    assert small.prompt_tokens <= 60 and small.text.endswith("<|rc:middle|>")
+
+
 def test_budget_is_respected_and_prefix_keeps_the_cursor_end():
     prefix = "".join(f"line{i} = {i}\n" for i in range(400)) + "result = "
     suffix = "".join(f"after{i}()\n" for i in range(400))

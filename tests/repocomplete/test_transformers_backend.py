@@ -69,6 +69,21 @@ def test_prompt_longer_than_the_context_is_too_large(tiny_backend):
         tiny_backend.generate(greedy("x " * (tiny_backend.context_length + 10)))
 
 
+def test_fim_order_comes_from_the_models_config(tiny_model_dir, tiny_backend, tmp_path):
+    """A model exported by our pretraining says which FIM order it prefers; others say nothing."""
+    import json
+    import shutil
+
+    assert tiny_backend.fim_order is None
+    copy = tmp_path / "spm-model"
+    shutil.copytree(tiny_model_dir, copy)
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, "repocomplete_fim_order": "spm"}))
+    assert TransformersBackend(copy).fim_order == "spm"
+    (copy / "config.json").write_text(json.dumps({**config, "repocomplete_fim_order": "sideways"}))
+    assert TransformersBackend(copy).fim_order is None                    # unknown: the engine's default
+
+
 def test_missing_model_directory(tmp_path):
     with pytest.raises(ModelNotFoundError):
         TransformersBackend(tmp_path)
