@@ -150,3 +150,85 @@ def test_config_rejects_unknown_keys_and_applies_gpu_overrides(tmp_path):
 def test_shipped_config_loads():
     cfg = load_pretrain_config(Path(__file__).parents[2] / "training/configs/default-model.toml")
     assert cfg.data.block_size == 1024 and "json" in cfg.corpus.eval_heldout
+
+
+def test_context_holds_the_window_most_like_the_prefix_end_so_its_next_line_can_be_copied():
+    """Format 3: the sibling window that repeats the prefix's last lines, as the indexer's
+    Jaccard source would retrieve it at serving time; never a window visible in the prompt."""
+    repeated = ("    parser = make_parser(strict=True)\n    parser.feed(data)\n"
+                "    result = parser.close()\n    return normalize_result(result)\n")
+    sibling_text = "import os\n\n\ndef load(data):\n" + repeated + "\n\ndef other():\n    return os.getcwd()\n"
+    sibling = CorpusFile("stdlib", "pkg", "PSF-2.0", "pkg/loader.py", "pkg/pkg", "train", sibling_text)
+    noise = CorpusFile("stdlib", "pkg", "PSF-2.0", "pkg/noise.py", "pkg/pkg", "train",
+                       "\n".join(f"value_{i} = compute_{i}(x)" for i in range(40)))
+    target_text = "def parse(data):\n" + repeated
+    target = CorpusFile("stdlib", "pkg", "PSF-2.0", "pkg/main.py", "pkg/pkg", "train", target_text)
+    index = GroupIndex([sibling, noise, target])
+    cut = target_text.index("    return normalize_result")
+    hole = make_hole(target_text, random.Random(0), "whole_line")
+    hole.prefix, hole.middle, hole.suffix = target_text[:cut], target_text[cut:], ""
+    windows = index.similar_windows(hole.prefix, "pkg/main.py", (0, 5), k=2)
+    assert windows[0].path == "pkg/loader.py" and "return normalize_result(result)" in windows[0].body
+    assert all(w.path != "pkg/main.py" for w in windows)              # the target is all visible
+    snippets = index.context_for(hole, "pkg/main.py", (0, 5), 2000, random.Random(0), max_windows=1)
+    jaccard = [s for s in snippets if s.source == "jaccard"]
+    assert len(jaccard) == 1 and jaccard[0].filepath == "pkg/loader.py" and jaccard[0].start_line == 1
+    assert len(index.context_for(hole, "pkg/main.py", (0, 5), 2000, random.Random(0), max_windows=0)) \
+        == len(snippets) - 1                                         # format 2: definitions only
+
+
+def test_windows_match_the_indexers_and_cover_the_file_end():
+    from indexer.chunks import windows as indexer_windows
+    from training.pretrain.data import windows_in
+
+    text = "\n".join(f"line_{i} = {i}" for i in range(23))
+    ours = [(w.start + 1, w.end, w.body) for w in windows_in("a.py", text)]
+    lines = text.split("\n")
+    theirs = [(c.start_line, c.end_line, c.body) for c in indexer_windows(lines, lines, 10, 5)]
+    assert ours == theirs and ours[-1][1] == 23
+
+
+def test_middle_mask_marks_the_middle_and_its_end_token_across_samples():
+    import torch
+
+    from training.pretrain.train import middle_mask
+
+    MID, END = 5, 0
+    seq = torch.tensor([[7, 8, MID, 9, 9, END, 7, MID, 9]])
+    x, y = seq[:, :-1], seq[:, 1:]
+    # targets:          8  MID 9  9  END 7  MID 9
+    assert middle_mask(x, y, MID, END).int().tolist() == [[0, 0, 1, 1, 1, 0, 0, 1]]
+
+
+def test_weighted_loss_equals_plain_loss_at_weight_one_and_leans_on_the_middle_above():
+    import torch
+
+    from training.pretrain.train import _loss
+
+    class Logits(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = torch.nn.Embedding(11, 11)
+
+        def forward(self, input_ids, use_cache=False):
+            return type("Out", (), {"logits": self.table(input_ids)})()
+
+    torch.manual_seed(0)
+    model = Logits()
+    x, y = torch.randint(0, 11, (2, 6)), torch.randint(0, 11, (2, 6))
+    ones = torch.ones(2, 6)
+    assert torch.allclose(_loss(model, x, y, ones), _loss(model, x, y))
+    only_first = torch.zeros(2, 6)
+    only_first[:, 0] = 1.0
+    logits = model(x).logits
+    expected = torch.nn.functional.cross_entropy(logits[:, 0], y[:, 0])
+    assert torch.allclose(_loss(model, x, y, only_first), expected)
+
+
+def test_config_checks_the_fim_order_it_exports(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[export]\nfim_order = "spm"\n')
+    assert load_pretrain_config(path).export.fim_order == "spm"
+    path.write_text('[export]\nfim_order = "mps"\n')
+    with pytest.raises(PretrainConfigError, match="fim_order must be 'psm' or 'spm'"):
+        load_pretrain_config(path)

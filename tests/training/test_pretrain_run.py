@@ -117,6 +117,7 @@ def test_export_loads_with_auto_classes_and_keeps_special_tokens_whole(full_run)
     # Serving budgets prompts from these: the trained context (block_size 64), not the
     # position table (128), whose far half the model never saw.
     assert model.config.max_position_embeddings == 64 and tokenizer.model_max_length == 64
+    assert model.config.repocomplete_fim_order == "psm"                  # [export] fim_order, read by the engine
     card = (out / "MODEL_CARD.md").read_text()
     assert f"{summary['export']['parameters']:,} parameters" in card and "not measured yet" in card
 
@@ -159,6 +160,34 @@ def test_interrupted_run_resumes_exactly(full_run, tmp_path):
     assert dict(_losses(run)) == dict(_losses(ref_tmp / "full"))
     resumed, reference = _weights(run / "checkpoints/last.pt"), _weights(ref_tmp / "full/checkpoints/last.pt")
     assert all(torch.equal(resumed[k], reference[k]) for k in reference)
+
+
+def test_resume_after_the_data_changed_continues_the_weights_on_the_new_samples(full_run, tmp_path):
+    """A new [data] (or data format) rebuilds the samples; --resume keeps weights, optimizer and
+    step and starts the new samples from their beginning. The model itself may not change."""
+    import shutil
+
+    import torch
+
+    ref_tmp, _ = full_run
+    run = tmp_path / "full"
+    shutil.copytree(ref_tmp / "full", run)
+    text = (ref_tmp / "full.toml").read_text().replace(str(ref_tmp), str(tmp_path))
+    changed = tmp_path / "changed.toml"
+    changed.write_text(text.replace("context_tokens = 15", "context_tokens = 15\nspm_share = 0.9")
+                       .replace("max_steps = 12", "max_steps = 15"))
+    result = pretrain("--config", str(changed), "--resume")
+    assert "the data was rebuilt since that checkpoint" in result.stderr + result.stdout
+    ckpt = torch.load(run / "checkpoints/last.pt", weights_only=False)
+    assert ckpt["state"]["step"] == 15 and ckpt["config"]["data"]["spm_share"] == 0.9
+    assert ckpt["data_key"] == json.loads((run / "data/stage.json").read_text())["key"]
+    steps = [step for step, _ in _losses(run)]
+    assert steps[-3:] == [13, 14, 15] and steps.count(13) == 1
+    # a different model is a different run, even with --resume
+    bigger = tmp_path / "bigger.toml"
+    bigger.write_text(changed.read_text().replace("hidden_size = 32", "hidden_size = 48"))
+    refused = pretrain("--config", str(bigger), "--resume", check=False)
+    assert refused.returncode == 2 and "[model] differs" in refused.stderr
 
 
 def test_measure_records_latency_and_heldout_exact_match_for_the_card(full_run):

@@ -56,7 +56,7 @@ def write_model_card(path: Path, cfg: PretrainConfig, run_dir: Path, info: dict,
     data_path = run_dir / "data" / "data.json"
     data = json.loads(data_path.read_text()) if data_path.exists() else {}
     mc, tc = cfg.model, cfg.train
-    history = info.get("history") or []
+    history = [h for h in info.get("history") or [] if "val_loss" in h]
     curve = ", ".join(f"{h['step']}: {h['val_loss']}" for h in history[:: max(1, len(history) // 12)])
     hours = info["train_seconds"] / 3600
     lines = [

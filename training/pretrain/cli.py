@@ -89,16 +89,21 @@ def run_training(cfg: PretrainConfig, run_dir: Path, *, resume: bool, fresh: boo
     tokenizer = load_tokenizer(run_dir / "tokenizer")
     return train(cfg, run_dir, vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id,
                  pad_token_id=tokenizer.pad_token_id, resume=resume, max_minutes=max_minutes,
-                 stop_after_steps=stop_after_steps, log=_log)
+                 stop_after_steps=stop_after_steps, middle_token_id=tokenizer.convert_tokens_to_ids("<|rc:middle|>"),
+                 log=_log)
 
 
 def _check_same_run(cfg: PretrainConfig, checkpoint: Path) -> None:
+    """A resumed run keeps its model, tokenizer and corpus; the samples may change (the data
+    stage rebuilds them and training continues the weights on them), the window may not."""
     import torch
 
     saved = torch.load(checkpoint, map_location="cpu", weights_only=False)["config"]
-    for section in ("model", "data", "tokenizer", "corpus"):
+    for section in ("model", "tokenizer", "corpus"):
         if saved[section] != cfg.to_dict()[section]:
             raise PretrainError(f"--resume: [{section}] differs from the checkpoint's; use the same config or --fresh")
+    if saved["data"].get("block_size") != cfg.data.block_size:
+        raise PretrainError("--resume: [data] block_size differs from the checkpoint's; use the same config or --fresh")
 
 
 def build_parser() -> argparse.ArgumentParser:

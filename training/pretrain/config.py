@@ -80,6 +80,9 @@ class DataConfig:
     prefix_tokens: int = 550
     suffix_tokens: int = 150
     context_tokens: int = 280
+    #: Most retrieval windows (similar to the prefix's last lines) in one sample's context;
+    #: each sample draws 1..N of them (0 = definitions only, data format 2).
+    context_windows: int = 2
     #: One FIM sample per this many characters of a file (at least one, at most max_samples_per_file).
     chars_per_sample: int = 2500
     max_samples_per_file: int = 12
@@ -125,6 +128,10 @@ class TrainConfig:
     checkpoint_minutes: float = 5.0
     #: Also checkpoint every N steps (0 = off); the tests use it.
     checkpoint_every: int = 0
+    #: Loss weight of the middle's tokens (after ``<|rc:middle|>`` up to and including the end
+    #: token) relative to prompt tokens: the middle is what serving asks for, yet only ~2% of
+    #: a FIM sample's tokens. 1 = plain language-model loss.
+    middle_loss_weight: float = 1.0
     seed: int = 1337
 
 
@@ -135,6 +142,10 @@ class ExportConfig:
     max_total_mb: float = 40.0
     #: Weights dtype on disk: float32 (fastest batch-1 generation on CPU) or bfloat16 (half the size).
     dtype: str = "float32"
+    #: FIM order the engine should send this model (written to config.json as
+    #: ``repocomplete_fim_order``): "psm" or "spm" (suffix first: the prefix's last line sits
+    #: right before the middle, which a small model continues far better).
+    fim_order: str = "psm"
 
 
 @dataclass
@@ -200,4 +211,6 @@ def load_pretrain_config(path: str | Path | None, *, gpu: bool = False,
     raw = _merge(raw, overrides or {})
     top = {k: v for k, v in raw.items() if k not in SECTIONS}
     sections = {name: _fill(cls, raw.get(name, {}), name) for name, cls in SECTIONS.items()}
+    if sections["export"].fim_order not in ("psm", "spm"):
+        raise PretrainConfigError(f"[export] fim_order must be 'psm' or 'spm', got {sections['export'].fim_order!r}")
     return _fill(PretrainConfig, {**top, **sections}, "top level")

@@ -6,8 +6,11 @@ Per corpus file, deterministically (seeded by its path):
   serving does), PSM or SPM. The middle is mostly what serving asks for: the rest of a line,
   a whole line, a short block; sometimes a random span.
 - Repository-context FIM: the same, preceded by ``<|rc:file|>`` snippets from *other files of
-  the same package* (the same directory): definitions of identifiers used in the middle first
-  (so copying names from context pays off), then sibling definitions as distractors.
+  the same package* (the same directory): the 10-line windows most similar (Jaccard, the
+  indexer's own terms) to the last 10 lines of the prefix, as the indexer retrieves them at
+  serving time (format 3: where code repeats, the line after a matching window is the answer,
+  so copying from context pays off), definitions of identifiers used in the middle, then
+  sibling definitions as distractors.
 - Plain documents: ``<|rc:repo|>{repo}\\n<|rc:file|>{path}\\n{content}<|rc:end|>``.
 
 Output per split: ``{split}.bin`` (uint16 tokens) and ``{split}_starts.npy`` (offsets where
@@ -29,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.chunks import term_set
 from indexer.types import Snippet
 from training.pretrain.config import DataConfig
 from training.pretrain.corpus import CorpusFile, read_corpus
@@ -102,7 +106,14 @@ def _choose(rng: random.Random, weights: dict[str, float]) -> str:
 #: Version of how samples are cut from files; part of the data stage's key, so a run
 #: directory built by an older format rebuilds its data (its checkpoints stay usable).
 #: 2: half of the whole-line holes leave the line break in the suffix.
-DATA_FORMAT = 2
+#: 3: repository context also holds the windows most similar to the prefix's last lines.
+DATA_FORMAT = 3
+
+#: Lines of a retrieval window and its stride, and the prefix lines of the lexical query:
+#: the indexer's defaults (``indexer.config``), so training sees what serving retrieves.
+WINDOW_LINES, WINDOW_STRIDE, QUERY_LINES = 10, 5, 10
+#: Windows compared per query at most (a deterministic sample of a very large package).
+MAX_WINDOWS_COMPARED = 4000
 
 def make_hole(text: str, rng: random.Random, kind: str) -> Hole | None:
     """Cut ``text`` into prefix / middle / suffix around a random non-blank line."""
@@ -152,23 +163,89 @@ def clip(hole: Hole, prefix_chars: int, suffix_chars: int, rng: random.Random) -
 
 # --- repository context ---------------------------------------------------------------------
 
-class GroupIndex:
-    """Definitions of every file in one package directory, by name."""
+@dataclass
+class Window:
+    """A 10-line window of a file and its Jaccard terms (as the indexer stores them)."""
 
-    def __init__(self, files: list[CorpusFile]):
+    path: str
+    start: int   # 0-based first line
+    end: int     # exclusive
+    body: str
+    terms: frozenset
+
+
+def windows_in(path: str, text: str) -> list[Window]:
+    """Sliding windows of ``WINDOW_LINES`` every ``WINDOW_STRIDE`` lines; the end is covered."""
+    lines = text.split("\n")
+    starts = list(range(0, max(len(lines) - WINDOW_LINES, 0) + 1, WINDOW_STRIDE))
+    if starts and starts[-1] + WINDOW_LINES < len(lines):
+        starts.append(len(lines) - WINDOW_LINES)
+    out = []
+    for start in starts:
+        end = min(start + WINDOW_LINES, len(lines))
+        body = "\n".join(lines[start:end])
+        terms = frozenset(term_set(body))
+        if terms:
+            out.append(Window(path, start, end, body, terms))
+    return out
+
+
+def _jaccard(a: frozenset, b: frozenset) -> float:
+    inter = len(a & b)
+    return inter / (len(a) + len(b) - inter) if inter else 0.0
+
+
+class GroupIndex:
+    """Definitions and retrieval windows of every file in one package directory."""
+
+    def __init__(self, files: list[CorpusFile], *, windows: bool = True):
         self.by_name: dict[str, list[Definition]] = defaultdict(list)
         self.all: list[Definition] = []
+        self.windows: list[Window] = []
         for f in files:
             for d in definitions_in(f.path, f.text):
                 self.by_name[d.name].append(d)
                 self.all.append(d)
+            if windows:
+                self.windows.extend(windows_in(f.path, f.text))
+        if len(self.windows) > MAX_WINDOWS_COMPARED:
+            self.windows = random.Random(len(self.windows)).sample(self.windows, MAX_WINDOWS_COMPARED)
+
+    def similar_windows(self, prefix: str, path: str, visible_lines: tuple[int, int], k: int,
+                        min_score: float = 0.1) -> list[Window]:
+        """The ``k`` windows most similar to the prefix's last lines, none visible in the prompt."""
+        query = frozenset(term_set("\n".join(prefix.split("\n")[-QUERY_LINES:])))
+        if not query or k <= 0:
+            return []
+        scored = []
+        for w in self.windows:
+            if w.path == path and w.start < visible_lines[1] and w.end > visible_lines[0]:
+                continue
+            score = _jaccard(query, w.terms)
+            if score >= min_score:
+                scored.append((score, w))
+        scored.sort(key=lambda pair: -pair[0])
+        chosen: list[Window] = []
+        for _, w in scored:
+            # at most one window per location: overlapping windows repeat each other
+            if all(w.path != c.path or w.start >= c.end or w.end <= c.start for c in chosen):
+                chosen.append(w)
+            if len(chosen) == k:
+                break
+        return chosen
 
     def context_for(self, hole: Hole, path: str, visible_lines: tuple[int, int], budget_chars: int,
-                    rng: random.Random) -> list[Snippet]:
-        """Definitions of names used in the middle (not visible in the window), then distractors."""
+                    rng: random.Random, max_windows: int = 0) -> list[Snippet]:
+        """Similar windows, definitions of names used in the middle (not visible), then distractors."""
+        snippets: list[Snippet] = []
+        used = 0
+        for w in self.similar_windows(hole.prefix, path, visible_lines, max_windows):
+            if used + len(w.body) <= budget_chars:
+                snippets.append(Snippet(filepath=w.path, body=w.body, source="jaccard",
+                                        start_line=w.start + 1, end_line=w.end))
+                used += len(w.body) + len(w.path) + 8
         wanted = [n for n in dict.fromkeys(_IDENT.findall(hole.middle + hole.prefix[-200:])) if len(n) > 2]
         chosen: list[Definition] = []
-        used = 0
         for name in wanted:
             for d in self.by_name.get(name, ()):
                 if d.path == path and d.start < visible_lines[1] and d.end > visible_lines[0]:
@@ -185,8 +262,9 @@ class GroupIndex:
             if d.path != path and d not in chosen and used + len(d.body) <= budget_chars:
                 chosen.append(d)
                 used += len(d.body) + len(d.path) + 8
-        rng.shuffle(chosen)
-        return [Snippet(filepath=d.path, body=d.body, source="definition", symbol=d.name) for d in chosen]
+        snippets += [Snippet(filepath=d.path, body=d.body, source="definition", symbol=d.name) for d in chosen]
+        rng.shuffle(snippets)
+        return snippets
 
 
 # --- samples --------------------------------------------------------------------------------
@@ -201,8 +279,16 @@ def _file_rng(seed: int, key: str) -> random.Random:
     return random.Random(int(hashlib.sha1(f"{seed}:{key}".encode()).hexdigest()[:16], 16))
 
 
-def file_samples(f: CorpusFile, group: GroupIndex, cfg: DataConfig, chars_per_token: float) -> list[tuple[str, str]]:
-    """(kind, text) samples of one file; deterministic in (seed, path)."""
+def _in_context(middle: str, snippets: list[Snippet]) -> int:
+    """1 when the middle's first line occurs verbatim in a context snippet (copying answers it)."""
+    line = middle.split("\n")[0].strip()
+    return int(len(line) >= 4 and any(line in s.body for s in snippets))
+
+
+def file_samples(f: CorpusFile, group: GroupIndex, cfg: DataConfig, chars_per_token: float,
+                 counts: dict | None = None) -> list[tuple[str, str]]:
+    """(kind, text) samples of one file; deterministic in (seed, path). ``counts`` (optional)
+    tallies repository-context samples whose middle a context snippet holds verbatim."""
     template = _template()
     rng = _file_rng(cfg.seed, f"{f.source}:{f.path}")
     fim_total = cfg.repo_fim_share + cfg.fim_share
@@ -223,7 +309,10 @@ def file_samples(f: CorpusFile, group: GroupIndex, cfg: DataConfig, chars_per_to
         if with_context:
             first = hole.line - hole.prefix.count("\n")
             last = hole.line + hole.middle.count("\n") + hole.suffix.count("\n") + 1
-            snippets = group.context_for(hole, f.path, (first, last), int(cfg.context_tokens * chars_per_token), rng)
+            snippets = group.context_for(hole, f.path, (first, last), int(cfg.context_tokens * chars_per_token), rng,
+                                         max_windows=rng.randint(min(1, cfg.context_windows), cfg.context_windows))
+            if counts is not None:
+                counts["repo_fim_middle_in_context"] += _in_context(hole.middle, snippets)
         order = "spm" if rng.random() < cfg.spm_share else "psm"
         prompt = template.render(hole.prefix, hole.suffix, snippets=snippets, filepath=f.path,
                                  repo_name=f.dist, order=order)
@@ -247,7 +336,7 @@ def test_holes(f: CorpusFile, group: GroupIndex, cfg: DataConfig, chars_per_toke
         first = hole.line - hole.prefix.count("\n")
         last = hole.line + hole.suffix.count("\n") + 1
         snippets = group.context_for(hole, f.path, (first, last), int(cfg.context_tokens * chars_per_token),
-                                     random.Random(0))
+                                     random.Random(0), max_windows=cfg.context_windows)
         holes.append({"path": f.path, "repo": f.dist, "prefix": hole.prefix, "suffix": hole.suffix,
                       "middle": hole.middle, "snippets": [{"filepath": s.filepath, "body": s.body} for s in snippets]})
     return holes
@@ -295,11 +384,12 @@ def build_data(corpus_path: Path, tokenizer, cfg: DataConfig, out: Path, *, log=
         by_group[(f.split, f.group)].append(f)
     texts: dict[str, list[tuple[str, str]]] = {"train": [], "test": []}
     holes: list[dict] = []
+    copyable: dict[str, int] = defaultdict(int)
     for (split, _), members in sorted(by_group.items()):
         # held-out files see context from train files of their package, as a new file in a known repo would
         index = GroupIndex(members if split == "train" else members + by_group.get(("train", members[0].group), []))
         for f in members:
-            texts[split].extend(file_samples(f, index, cfg, cpt))
+            texts[split].extend(file_samples(f, index, cfg, cpt, copyable if split == "train" else None))
             if split == "test":
                 holes.extend(test_holes(f, index, cfg, cpt))
     order_rng = random.Random(cfg.seed)
@@ -312,6 +402,7 @@ def build_data(corpus_path: Path, tokenizer, cfg: DataConfig, out: Path, *, log=
         for hole in holes:
             fh.write(json.dumps(hole) + "\n")
     stats["test_holes"] = len(holes)
+    stats["train"]["repo_fim_middle_in_context"] = copyable["repo_fim_middle_in_context"]
     stats["vocab_size"] = len(tokenizer)
     (out / "data.json").write_text(json.dumps(stats, indent=1))
     return stats

@@ -79,6 +79,8 @@ def export_model(cfg: PretrainConfig, run_dir: Path, out_dir: Path, *, which: st
         model.config.max_position_embeddings = cfg.data.block_size
         tokenizer.model_max_length = cfg.data.block_size
         model.generation_config.eos_token_id = tokenizer.eos_token_id
+        # The engine renders prompts in the order the model prefers (EngineConfig.fim_order auto).
+        model.config.repocomplete_fim_order = cfg.export.fim_order
         model.generation_config.pad_token_id = tokenizer.pad_token_id
         if cfg.export.dtype == "bfloat16":
             import torch

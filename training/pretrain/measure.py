@@ -8,7 +8,10 @@ that produced it):
   new tokens) after a 1,000-token repocomplete-format prompt built from a held-out file;
 - ``holes_em_context`` / ``holes_em_no_context``: RepoFusion-style rest-of-line holes of
   held-out files (``data/test_holes.jsonl``), completed with and without the repository
-  context (definitions from sibling files), exact match of the first generated line.
+  context (similar windows and definitions from sibling files), exact match of the first
+  generated line.
+
+Prompts are rendered in the FIM order the model's config asks for, as the engine serves it.
 """
 
 from __future__ import annotations
@@ -48,12 +51,18 @@ def greedy_line(model, tokenizer, prompt: str, max_new_tokens: int = 24) -> tupl
     return text.split("\n")[0], len(out_ids)
 
 
-def _render(hole: dict, with_context: bool) -> str:
+def fim_order_of(model) -> str:
+    """The FIM order the exported model asks to be served in (``psm`` when it does not say)."""
+    order = getattr(model.config, "repocomplete_fim_order", None)
+    return order if order in ("psm", "spm") else "psm"
+
+
+def _render(hole: dict, with_context: bool, order: str = "psm") -> str:
     from repocomplete.fim import get_template
 
     snippets = [Snippet(filepath=s["filepath"], body=s["body"], source="definition") for s in hole["snippets"]]
     return get_template("repocomplete").render(hole["prefix"], hole["suffix"], snippets=snippets if with_context else [],
-                                               filepath=hole["path"], repo_name=hole["repo"])
+                                               filepath=hole["path"], repo_name=hole["repo"], order=order)
 
 
 def holes_exact_match(model, tokenizer, holes: list[dict]) -> dict:
@@ -62,7 +71,7 @@ def holes_exact_match(model, tokenizer, holes: list[dict]) -> dict:
     for hole in holes:
         target = hole["middle"].split("\n")[0].strip()
         for with_context in (True, False):
-            text, _ = greedy_line(model, tokenizer, _render(hole, with_context))
+            text, _ = greedy_line(model, tokenizer, _render(hole, with_context, fim_order_of(model)))
             scores[with_context] += int(text.strip() == target)
     n = max(1, len(holes))
     return {"with_context": scores[True] / n, "without_context": scores[False] / n, "n": len(holes)}
@@ -79,7 +88,8 @@ def latency(model, tokenizer, holes: list[dict], runs: int = 15) -> dict:
         prefix = hole["prefix"]
         while len(tokenizer(prefix, add_special_tokens=False)["input_ids"]) < 950:
             prefix = (hole["snippets"][0]["body"] + "\n" if hole["snippets"] else "# padding line\n") + prefix
-        prompt = template.render(prefix, hole["suffix"], filepath=hole["path"], repo_name=hole["repo"])
+        prompt = template.render(prefix, hole["suffix"], filepath=hole["path"], repo_name=hole["repo"],
+                                 order=fim_order_of(model))
         ids = tokenizer(prompt, add_special_tokens=False)["input_ids"][-1000:]
         prompt = tokenizer.decode(ids)
         start = time.perf_counter()

@@ -121,6 +121,12 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _data_key(run_dir: Path) -> str | None:
+    """The data stage's key (which config and format built ``run_dir/data``), if stamped."""
+    stamp = run_dir / "data" / "stage.json"
+    return json.loads(stamp.read_text()).get("key") if stamp.exists() else None
+
+
 def _rng_states() -> dict:
     import torch
 
@@ -145,20 +151,43 @@ def _autocast(device: str, precision: str):
     return contextlib.nullcontext()
 
 
-def _loss(model, x, y):
+def middle_mask(x, y, middle_id: int, end_id: int):
+    """True where the target ``y`` is a middle token: after ``<|rc:middle|>``, up to and
+    including the end token that closes the sample (windows run across samples)."""
+    import torch
+
+    seq = torch.cat([x, y[:, -1:]], dim=1)
+    index = torch.arange(seq.size(1)).expand_as(seq)
+    last_middle = torch.where(seq == middle_id, index, -1).cummax(dim=1).values
+    last_end = torch.where(seq == end_id, index, -1).cummax(dim=1).values
+    # target y[t] = seq[t + 1] is a middle token when, up to seq[t], a middle sentinel came last
+    return (last_middle > last_end)[:, :-1]
+
+
+def _loss(model, x, y, weights=None):
     import torch.nn.functional as F
 
     logits = model(input_ids=x, use_cache=False).logits
-    return F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1))
+    if weights is None:
+        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1))
+    losses = F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1), reduction="none")
+    w = weights.reshape(-1)
+    return (losses * w).sum() / w.sum()
 
 
-def _accumulate(model, windows: Windows, state: TrainState, tc, device: str) -> float:
-    """Forward and backward over ``grad_accum`` micro-batches; returns the step's mean loss."""
+def _accumulate(model, windows: Windows, state: TrainState, tc, device: str,
+                middle_ids: tuple[int, int] | None = None) -> float:
+    """Forward and backward over ``grad_accum`` micro-batches; returns the step's mean loss
+    (weighted by ``tc.middle_loss_weight`` when ``middle_ids`` = (middle sentinel, end token))."""
     total = 0.0
     for _ in range(tc.grad_accum):
         x, y = windows.batch(state, tc.micro_batch)
+        weights = None
+        if middle_ids is not None and tc.middle_loss_weight != 1.0:
+            weights = 1.0 + (tc.middle_loss_weight - 1.0) * middle_mask(x, y, *middle_ids).float()
+            weights = weights.to(device)
         with _autocast(device, tc.precision):
-            loss = _loss(model, x.to(device), y.to(device)) / tc.grad_accum
+            loss = _loss(model, x.to(device), y.to(device), weights) / tc.grad_accum
         loss.backward()
         total += loss.item()
     return total
@@ -178,8 +207,13 @@ def evaluate(model, batches, device: str, precision: str) -> float:
 
 def train(cfg: PretrainConfig, run_dir: Path, *, vocab_size: int, eos_token_id: int, pad_token_id: int,
           resume: bool = False, max_minutes: float | None = None, stop_after_steps: int | None = None,
-          log=print) -> TrainState:
-    """Train (or continue) the model of ``cfg`` on ``run_dir/data``; checkpoints in ``run_dir/checkpoints``."""
+          middle_token_id: int | None = None, log=print) -> TrainState:
+    """Train (or continue) the model of ``cfg`` on ``run_dir/data``; checkpoints in ``run_dir/checkpoints``.
+
+    A resumed run whose data was rebuilt since the checkpoint (a new data format or ``[data]``
+    values) keeps the weights, optimizer and step, and starts the new samples from their
+    beginning; its best held-out loss starts over too, as the held-out samples changed.
+    """
     import torch
 
     tc = cfg.train
@@ -194,6 +228,7 @@ def train(cfg: PretrainConfig, run_dir: Path, *, vocab_size: int, eos_token_id: 
             from training.pretrain.cli import PretrainError
 
             raise PretrainError(f"the {split} split is empty: give the corpus more files or a larger test_percent")
+    data_key = _data_key(run_dir)
     train_windows = Windows(run_dir / "data/train.bin", run_dir / "data/train_starts.npy", cfg.data.block_size, tc.seed)
     val_batches = Windows(run_dir / "data/test.bin", run_dir / "data/test_starts.npy", cfg.data.block_size,
                           tc.seed).fixed(tc.eval_batches, tc.micro_batch)
@@ -219,10 +254,17 @@ def train(cfg: PretrainConfig, run_dir: Path, *, vocab_size: int, eos_token_id: 
             ema.shadow = ckpt["ema"]
         _restore_rng(ckpt["rng"])
         log(f"resumed from {last_path} at step {state.step} ({state.tokens_seen:,} tokens seen)")
+        if ckpt.get("data_key") != data_key:
+            state.epoch, state.cursor = 0, 0
+            state.best_val_loss, state.best_step = float("inf"), -1
+            state.history.append({"step": state.step, "data_changed": data_key})
+            log(f"the data was rebuilt since that checkpoint ({ckpt.get('data_key')} -> {data_key}): "
+                "continuing its weights on the new samples from their start; best held-out loss reset")
     elif last_path.exists():
         log(f"note: {last_path} exists; starting over (pass --resume to continue it)")
     log(f"model: {count_parameters(model):,} parameters; {len(train_windows.starts):,} training windows; device {device}")
 
+    middle_ids = (middle_token_id, eos_token_id) if middle_token_id is not None else None
     step_model = model
     if tc.compile:
         try:
@@ -233,7 +275,7 @@ def train(cfg: PretrainConfig, run_dir: Path, *, vocab_size: int, eos_token_id: 
     def save(path: Path = last_path) -> None:
         _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": asdict(state),
                       "ema": ema.shadow if ema is not None else None, "rng": _rng_states(),
-                      "config": cfg.to_dict()}, path)
+                      "config": cfg.to_dict(), "data_key": data_key}, path)
 
     stop = {"signal": None}
 
@@ -263,7 +305,7 @@ def train(cfg: PretrainConfig, run_dir: Path, *, vocab_size: int, eos_token_id: 
                 group["lr"] = lr
             position = (state.epoch, state.cursor)
             try:
-                total = _accumulate(step_model, train_windows, state, tc, device)
+                total = _accumulate(step_model, train_windows, state, tc, device, middle_ids)
             except Exception as exc:  # torch.compile fails lazily, at the first call: fall back to eager
                 if step_model is model:
                     raise
@@ -271,7 +313,7 @@ def train(cfg: PretrainConfig, run_dir: Path, *, vocab_size: int, eos_token_id: 
                 step_model = model
                 optimizer.zero_grad(set_to_none=True)
                 state.epoch, state.cursor = position
-                total = _accumulate(step_model, train_windows, state, tc, device)
+                total = _accumulate(step_model, train_windows, state, tc, device, middle_ids)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip).item()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
