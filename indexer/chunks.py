@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 
 _WORD = re.compile(r"\w+")
@@ -100,25 +99,73 @@ def term_set(text: str) -> set[str]:
     return set(line_terms(text))
 
 
-@dataclass
 class Chunk:
-    """A contiguous piece of a file; lines are 1-based and inclusive."""
+    """A contiguous piece of a file; lines are 1-based and inclusive.
 
-    kind: str            # "window" | "definition"
-    start_line: int
-    end_line: int
-    body: str
-    tokens: str          # search_text(body): what FTS5 indexes
-    symbol: str | None = None
-    #: ``(lo, hi)`` when ``body`` is the file's lines[lo:hi] and ``tokens`` the same lines of
-    #: its search text: a record then travels between processes without the copies.
-    span: tuple[int, int] | None = None
+    ``kind`` is "window" or "definition"; ``tokens`` is ``search_text(body)`` (what FTS5
+    indexes). A chunk cut from a file's lines (``span``) joins its body and tokens only when
+    they are read: index workers send chunks as spans (:class:`indexer.store.FileRecord`),
+    so joining them there would be wasted, and the writing process joins each once.
+    """
+
+    __slots__ = ("kind", "start_line", "end_line", "symbol", "span", "_body", "_tokens", "_lines", "_terms")
+
+    def __init__(self, kind: str, start_line: int, end_line: int, body: str | None, tokens: str | None,
+                 symbol: str | None = None, span: tuple[int, int] | None = None, *,
+                 lines: Sequence[str] | None = None, terms: Sequence[str] | None = None) -> None:
+        self.kind = kind
+        self.start_line = start_line
+        self.end_line = end_line
+        self.symbol = symbol
+        #: ``(lo, hi)`` when ``body`` is the file's lines[lo:hi] and ``tokens`` the same lines
+        #: of its search text: a record then travels between processes without the copies.
+        self.span = span
+        self._body = body
+        self._tokens = tokens
+        self._lines = lines      # the file's lines and search-text lines, while not joined
+        self._terms = terms
+
+    @property
+    def body(self) -> str:
+        return self._body if self._body is not None else self._join()[0]
+
+    @property
+    def tokens(self) -> str:
+        return self._tokens if self._tokens is not None else self._join()[1]
+
+    def _join(self) -> tuple[str, str]:
+        lo, hi = self.span
+        self._body, self._tokens = "\n".join(self._lines[lo:hi]), "\n".join(self._terms[lo:hi])
+        self._lines = self._terms = None
+        return self._body, self._tokens
+
+    def _key(self) -> tuple:
+        return (self.kind, self.start_line, self.end_line, self.body, self.tokens, self.symbol, self.span)
+
+    def __eq__(self, other: object) -> bool:
+        return self._key() == other._key() if isinstance(other, Chunk) else NotImplemented
+
+    __hash__ = None  # mutable, like the dataclass it replaced
+
+    def __reduce__(self) -> tuple:
+        return (Chunk, (self.kind, self.start_line, self.end_line, self.body, self.tokens, self.symbol, self.span))
+
+    def __repr__(self) -> str:
+        return (f"Chunk(kind={self.kind!r}, start_line={self.start_line}, end_line={self.end_line}, "
+                f"body={self.body!r}, tokens={self.tokens!r}, symbol={self.symbol!r}, span={self.span!r})")
+
+
+def chunk_texts(chunks: Iterable[Chunk]) -> list[tuple[str, str]]:
+    """(body, tokens) of each chunk (what the store writes)."""
+    return [(ch._body, ch._tokens) if ch._body is not None and ch._tokens is not None else ch._join()
+            for ch in chunks]
 
 
 def windows(lines: Sequence[str], terms: Sequence[str], size: int, stride: int) -> list[Chunk]:
     """Sliding windows of ``size`` lines every ``stride`` lines; the file's end is always covered.
 
     ``terms`` holds the :func:`search_text` of every line, computed once for the whole file.
+    Windows of blank lines only are left out. Bodies and tokens are joined when first read.
     """
     n = len(lines)
     if n == 0:
@@ -128,12 +175,9 @@ def windows(lines: Sequence[str], terms: Sequence[str], size: int, stride: int) 
         starts.append(n - size)
     out = []
     for start in starts:
-        end = min(start + size, n)
-        body = "\n".join(lines[start:end])
-        if not body.strip():
-            continue
-        tokens = "\n".join(terms[start:end])
-        out.append(Chunk("window", start + 1, end, body, tokens, span=(start, end)))
+        end = start + size if start + size < n else n
+        if lines[start].strip() or any(map(str.strip, lines[start + 1:end])):
+            out.append(Chunk("window", start + 1, end, None, None, span=(start, end), lines=lines, terms=terms))
     return out
 
 
@@ -175,10 +219,11 @@ def definition_chunks(lines: Sequence[str], definitions: Iterable, max_lines: in
             tokens = search_text(body)
         else:
             last = min(end, start - 1 + max_lines)
-            body = "\n".join(lines[start - 1:last])
             if terms:
-                tokens, span = "\n".join(terms[start - 1:last]), (start - 1, last)
-            else:
-                tokens = search_text(body)
+                out.append(Chunk("definition", start, end, None, None, d.name, (start - 1, last),
+                                 lines=lines, terms=terms))
+                continue
+            body = "\n".join(lines[start - 1:last])
+            tokens = search_text(body)
         out.append(Chunk("definition", start, end, body, tokens, symbol=d.name, span=span))
     return out

@@ -113,7 +113,7 @@ class ParseState:
 
 
 def parse_source(text: str, language: str | None, *, references: bool = True,
-                 context: bool = True, previous: ParseState | None = None) -> ParsedFile:
+                 context: bool = True, previous: ParseState | None = None, bodies: bool = True) -> ParsedFile:
     """Parse ``text`` written in ``language`` (one of ``LANGUAGES``) and extract its symbols.
 
     Definitions, imports and class parents are always extracted. ``references=False`` /
@@ -121,6 +121,8 @@ def parse_source(text: str, language: str | None, *, references: bool = True,
     identifiers, strings, fields) when the caller does not need them: each is a share of the
     extraction time. ``previous`` (the ``tree_state`` of an earlier parse of this file) makes
     tree-sitter reuse the unchanged parts of that tree: an edit costs a fraction of a parse.
+    ``bodies=False`` leaves every ``Definition.body`` empty (the indexer cuts its chunks from
+    the file's lines: decoding each definition's text, classes around their methods, is waste).
     """
     if language not in LANGUAGES or not text:
         return ParsedFile(language if language in LANGUAGES else None)
@@ -137,7 +139,7 @@ def parse_source(text: str, language: str | None, *, references: bool = True,
         else:
             tree = _parser(language).parse(source)
         root = tree.root_node
-        extractor = _Extractor(language, source, text.isascii())
+        extractor = _Extractor(language, source, text.isascii(), bodies)
         extractor.run(root, plan)
     finally:
         if collecting:
@@ -315,8 +317,9 @@ _QUOTES = "\"'`<>"
 
 
 class _Extractor:
-    def __init__(self, language: str, source: bytes, ascii_only: bool) -> None:
+    def __init__(self, language: str, source: bytes, ascii_only: bool, bodies: bool = True) -> None:
         self.result = ParsedFile(language)
+        self.bodies = bodies
         self.source = source
         self.ascii_only = ascii_only
         self._lines: list[bytes] | None = None
@@ -409,7 +412,8 @@ class _Extractor:
         end_line = max(start_row + 1, end_row + (1 if end_col else 0))
         definition = Definition(name, kind, start_row + 1, end_line,
                                 _text(receiver[0]) if receiver else None,
-                                self._signature(node), self.source[start:end].decode("utf-8", "replace"))
+                                self._signature(node),
+                                self.source[start:end].decode("utf-8", "replace") if self.bodies else "")
         self._defs.append((start, -end, len(self._defs), definition))
 
     def _signature(self, node) -> str:

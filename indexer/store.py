@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexer.chunks import Chunk, search_text
+from indexer.chunks import Chunk, chunk_texts, search_text
 from indexer.errors import IndexerError
 
 #: Bump whenever a table, a column or the meaning of stored text changes.
@@ -99,24 +99,61 @@ class FileRecord:
         definitions hold each line about three times over, twice (body and terms), which made
         pickling cost a quarter of the parsing it was meant to parallelise.
         """
-        state = {k: v for k, v in self.__dict__.items() if k != "parse_state"}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("parse_state", "_compact")}
         if self.text is not None and self.searched is not None:
-            state["chunks"] = [(c.kind, c.start_line, c.end_line, c.symbol, c.span) if c.span is not None
-                               else (c.kind, c.start_line, c.end_line, c.symbol, None, c.body, c.tokens)
-                               for c in self.chunks]
+            state["chunks"] = self.__dict__.get("_compact") if "chunks" not in self.__dict__ else [
+                (c.kind, c.start_line, c.end_line, c.symbol, c.span) if c.span is not None
+                else (c.kind, c.start_line, c.end_line, c.symbol, None, c.body, c.tokens)
+                for c in self.chunks]
             state["compact"] = True
         return state
 
     def __setstate__(self, state: dict) -> None:
         if state.pop("compact", False):
-            lines, terms = state["text"].split("\n"), state["searched"].split("\n")
-            state["chunks"] = [
-                Chunk(row[0], row[1], row[2], "\n".join(lines[row[4][0]:row[4][1]]),
-                      "\n".join(terms[row[4][0]:row[4][1]]), row[3], row[4]) if row[4] is not None
-                else Chunk(row[0], row[1], row[2], row[5], row[6], row[3])
-                for row in state["chunks"]]
+            # The writing process turns these rows straight into SQL parameters
+            # (:meth:`insert_rows`); ``chunks`` is built only if something reads it.
+            state["_compact"] = state.pop("chunks")
         self.__dict__.update(state)
         self.parse_state = None
+
+    def __getattr__(self, name: str):
+        # Only called for a missing attribute: the chunks of an unpickled record, on first use.
+        compact = self.__dict__.get("_compact")
+        if name != "chunks" or compact is None:
+            raise AttributeError(name)
+        lines, terms = self.text.split("\n"), self.searched.split("\n")
+        self.chunks = [Chunk(row[0], row[1], row[2], None, None, row[3], row[4], lines=lines, terms=terms)
+                       if row[4] is not None else Chunk(row[0], row[1], row[2], row[5], row[6], row[3])
+                       for row in compact]
+        return self.chunks
+
+    def insert_rows(self, file_id: int, first_id: int) -> tuple[list[tuple], list[tuple], dict[tuple, int]]:
+        """Every chunk as new rows with ids from ``first_id``: the parameters of the chunks
+        and FTS inserts, and (symbol, start line) -> id of the definition chunks."""
+        compact = self.__dict__.get("_compact")
+        if compact is None or "chunks" in self.__dict__:
+            chunks = self.chunks
+            compact = [(c.kind, c.start_line, c.end_line, c.symbol, None, body, tokens)
+                       for c, (body, tokens) in zip(chunks, chunk_texts(chunks))]
+            lines = terms = ()
+        else:
+            lines, terms = self.text.split("\n"), self.searched.split("\n")
+        join = "\n".join
+        rows, fts, chunk_of = [], [], {}
+        cid = first_id
+        for row in compact:     # (kind, start, end, symbol, span) or (..., None, body, tokens)
+            span = row[4]
+            if span is None:
+                body, tokens = row[5], row[6]
+            else:
+                lo, hi = span
+                body, tokens = join(lines[lo:hi]), join(terms[lo:hi])
+            rows.append((cid, file_id, row[0], row[1], row[2], row[3], body))
+            fts.append((cid, tokens))
+            if row[0] == "definition":
+                chunk_of[row[3], row[1]] = cid
+            cid += 1
+        return rows, fts, chunk_of
 
 
 @dataclass
@@ -274,32 +311,38 @@ class Store:
                 "INSERT INTO files(path, hash, mtime, size, language, lines, live) VALUES (?,?,?,?,?,?,?)",
                 (rec.path, rec.hash, rec.mtime, rec.size, rec.language, rec.lines, int(rec.live)),
             ).lastrowid
-        ids: list[int] = []
-        fresh: list[tuple[int, Chunk]] = []
         # Explicit ids let one executemany fill both the chunks and their FTS rows. Ids are
         # never reused (AUTOINCREMENT), so "newer than the BM25 snapshot" means "id > its max".
         next_id = self.max_chunk_id() + 1
-        for ch in rec.chunks:
-            cid = old.pop((ch.kind, ch.start_line, ch.end_line, ch.symbol, ch.body), None)
-            if cid is None:
-                cid, next_id = next_id, next_id + 1
-                fresh.append((cid, ch))
-            ids.append(cid)
         if old:
-            gone = [(cid,) for cid in old.values()]
-            self._delete_search_rows((cid, key[-1]) for key, cid in old.items())
-            c.executemany("DELETE FROM vectors WHERE chunk_id=?", gone)
-            c.executemany("DELETE FROM chunks WHERE id=?", gone)
+            ids: list[int] = []
+            fresh: list[tuple[int, Chunk]] = []
+            for ch in rec.chunks:
+                cid = old.pop((ch.kind, ch.start_line, ch.end_line, ch.symbol, ch.body), None)
+                if cid is None:
+                    cid, next_id = next_id, next_id + 1
+                    fresh.append((cid, ch))
+                ids.append(cid)
+            if old:
+                gone = [(cid,) for cid in old.values()]
+                self._delete_search_rows((cid, key[-1]) for key, cid in old.items())
+                c.executemany("DELETE FROM vectors WHERE chunk_id=?", gone)
+                c.executemany("DELETE FROM chunks WHERE id=?", gone)
+            texts = chunk_texts(ch for _, ch in fresh)
+            rows = [(i, file_id, ch.kind, ch.start_line, ch.end_line, ch.symbol, text[0])
+                    for (i, ch), text in zip(fresh, texts)]
+            fts = [(i, text[1]) for (i, _), text in zip(fresh, texts)]
+            chunk_of = {(ch.symbol, ch.start_line): i for i, ch in zip(ids, rec.chunks) if ch.kind == "definition"}
+        else:   # a new file (every file of a first index run): every chunk is fresh
+            rows, fts, chunk_of = rec.insert_rows(file_id, next_id)
         c.executemany(
-            "INSERT INTO chunks(id, file_id, kind, start_line, end_line, symbol, body) VALUES (?,?,?,?,?,?,?)",
-            [(i, file_id, ch.kind, ch.start_line, ch.end_line, ch.symbol, ch.body) for i, ch in fresh],
-        )
-        c.executemany("INSERT INTO chunks_fts(rowid, tokens) VALUES (?,?)", [(i, ch.tokens) for i, ch in fresh])
-        chunk_of = {(ch.symbol, ch.start_line): i for i, ch in zip(ids, rec.chunks) if ch.kind == "definition"}
+            "INSERT INTO chunks(id, file_id, kind, start_line, end_line, symbol, body) VALUES (?,?,?,?,?,?,?)", rows)
+        c.executemany("INSERT INTO chunks_fts(rowid, tokens) VALUES (?,?)", fts)
+        get = chunk_of.get
         c.executemany(
             "INSERT INTO symbols(file_id, name, kind, start_line, end_line, parent, signature, chunk_id)"
             " VALUES (?,?,?,?,?,?,?,?)",
-            [(file_id, *s, chunk_of.get((s[0], s[2]))) for s in rec.symbols],
+            [(file_id, *s, get((s[0], s[2]))) for s in rec.symbols],
         )
         c.executemany("INSERT INTO imports VALUES (?,?,?,?,?)", [(file_id, *i) for i in rec.imports])
         c.executemany("INSERT INTO parents VALUES (?,?,?,?)", [(file_id, *p) for p in rec.parents])

@@ -87,7 +87,8 @@ def build_record(path: str, text: str, language: str | None, *, mtime: float, si
     if language is not None:
         try:
             # Redaction keeps line numbers, so symbols parsed from the clean text line up.
-            parsed = parse_source(clean, language, references=False, context=False, previous=previous)
+            parsed = parse_source(clean, language, references=False, context=False, previous=previous,
+                                  bodies=False)
         except Exception as exc:  # noqa: BLE001 - one unparsable file must not stop an index run
             if errors is not None:
                 errors.append(f"{path}: parse failed ({type(exc).__name__}: {exc})")
@@ -174,7 +175,13 @@ def _parallel_map(workers: int, jobs: int) -> Iterator[Callable]:
 def _yield_to_the_writer() -> None:
     """Worker start-up: a lower CPU priority than the writing process. Workers and writer
     share the CPUs; the writer is the critical path (records queue up for it), so it runs
-    whenever it has work and the workers fill the remaining time."""
+    whenever it has work and the workers fill the remaining time.
+
+    Workers also run without the cyclic garbage collector: a record is thousands of small
+    acyclic objects, freed once it is sent, and collections set off by allocating them cost
+    about 5% of a worker's time; parsing the whole stdlib leaves a few dozen cyclic objects.
+    """
+    gc.disable()
     try:
         os.nice(5)
     except OSError:  # not permitted here: equal priority still works, a little slower
