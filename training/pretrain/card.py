@@ -94,11 +94,16 @@ def write_model_card(path: Path, cfg: PretrainConfig, run_dir: Path, info: dict,
         *_corpus_section(run_dir),
         "",
         "Samples (`training/pretrain/data.py`): FIM in the repocomplete format, PSM and SPM "
-        f"({cfg.data.spm_share:.0%} SPM); about half with repository context: definitions, from other files "
-        "of the same package directory, of identifiers used in the hole (plus distractor definitions); "
+        f"({cfg.data.spm_share:.0%} SPM); about half with repository context from other files of the same "
+        "package directory: "
+        + (f"1-{cfg.data.context_windows} of the 10-line windows most similar (Jaccard) to the prefix's last 10 "
+           "lines, as the indexer retrieves them, then " if cfg.data.context_windows else "")
+        + "definitions of identifiers used in the hole (plus distractor definitions); "
         "middles are rest-of-line / whole line / 2-6 line blocks / random spans "
         f"({cfg.data.rest_of_line:.0%}/{cfg.data.whole_line:.0%}/{cfg.data.short_block:.0%}/{cfg.data.random_span:.0%}); "
-        f"plus plain documents. Held-out test split: {cfg.corpus.test_percent:g}% of files by path hash.",
+        f"plus plain documents. Held-out test split: {cfg.corpus.test_percent:g}% of files by path hash."
+        + (f" Middle tokens weigh {cfg.train.middle_loss_weight:g}x prompt tokens in the loss."
+           if cfg.train.middle_loss_weight != 1.0 else ""),
     ]
     if data:
         lines += ["", f"Tokens prepared: train {data['train']['tokens']:,} "
