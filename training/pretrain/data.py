@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.chunks import term_set
+from indexer.chunks import term_set, windows as chunk_windows
 from indexer.types import Snippet
 from training.pretrain.config import DataConfig
 from training.pretrain.corpus import CorpusFile, read_corpus
@@ -175,18 +175,14 @@ class Window:
 
 
 def windows_in(path: str, text: str) -> list[Window]:
-    """Sliding windows of ``WINDOW_LINES`` every ``WINDOW_STRIDE`` lines; the end is covered."""
+    """The indexer's sliding windows of a file (``indexer.chunks.windows``: ``WINDOW_LINES``
+    lines every ``WINDOW_STRIDE``, the file's end covered), with their Jaccard terms."""
     lines = text.split("\n")
-    starts = list(range(0, max(len(lines) - WINDOW_LINES, 0) + 1, WINDOW_STRIDE))
-    if starts and starts[-1] + WINDOW_LINES < len(lines):
-        starts.append(len(lines) - WINDOW_LINES)
     out = []
-    for start in starts:
-        end = min(start + WINDOW_LINES, len(lines))
-        body = "\n".join(lines[start:end])
-        terms = frozenset(term_set(body))
+    for chunk in chunk_windows(lines, lines, WINDOW_LINES, WINDOW_STRIDE):
+        terms = frozenset(term_set(chunk.body))
         if terms:
-            out.append(Window(path, start, end, body, terms))
+            out.append(Window(path, chunk.start_line - 1, chunk.end_line, chunk.body, terms))
     return out
 
 
