@@ -26,6 +26,14 @@ from indexer.types import Snippet
 from repocomplete.errors import TemplateMismatchError
 
 FimOrder = Literal["psm", "spm"]
+FIM_ORDERS: tuple[FimOrder, ...] = ("psm", "spm")
+
+
+def declared_fim_order(model_config) -> FimOrder | None:
+    """The FIM order a model's config asks to be served in (``repocomplete_fim_order``, written
+    by our pretraining export), or None when it says nothing valid."""
+    order = getattr(model_config, "repocomplete_fim_order", None)
+    return order if order in FIM_ORDERS else None
 
 #: Line-comment syntax by file extension, for templates without a repo format.
 _LINE_COMMENTS: dict[str, str] = {

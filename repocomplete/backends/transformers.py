@@ -24,6 +24,7 @@ from repocomplete.backends.base import GenerationRequest, GenerationResult
 from repocomplete.backends.prompt_cache import PromptCache
 from repocomplete.backends.stopping import StopScanner
 from repocomplete.errors import AdapterError, ConfigError, InvalidRequestError, ModelNotFoundError, RequestTooLargeError
+from repocomplete.fim import declared_fim_order
 
 if TYPE_CHECKING:
     from repocomplete.config import EngineConfig
@@ -80,8 +81,7 @@ class TransformersBackend:
         self.base_model = model
         self.model = model  # becomes a PeftModel once an adapter is loaded
         self.context_length = int(getattr(model.config, "max_position_embeddings", 0) or self.tokenizer.model_max_length)
-        order = getattr(model.config, "repocomplete_fim_order", None)
-        self.fim_order = order if order in ("psm", "spm") else None
+        self.fim_order = declared_fim_order(model.config)
         self.kv_cache_enabled = kv_cache
         self._cache = PromptCache()
         self._adapter_paths: dict[str, str] = {}

@@ -211,6 +211,8 @@ def load_pretrain_config(path: str | Path | None, *, gpu: bool = False,
     raw = _merge(raw, overrides or {})
     top = {k: v for k, v in raw.items() if k not in SECTIONS}
     sections = {name: _fill(cls, raw.get(name, {}), name) for name, cls in SECTIONS.items()}
-    if sections["export"].fim_order not in ("psm", "spm"):
+    from repocomplete.fim import FIM_ORDERS
+
+    if sections["export"].fim_order not in FIM_ORDERS:
         raise PretrainConfigError(f"[export] fim_order must be 'psm' or 'spm', got {sections['export'].fim_order!r}")
     return _fill(PretrainConfig, {**top, **sections}, "top level")

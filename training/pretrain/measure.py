@@ -53,8 +53,9 @@ def greedy_line(model, tokenizer, prompt: str, max_new_tokens: int = 24) -> tupl
 
 def fim_order_of(model) -> str:
     """The FIM order the exported model asks to be served in (``psm`` when it does not say)."""
-    order = getattr(model.config, "repocomplete_fim_order", None)
-    return order if order in ("psm", "spm") else "psm"
+    from repocomplete.fim import declared_fim_order
+
+    return declared_fim_order(model.config) or "psm"
 
 
 def _render(hole: dict, with_context: bool, order: str = "psm") -> str:
