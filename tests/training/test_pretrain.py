@@ -232,3 +232,43 @@ def test_config_checks_the_fim_order_it_exports(tmp_path):
     path.write_text('[export]\nfim_order = "mps"\n')
     with pytest.raises(PretrainConfigError, match="fim_order must be 'psm' or 'spm'"):
         load_pretrain_config(path)
+
+
+def test_copy_holes_are_lines_another_file_repeats_with_that_window_in_the_context():
+    """Format 4: a copy hole's line (or its rest) is answered verbatim by a context window of
+    the other file, which also holds lines before the repeat (what a retriever matches on)."""
+    from training.pretrain.config import DataConfig
+    from training.pretrain.data import file_samples
+    from training.pretrain.tokenizer import EOS
+
+    shared = "        result = normalize_payload(response.body, strict=self.strict)"
+    sibling_text = "\n".join([f"value_{i} = compute_{i}(x)" for i in range(12)]
+                             + ["class Client:", "    def fetch(self, response):", shared, "        return result"])
+    sibling = CorpusFile("stdlib", "pkg", "PSF-2.0", "pkg/client.py", "pkg/pkg", "train", sibling_text)
+    target_text = "\n".join(["import os", "", "class Server:", "    def handle(self, response):", shared,
+                             "        self.log(result)", "        return os.fspath(result)", ""])
+    target = CorpusFile("stdlib", "pkg", "PSF-2.0", "pkg/server.py", "pkg/pkg", "train", target_text)
+    index = GroupIndex([sibling, target])
+    assert index.copy_lines("pkg/server.py") == [4]               # only the repeated line qualifies
+    window = index.copy_window("pkg/server.py", 4, random.Random(0))
+    assert window.path == "pkg/client.py" and shared in window.body
+    assert window.body.split("\n").index(shared) >= 3              # the lines before the repeat come along
+    cfg = DataConfig(repo_fim_share=1.0, fim_share=0.0, doc_share=0.0, copy_holes=1.0, chars_per_sample=50)
+    counts = {"repo_fim_middle_in_context": 0, "repo_fim_copy_holes": 0}
+    samples = file_samples(target, index, cfg, 3.5, counts)
+    assert samples and counts["repo_fim_copy_holes"] == len(samples) == counts["repo_fim_middle_in_context"]
+    for kind, text in samples:
+        assert kind == "repo_fim" and "<|rc:file|>pkg/client.py\n" in text
+        middle = text.split("<|rc:middle|>", 1)[1].removesuffix(EOS)
+        first = middle.split("\n")[0]
+        assert len(first.strip()) >= 3 and shared.endswith(first)   # the repeated line, or its rest
+    plain = file_samples(target, index, DataConfig(repo_fim_share=1.0, fim_share=0.0, doc_share=0.0,
+                                                   chars_per_sample=50), 3.5, None)
+    assert plain and all("<|rc:middle|>" in t for _, t in plain)  # copy_holes = 0: format 3 sampling
+
+
+def test_config_rejects_shares_outside_zero_to_one(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[data]\ncopy_holes = 1.5\n")
+    with pytest.raises(PretrainConfigError, match="copy_holes"):
+        load_pretrain_config(bad)

@@ -83,6 +83,10 @@ class DataConfig:
     #: Most retrieval windows (similar to the prefix's last lines) in one sample's context;
     #: each sample draws 1..N of them (0 = definitions only, data format 2).
     context_windows: int = 2
+    #: Of repository-context samples, the share whose hole is a line another file of the
+    #: package repeats, with that file's window in the context (data format 4): code does
+    #: repeat across files, and a tiny model learns to copy only where copying pays.
+    copy_holes: float = 0.0
     #: One FIM sample per this many characters of a file (at least one, at most max_samples_per_file).
     chars_per_sample: int = 2500
     max_samples_per_file: int = 12
@@ -215,4 +219,8 @@ def load_pretrain_config(path: str | Path | None, *, gpu: bool = False,
 
     if sections["export"].fim_order not in FIM_ORDERS:
         raise PretrainConfigError(f"[export] fim_order must be 'psm' or 'spm', got {sections['export'].fim_order!r}")
+    for share in ("spm_share", "copy_holes"):
+        value = getattr(sections["data"], share)
+        if not 0.0 <= value <= 1.0:
+            raise PretrainConfigError(f"[data] {share} is a share between 0 and 1, got {value!r}")
     return _fill(PretrainConfig, {**top, **sections}, "top level")

@@ -107,7 +107,8 @@ def _choose(rng: random.Random, weights: dict[str, float]) -> str:
 #: directory built by an older format rebuilds its data (its checkpoints stay usable).
 #: 2: half of the whole-line holes leave the line break in the suffix.
 #: 3: repository context also holds the windows most similar to the prefix's last lines.
-DATA_FORMAT = 3
+#: 4: ``copy_holes``: some holes are lines repeated in another file, whose window is in the context.
+DATA_FORMAT = 4
 
 #: Lines of a retrieval window and its stride, and the prefix lines of the lexical query:
 #: the indexer's defaults (``indexer.config``), so training sees what serving retrieves.
@@ -115,13 +116,17 @@ WINDOW_LINES, WINDOW_STRIDE, QUERY_LINES = 10, 5, 10
 #: Windows compared per query at most (a deterministic sample of a very large package).
 MAX_WINDOWS_COMPARED = 4000
 
-def make_hole(text: str, rng: random.Random, kind: str) -> Hole | None:
-    """Cut ``text`` into prefix / middle / suffix around a random non-blank line."""
+#: A repeated line worth copying: long enough to say something, rare enough to be specific.
+COPY_MIN_CHARS, COPY_MAX_CHARS, COPY_MAX_SITES = 8, 160, 24
+
+
+def make_hole(text: str, rng: random.Random, kind: str, line: int | None = None) -> Hole | None:
+    """Cut ``text`` into prefix / middle / suffix around a random non-blank line (or ``line``)."""
     lines = text.split("\n")
     candidates = [i for i, line in enumerate(lines) if line.strip()]
     if not candidates:
         return None
-    i = rng.choice(candidates)
+    i = rng.choice(candidates) if line is None else line
     offsets = np.cumsum([0] + [len(line) + 1 for line in lines]).tolist()
     line = lines[i].rstrip()
     if kind == "rest_of_line":
@@ -198,7 +203,14 @@ class GroupIndex:
         self.by_name: dict[str, list[Definition]] = defaultdict(list)
         self.all: list[Definition] = []
         self.windows: list[Window] = []
+        self._lines: dict[str, list[str]] = {}
+        self._sites: dict[str, list[tuple[str, int]]] = defaultdict(list)
         for f in files:
+            lines = self._lines[f.path] = f.text.split("\n")
+            for i, line in enumerate(lines):
+                key = line.strip()
+                if COPY_MIN_CHARS <= len(key) <= COPY_MAX_CHARS and not key.startswith(("#", ";")):
+                    self._sites[key].append((f.path, i))
             for d in definitions_in(f.path, f.text):
                 self.by_name[d.name].append(d)
                 self.all.append(d)
@@ -230,11 +242,46 @@ class GroupIndex:
                 break
         return chosen
 
+    def copy_lines(self, path: str) -> list[int]:
+        """Lines of ``path`` (0-based) that another file of the package repeats verbatim
+        (stripped), at most ``COPY_MAX_SITES`` times: holes a window from that file answers."""
+        out = []
+        for i, line in enumerate(self._lines.get(path, ())):
+            sites = self._sites.get(line.strip())
+            if sites and len(sites) <= COPY_MAX_SITES and any(p != path for p, _ in sites):
+                out.append(i)
+        return out
+
+    def copy_window(self, path: str, line: int, rng: random.Random) -> Window | None:
+        """An indexer window (10 lines at a 5-line stride) of another file holding the line
+        ``line`` of ``path``, the repeat preceded by some of its lines where the geometry allows:
+        the match a retriever finds from the lines before the cursor."""
+        key = self._lines[path][line].strip()
+        sites = [(p, i) for p, i in self._sites.get(key, ()) if p != path]
+        if not sites:
+            return None
+        other, i = rng.choice(sites)
+        lines = self._lines[other]
+        start = (i // WINDOW_STRIDE) * WINDOW_STRIDE
+        if i - start < 3 and start >= WINDOW_STRIDE:
+            start -= WINDOW_STRIDE
+        end = min(len(lines), start + WINDOW_LINES)
+        body = "\n".join(lines[start:end])
+        return Window(other, start, end, body, frozenset(term_set(body)))
+
     def context_for(self, hole: Hole, path: str, visible_lines: tuple[int, int], budget_chars: int,
-                    rng: random.Random, max_windows: int = 0) -> list[Snippet]:
-        """Similar windows, definitions of names used in the middle (not visible), then distractors."""
+                    rng: random.Random, max_windows: int = 0, copy: Window | None = None) -> list[Snippet]:
+        """Similar windows, definitions of names used in the middle (not visible), then distractors;
+        ``copy`` (a window repeating the hole's line) comes first when given."""
         snippets: list[Snippet] = []
         used = 0
+        if copy is not None:
+            snippets.append(Snippet(filepath=copy.path, body=copy.body, source="jaccard",
+                                    start_line=copy.start + 1, end_line=copy.end))
+            used += len(copy.body) + len(copy.path) + 8
+        for w in self.similar_windows(hole.prefix, path, visible_lines, max_windows):
+            if copy is not None and w.path == copy.path and w.start < copy.end and w.end > copy.start:
+                continue
         for w in self.similar_windows(hole.prefix, path, visible_lines, max_windows):
             if used + len(w.body) <= budget_chars:
                 snippets.append(Snippet(filepath=w.path, body=w.body, source="jaccard",
@@ -292,11 +339,19 @@ def file_samples(f: CorpusFile, group: GroupIndex, cfg: DataConfig, chars_per_to
                "short_block": cfg.short_block, "random_span": cfg.random_span}
     samples: list[tuple[str, str]] = []
     n = max(1, min(cfg.max_samples_per_file, len(f.text) // cfg.chars_per_sample))
+    copy_lines = group.copy_lines(f.path) if cfg.copy_holes > 0 else []
     for _ in range(n):
-        hole = make_hole(f.text, rng, _choose(rng, middles))
+        with_context = rng.random() < cfg.repo_fim_share / fim_total
+        copy_line = None
+        if with_context and copy_lines and rng.random() < cfg.copy_holes:
+            copy_line = rng.choice(copy_lines)
+            # a copy hole is the repeated line or its rest: not a random span
+            hole = make_hole(f.text, rng, _choose(rng, {k: v for k, v in middles.items() if k != "random_span"}),
+                             line=copy_line)
+        else:
+            hole = make_hole(f.text, rng, _choose(rng, middles))
         if hole is None:
             continue
-        with_context = rng.random() < cfg.repo_fim_share / fim_total
         ctx_chars = int(cfg.context_tokens * chars_per_token) if with_context else 0
         # without context the prefix may use the context's share of the window
         prefix_chars = int(cfg.prefix_tokens * chars_per_token) + (0 if with_context else ctx_chars)
@@ -305,10 +360,13 @@ def file_samples(f: CorpusFile, group: GroupIndex, cfg: DataConfig, chars_per_to
         if with_context:
             first = hole.line - hole.prefix.count("\n")
             last = hole.line + hole.middle.count("\n") + hole.suffix.count("\n") + 1
+            windows = rng.randint(min(1, cfg.context_windows), cfg.context_windows)
+            copy = group.copy_window(f.path, copy_line, rng) if copy_line is not None else None
             snippets = group.context_for(hole, f.path, (first, last), int(cfg.context_tokens * chars_per_token), rng,
-                                         max_windows=rng.randint(min(1, cfg.context_windows), cfg.context_windows))
+                                         max_windows=windows - (copy is not None), copy=copy)
             if counts is not None:
                 counts["repo_fim_middle_in_context"] += _in_context(hole.middle, snippets)
+                counts["repo_fim_copy_holes"] += copy is not None
         order = "spm" if rng.random() < cfg.spm_share else "psm"
         prompt = template.render(hole.prefix, hole.suffix, snippets=snippets, filepath=f.path,
                                  repo_name=f.dist, order=order)
@@ -399,6 +457,7 @@ def build_data(corpus_path: Path, tokenizer, cfg: DataConfig, out: Path, *, log=
             fh.write(json.dumps(hole) + "\n")
     stats["test_holes"] = len(holes)
     stats["train"]["repo_fim_middle_in_context"] = copyable["repo_fim_middle_in_context"]
+    stats["train"]["repo_fim_copy_holes"] = copyable["repo_fim_copy_holes"]
     stats["vocab_size"] = len(tokenizer)
     (out / "data.json").write_text(json.dumps(stats, indent=1))
     return stats
