@@ -10,7 +10,8 @@ Per corpus file, deterministically (seeded by its path):
   indexer's own terms) to the last 10 lines of the prefix, as the indexer retrieves them at
   serving time (format 3: where code repeats, the line after a matching window is the answer,
   so copying from context pays off), definitions of identifiers used in the middle, then
-  sibling definitions as distractors.
+  sibling definitions as distractors. Format 4 (``copy_holes``): a share of these samples hole
+  a line that another file of the package repeats, and the context holds that file's window.
 - Plain documents: ``<|rc:repo|>{repo}\\n<|rc:file|>{path}\\n{content}<|rc:end|>``.
 
 Output per split: ``{split}.bin`` (uint16 tokens) and ``{split}_starts.npy`` (offsets where
