@@ -109,7 +109,8 @@ def _choose(rng: random.Random, weights: dict[str, float]) -> str:
 #: 2: half of the whole-line holes leave the line break in the suffix.
 #: 3: repository context also holds the windows most similar to the prefix's last lines.
 #: 4: ``copy_holes``: some holes are lines repeated in another file, whose window is in the context.
-DATA_FORMAT = 4
+#: 5: a similar window overlapping the copy window is left out (format 4 could show those lines twice).
+DATA_FORMAT = 5
 
 #: Lines of a retrieval window and its stride, and the prefix lines of the lexical query:
 #: the indexer's defaults (``indexer.config``), so training sees what serving retrieves.
@@ -282,8 +283,7 @@ class GroupIndex:
             used += len(copy.body) + len(copy.path) + 8
         for w in self.similar_windows(hole.prefix, path, visible_lines, max_windows):
             if copy is not None and w.path == copy.path and w.start < copy.end and w.end > copy.start:
-                continue
-        for w in self.similar_windows(hole.prefix, path, visible_lines, max_windows):
+                continue  # the copy window already shows these lines
             if used + len(w.body) <= budget_chars:
                 snippets.append(Snippet(filepath=w.path, body=w.body, source="jaccard",
                                         start_line=w.start + 1, end_line=w.end))
