@@ -284,7 +284,7 @@ def test_similar_windows_overlapping_the_copy_window_are_left_out():
     target = CorpusFile("stdlib", "pkg", "PSF-2.0", "pkg/server.py", "pkg/pkg", "train", target_text)
     index = GroupIndex([sibling, target])
     copy = index.copy_window("pkg/server.py", 4, random.Random(0))
-    hole = make_hole(target_text, random.Random(0), "whole_line", line=4)
+    hole = make_hole(target_text, random.Random(0), "whole_line", at=4)
     assert index.similar_windows(hole.prefix, "pkg/server.py", (0, 6), k=2)[0].path == "pkg/client.py"
     snippets = index.context_for(hole, "pkg/server.py", (0, 6), 4000, random.Random(0), max_windows=2, copy=copy)
     assert sum(s.source == "jaccard" for s in snippets) == 1    # the copy window, not its overlapping twin

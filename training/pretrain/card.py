@@ -98,7 +98,10 @@ def write_model_card(path: Path, cfg: PretrainConfig, run_dir: Path, info: dict,
         "package directory: "
         + (f"1-{cfg.data.context_windows} of the 10-line windows most similar (Jaccard) to the prefix's last 10 "
            "lines, as the indexer retrieves them, then " if cfg.data.context_windows else "")
-        + "definitions of identifiers used in the hole (plus distractor definitions); "
+        + "definitions of identifiers used in the hole (plus distractor definitions)"
+        + (f"; {cfg.data.copy_holes:.0%} of them hole a line another file of the package repeats, with that "
+           "file's window in the context" if cfg.data.copy_holes else "")
+        + "; "
         "middles are rest-of-line / whole line / 2-6 line blocks / random spans "
         f"({cfg.data.rest_of_line:.0%}/{cfg.data.whole_line:.0%}/{cfg.data.short_block:.0%}/{cfg.data.random_span:.0%}); "
         f"plus plain documents. Held-out test split: {cfg.corpus.test_percent:g}% of files by path hash."

@@ -109,7 +109,8 @@ def _choose(rng: random.Random, weights: dict[str, float]) -> str:
 #: 2: half of the whole-line holes leave the line break in the suffix.
 #: 3: repository context also holds the windows most similar to the prefix's last lines.
 #: 4: ``copy_holes``: some holes are lines repeated in another file, whose window is in the context.
-#: 5: a similar window overlapping the copy window is left out (format 4 could show those lines twice).
+#: 5: a similar window overlapping the copy window is left out (format 4 could show those lines twice),
+#:    and the copy window is one of the indexer's own windows (format 4 rebuilt their geometry).
 DATA_FORMAT = 5
 
 #: Lines of a retrieval window and its stride, and the prefix lines of the lexical query:
@@ -122,13 +123,13 @@ MAX_WINDOWS_COMPARED = 4000
 COPY_MIN_CHARS, COPY_MAX_CHARS, COPY_MAX_SITES = 8, 160, 24
 
 
-def make_hole(text: str, rng: random.Random, kind: str, line: int | None = None) -> Hole | None:
-    """Cut ``text`` into prefix / middle / suffix around a random non-blank line (or ``line``)."""
+def make_hole(text: str, rng: random.Random, kind: str, at: int | None = None) -> Hole | None:
+    """Cut ``text`` into prefix / middle / suffix around a random non-blank line (or line ``at``)."""
     lines = text.split("\n")
     candidates = [i for i, line in enumerate(lines) if line.strip()]
     if not candidates:
         return None
-    i = rng.choice(candidates) if line is None else line
+    i = rng.choice(candidates) if at is None else at
     offsets = np.cumsum([0] + [len(line) + 1 for line in lines]).tolist()
     line = lines[i].rstrip()
     if kind == "rest_of_line":
@@ -264,12 +265,11 @@ class GroupIndex:
             return None
         other, i = rng.choice(sites)
         lines = self._lines[other]
-        start = (i // WINDOW_STRIDE) * WINDOW_STRIDE
-        if i - start < 3 and start >= WINDOW_STRIDE:
-            start -= WINDOW_STRIDE
-        end = min(len(lines), start + WINDOW_LINES)
-        body = "\n".join(lines[start:end])
-        return Window(other, start, end, body, frozenset(term_set(body)))
+        holding = [c for c in chunk_windows(lines, lines, WINDOW_LINES, WINDOW_STRIDE) if c.start_line <= i + 1 <= c.end_line]
+        # the latest window with >= 3 lines before the repeat, else the one with the most
+        with_lead = [c for c in holding if i + 1 - c.start_line >= 3]
+        chunk = with_lead[-1] if with_lead else holding[0]
+        return Window(other, chunk.start_line - 1, chunk.end_line, chunk.body, frozenset(term_set(chunk.body)))
 
     def context_for(self, hole: Hole, path: str, visible_lines: tuple[int, int], budget_chars: int,
                     rng: random.Random, max_windows: int = 0, copy: Window | None = None) -> list[Snippet]:
@@ -348,7 +348,7 @@ def file_samples(f: CorpusFile, group: GroupIndex, cfg: DataConfig, chars_per_to
             copy_line = rng.choice(copy_lines)
             # a copy hole is the repeated line or its rest: not a random span
             hole = make_hole(f.text, rng, _choose(rng, {k: v for k, v in middles.items() if k != "random_span"}),
-                             line=copy_line)
+                             at=copy_line)
         else:
             hole = make_hole(f.text, rng, _choose(rng, middles))
         if hole is None:
