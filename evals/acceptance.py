@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evals.repository import client_snippets
-from evals.runner import Completer, ResultLog, run_samples
+from evals.runner import Completer, ResultLog, run_samples, visible_text_of
 from indexer.languages import language_for_path
 from indexer.types import DEFAULT_SOURCES, SOURCES, RetrievalQuery
 from repocomplete.errors import RepocompleteError
@@ -274,8 +274,10 @@ def run(blocks: list[Block], args: argparse.Namespace, completer: Completer | No
             def complete(prefix: str, suffix: str) -> str:
                 snippets = []
                 if sources and workspace is not None:
+                    visible = visible_text_of(completer, prefix, suffix, args.max_tokens, block.path)
                     snippets = workspace.retrieve(RetrievalQuery(filepath=block.path, prefix=prefix, suffix=suffix,
-                                                                 language=block.language, sources=sources))
+                                                                 language=block.language, sources=sources,
+                                                                 visible_text=visible))
                 request = CompletionRequest(
                     segments=Segments(prefix=prefix, suffix=suffix, filepath=block.path,
                                       snippets=client_snippets(snippets)),

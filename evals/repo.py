@@ -22,7 +22,7 @@ from pathlib import Path
 from evals.holes import HOLE_KINDS, Hole, mine_holes
 from evals.metrics import edit_similarity, exact_match, identifier_match
 from evals.repository import Repository, client_snippets
-from evals.runner import Completer, ResultLog, run_samples
+from evals.runner import Completer, ResultLog, run_samples, visible_text_of
 from indexer.types import DEFAULT_SOURCES, SOURCES, Snippet
 from repocomplete.types import CompletionRequest, DebugOptions, Segments
 
@@ -68,11 +68,14 @@ def setting_sources(setting: str, fused: tuple[str, ...] | None) -> tuple[str, .
     return (setting,)
 
 
-def context_for(repository: Repository, hole: Hole, setting: str, args: argparse.Namespace) -> list[Snippet]:
+def context_for(repository: Repository, hole: Hole, setting: str, args: argparse.Namespace,
+                visible_text: str = "") -> list[Snippet]:
+    """The setting's snippets at ``hole``; retrieval skips what ``visible_text`` (the model's
+    window, as the engine computes it) already shows, as the engine's own retrieval does."""
     if setting == "oracle":
         return repository.oracle(hole)
     sources = setting_sources(setting, tuple(args.sources) if args.sources else None)
-    return repository.retrieve(hole, sources, args.context_budget) if sources else []
+    return repository.retrieve(hole, sources, args.context_budget, visible_text=visible_text) if sources else []
 
 
 def request_for(hole: Hole, snippets: list[Snippet], args: argparse.Namespace) -> CompletionRequest:
@@ -103,11 +106,12 @@ def run(holes: list[Hole], args: argparse.Namespace, completer: Completer | None
 
     def complete_hole(hole: Hole) -> list[dict]:
         records = []
+        visible = visible_text_of(completer, hole.prefix, hole.suffix, args.max_tokens, hole.path)
         with repository.editing(hole):
             for setting in settings:
                 if setting == "oracle" and not hole.gold:
                     continue
-                snippets = context_for(repository, hole, setting, args)
+                snippets = context_for(repository, hole, setting, args, visible)
                 output = completer.complete(request_for(hole, snippets, args))
                 retrieved = None if setting in ("none", "oracle") else {s.filepath for s in snippets}
                 records.append({

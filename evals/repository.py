@@ -35,10 +35,13 @@ class Repository:
         self.workspace.index(_index_progress() if progress else None)
         self.files = load_files(self.root, self.workspace.files())
 
-    def retrieve(self, hole: Hole, sources: tuple[str, ...], budget_tokens: int, max_snippets: int = 16) -> list[Snippet]:
-        """Snippets for the cursor of ``hole`` from exactly ``sources`` (fused when several)."""
+    def retrieve(self, hole: Hole, sources: tuple[str, ...], budget_tokens: int, max_snippets: int = 16,
+                 visible_text: str = "") -> list[Snippet]:
+        """Snippets for the cursor of ``hole`` from exactly ``sources`` (fused when several);
+        ``visible_text`` is what the model's window shows (default: the whole file)."""
         query = RetrievalQuery(filepath=hole.path, prefix=hole.prefix, suffix=hole.suffix, language=hole.language,
-                               budget_tokens=budget_tokens, max_snippets=max_snippets, sources=sources)
+                               budget_tokens=budget_tokens, max_snippets=max_snippets, sources=sources,
+                               visible_text=visible_text)
         return self.workspace.retrieve(query)
 
     def rankings(self, hole: Hole, sources: tuple[str, ...], max_snippets: int = 16) -> dict[str, list[Snippet]]:

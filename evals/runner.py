@@ -43,6 +43,13 @@ class Completer(Protocol):
     def complete(self, request: CompletionRequest) -> CompletionOutput: ...
 
 
+def visible_text_of(completer: Completer, prefix: str, suffix: str, max_tokens: int, filepath: str | None = None) -> str:
+    """What ``completer``'s prompt window shows of ``prefix`` and ``suffix``, from its optional
+    ``visible_text`` method; "" when it cannot say (retrieval then counts the whole file as visible)."""
+    method = getattr(completer, "visible_text", None)
+    return method(prefix, suffix, max_tokens, filepath) if method is not None else ""
+
+
 def _snippet_dict(snippet: Any) -> dict:
     get = (lambda k: snippet.get(k)) if isinstance(snippet, dict) else (lambda k: getattr(snippet, k, None))
     return {k: get(k) for k in ("filepath", "source", "start_line", "end_line", "score")}
@@ -61,6 +68,10 @@ class EngineCompleter:
         latency = (time.perf_counter() - start) * 1000
         text = result.choices[0].text if result.choices else ""
         return CompletionOutput(text, latency, [_snippet_dict(s) for s in (result.snippets or [])])
+
+    def visible_text(self, prefix: str, suffix: str, max_tokens: int, filepath: str | None = None) -> str:
+        """The engine's own window (what its retrieval would not repeat)."""
+        return self.engine.visible_text(prefix, suffix, max_tokens, filepath)
 
 
 def scripted_engine(answers: list[tuple[str, str, str]], *, wrong: str | None = None,
@@ -145,6 +156,10 @@ class HttpCompleter:
         choices = data.get("choices") or [{"text": ""}]
         snippets = (data.get("debug_data") or {}).get("snippets") or []
         return CompletionOutput(choices[0].get("text", ""), latency, [_snippet_dict(s) for s in snippets])
+
+    def visible_text(self, prefix: str, suffix: str, max_tokens: int, filepath: str | None = None) -> str:
+        """Unknown: a server does not say how much of the file its model's window holds."""
+        return ""
 
 
 @dataclass

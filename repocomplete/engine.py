@@ -27,7 +27,7 @@ from repocomplete.errors import (
 )
 from repocomplete.fim import FimOrder, FimTemplate, check_compatible, detect_template, get_template
 from repocomplete.postprocess import infer_mode, postprocess
-from repocomplete.prompt import assemble_prompt
+from repocomplete.prompt import assemble_prompt, visible_window
 from repocomplete.snippet_memo import SnippetMemo
 from repocomplete.types import Choice, CompletionRequest, CompletionResult, Timings, Usage
 from repocomplete.workspaces import WorkspaceRegistry
@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 #: Most choices one request may ask for.
 MAX_CHOICES = 8
+#: Tokens of the window not promised to retrieval as visible: tokens can merge differently where
+#: the prompt's pieces join, and the prompt is shaved to fit (see ``assemble_prompt``).
+VISIBLE_SLACK_TOKENS = 8
 
 
 class SuffixParamTemplate:
@@ -220,7 +223,7 @@ class Engine:
 
         start = time.perf_counter()
         max_tokens = request.max_tokens
-        budget = min(self.config.context_tokens, self.backend.context_length - max_tokens)
+        budget = self._prompt_budget(max_tokens)
         if request.debug_options.raw_prompt:
             prompt_text, prompt_tokens, packed = segments.prefix, self.backend.count_tokens(segments.prefix), []
             suffix_param = None
@@ -251,6 +254,21 @@ class Engine:
         )
         return _Prepared(generation, segments.prefix, segments.suffix, language, mode, stops,
                          prompt_tokens, packed, timings, started)
+
+    def visible_text(self, prefix: str, suffix: str, max_tokens: int, filepath: str | None = None,
+                     repo_name: str | None = None) -> str:
+        """The prefix and suffix text this engine's prompt shows at least, for a completion of
+        ``max_tokens`` (what retrieval need not repeat; the evals retrieve against it too)."""
+        count = self.backend.count_tokens
+        overhead = count(self.template.render("", "", filepath=filepath, repo_name=repo_name, order=self.fim_order))
+        budget = self._prompt_budget(max_tokens) - overhead - VISIBLE_SLACK_TOKENS
+        if budget < 16:
+            return prefix + "\n" + suffix
+        return visible_window(prefix, suffix, count_tokens=count, budget_tokens=budget)
+
+    def _prompt_budget(self, max_tokens: int) -> int:
+        """Prompt tokens available: the configured budget within the model's window less the completion."""
+        return min(self.config.context_tokens, self.backend.context_length - max_tokens)
 
     def _validate(self, request: CompletionRequest) -> None:
         segments = request.segments
@@ -314,9 +332,10 @@ class Engine:
             prefix=segments.prefix, suffix=segments.suffix, language=language,
             budget_tokens=self.config.retrieval_budget_tokens, sources=sources,
             count_tokens=self.backend.count_tokens,
-            # Roughly what the prompt window will show (~4 characters a token), so retrieval
-            # does not spend the budget on lines the model sees anyway.
-            visible_text=segments.prefix[-4 * self.config.context_tokens:] + segments.suffix[: self.config.context_tokens],
+            # What the prompt window will show, so retrieval neither spends the budget on lines
+            # the model sees anyway nor drops the file's own lines that fall outside it.
+            visible_text=self.visible_text(segments.prefix, segments.suffix, request.max_tokens,
+                                           _relative_path(segments.filepath, workspace), self.workspaces.name_of(workspace)),
         )
         key = (self.workspaces.name_of(workspace), query.filepath, sources, language)
         remembered = self._snippet_memo.get(key, segments.prefix, segments.suffix)

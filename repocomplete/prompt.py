@@ -115,6 +115,21 @@ def _truncate_snippet(snippet: Snippet, budget: int, count: TokenCounter) -> Sni
     )
 
 
+def visible_window(prefix: str, suffix: str, *, count_tokens: TokenCounter, budget_tokens: int,
+                   prefix_share: float = 0.5, suffix_share: float = 0.25, prefix_align_lines: int = 16) -> str:
+    """The prefix and suffix text a prompt of ``budget_tokens`` shows at least (the shares
+    :func:`assemble_prompt` guarantees them, its prefix cut at the same aligned line), joined
+    by a newline. ``budget_tokens`` is the space left after the template's own tokens.
+
+    Retrieval drops snippets whose lines are already visible; telling it what the window
+    really holds (not the whole file) lets it bring back the file's own lines that scrolled
+    out of a small model's window, the in-file repeats a completion can copy.
+    """
+    kept_prefix = keep_last_lines(prefix, int(budget_tokens * prefix_share), count_tokens, align=prefix_align_lines)
+    kept_suffix = keep_first_lines(suffix, int(budget_tokens * suffix_share), count_tokens)
+    return kept_prefix + "\n" + kept_suffix
+
+
 def assemble_prompt(
     template: FimTemplate,
     *,

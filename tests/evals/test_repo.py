@@ -76,3 +76,27 @@ def test_cli_with_the_fake_backend(tmp_path):
     # The fake model writes "pass": never one of these targets.
     assert all(row["exact_match"] == 0.0 for row in summary["settings"].values())
     assert (tmp_path / "run" / "summary.png").exists()
+
+
+def test_retrieval_skips_only_what_the_models_window_shows(repo_args, tmp_path):
+    """A small window leaves most of a long file out of the prompt: the engine tells retrieval
+    what it shows, so the file's own lines beyond it come back as context (in_file source);
+    a completer that cannot say (a remote server) counts the whole file as visible."""
+    holes = [h for h in repo.load(repo_args) if h.suffix.count("\n") > 40]
+    assert holes
+    args = repo_args
+    args.settings = ["in_file"]
+
+    class SmallWindow(ScriptedCompleter):
+        def visible_text(self, prefix: str, suffix: str, max_tokens: int, filepath: str | None = None) -> str:
+            return prefix[-200:] + "\n" + suffix[:200]
+
+    small = SmallWindow(lambda request: "")
+    repo.run(holes, args, small, ResultLog(tmp_path / "small.jsonl"))
+    unknown = ScriptedCompleter(lambda request: "")
+    repo.run(holes, args, unknown, ResultLog(tmp_path / "unknown.jsonl"))
+    assert all(r.segments.snippets == [] for r in unknown.requests)
+    assert any(r.segments.snippets for r in small.requests)
+    for request in small.requests:
+        for snippet in request.segments.snippets:
+            assert snippet.body not in request.segments.prefix[-200:] + request.segments.suffix[:200]

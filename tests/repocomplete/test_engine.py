@@ -114,6 +114,26 @@ def test_workspace_retrieval_by_name_path_and_fallbacks(tmp_path):
     assert engine.complete(outside).snippets == []
 
 
+def test_retrieval_is_told_the_models_window_not_the_whole_file(tmp_path):
+    """A small model's prompt shows only the lines about the cursor: retrieval hears exactly
+    that, so the file's own far lines may come back as context (and nearby ones need not)."""
+    engine = Engine(FakeBackend("1", context_length=2048))  # one token per character
+    root = tmp_path / "myrepo"
+    root.mkdir()
+    workspace = StubWorkspace(root)
+    engine.workspaces.add(workspace)
+    prefix = "".join(f"value_{i} = compute({i})\n" for i in range(300)) + "total = "
+    suffix = "\n" + "".join(f"check({i})\n" for i in range(300))
+    result = engine.complete(request(prefix=prefix, suffix=suffix, filepath=str(root / "mod.py"), max_tokens=16,
+                                     debug_options=DebugOptions(return_prompt=True)))
+    visible = workspace.queries[-1].visible_text
+    assert visible == engine.visible_text(prefix, suffix, 16, "mod.py", "myrepo")
+    assert "value_299 = compute(299)" in visible and "check(0)" in visible
+    assert "value_0 = compute(0)" not in visible and "check(299)" not in visible
+    for line in visible.split("\n"):
+        assert line in result.prompt      # every line called visible is in the prompt
+
+
 def test_a_failing_index_degrades_to_no_context(tmp_path):
     engine = Engine(FakeBackend("ok"))
     engine.workspaces.add(StubWorkspace(tmp_path, fail=True))

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from indexer.types import Snippet
 from repocomplete.fim import get_template
-from repocomplete.prompt import assemble_prompt, keep_first_lines, keep_last_lines
+from repocomplete.prompt import assemble_prompt, keep_first_lines, keep_last_lines, visible_window
 
 
 def words(text: str) -> int:
@@ -146,3 +146,21 @@ def test_keep_last_lines_alignment_golden():
     assert keep_last_lines(text, 4, words) == "l7\nl8\nl9\ncur"
     assert keep_last_lines(text, 4, words, align=4) == "l8\nl9\ncur"
     assert keep_last_lines(text, 11, words, align=4) == "l0\nl1\nl2\nl3\nl4\nl5\nl6\nl7\nl8\nl9\ncur"
+
+
+def test_visible_window_is_what_the_prompt_shows_at_least():
+    """Retrieval is told the prompt's window: every line it calls visible is in the prompt, however
+    much context competes for the space, and a long file's far lines are not called visible."""
+    prefix = "".join(f"line{i} = {i}\n" for i in range(400)) + "result = "
+    suffix = "".join(f"after{i}()\n" for i in range(400))
+    snippets = [Snippet(f"f{i}.py", "".join(f"def f{i}_{j}(): return {j}\n" for j in range(30)), "bm25") for i in range(10)]
+    for budget in (120, 300, 600, 1000):
+        overhead = words(TEMPLATE.render("", ""))
+        shown = visible_window(prefix, suffix, count_tokens=words, budget_tokens=budget - overhead)
+        seen_prefix, _, seen_suffix = shown.partition("\n" + "after0()")
+        for given in (snippets, []):
+            out = assemble_prompt(TEMPLATE, prefix=prefix, suffix=suffix, snippets=given, count_tokens=words,
+                                  budget_tokens=budget)
+            assert out.prefix.endswith(seen_prefix) and out.suffix.startswith("after0()" + seen_suffix)
+        assert "line0 = 0" not in shown and "after399()" not in shown
+    assert visible_window("a = 1\nb = ", "\nc = 3\n", count_tokens=words, budget_tokens=100) == "a = 1\nb = \n\nc = 3\n"
