@@ -288,3 +288,37 @@ def test_similar_windows_overlapping_the_copy_window_are_left_out():
     assert index.similar_windows(hole.prefix, "pkg/server.py", (0, 6), k=2)[0].path == "pkg/client.py"
     snippets = index.context_for(hole, "pkg/server.py", (0, 6), 4000, random.Random(0), max_windows=2, copy=copy)
     assert sum(s.source == "jaccard" for s in snippets) == 1    # the copy window, not its overlapping twin
+
+
+def test_echo_holes_hold_the_files_own_window_around_the_hole():
+    """Format 6: an echo sample's context holds a window of the file itself with the lines
+    before the cursor and the answer's first line, verbatim (the plainest copy)."""
+    from training.pretrain.config import DataConfig
+    from training.pretrain.data import file_samples
+    from training.pretrain.tokenizer import EOS
+
+    text = "\n".join(f"    total_{i} = accumulate(values[{i}], weight={i * 7})" for i in range(40)) + "\n"
+    target = CorpusFile("stdlib", "pkg", "PSF-2.0", "pkg/stats.py", "pkg/pkg", "train", text)
+    index = GroupIndex([target])
+    window = index.echo_window("pkg/stats.py", 17, random.Random(0))
+    assert window.path == "pkg/stats.py" and window.start <= 17 < window.end
+    assert window.body.split("\n")[17 - window.start] == text.split("\n")[17]
+    cfg = DataConfig(repo_fim_share=1.0, fim_share=0.0, doc_share=0.0, echo_holes=1.0, chars_per_sample=50)
+    counts = {"repo_fim_middle_in_context": 0, "repo_fim_copy_holes": 0, "repo_fim_echo_holes": 0}
+    samples = file_samples(target, index, cfg, 3.5, counts)
+    assert samples and counts["repo_fim_echo_holes"] == len(samples) and counts["repo_fim_copy_holes"] == 0
+    for kind, sample in samples:
+        assert kind == "repo_fim"
+        context, _, rest = sample.partition("<|rc:file|>pkg/stats.py\n<|rc:")   # the snippet precedes the file
+        middle = sample.split("<|rc:middle|>", 1)[1].removesuffix(EOS)
+        first = middle.split("\n")[0].strip()
+        assert "<|rc:file|>pkg/stats.py\n" in context or "pkg/stats.py" in sample.split("<|rc:middle|>")[0]
+        snippet_bodies = sample.split("<|rc:suffix|>")[0] + sample.split("<|rc:prefix|>")[0]
+        assert first in snippet_bodies or not first    # the answer's first line is in the context
+
+
+def test_echo_holes_is_a_share(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[data]\necho_holes = -0.1\n")
+    with pytest.raises(PretrainConfigError, match="echo_holes"):
+        load_pretrain_config(bad)

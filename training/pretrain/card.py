@@ -101,6 +101,8 @@ def write_model_card(path: Path, cfg: PretrainConfig, run_dir: Path, info: dict,
         + "definitions of identifiers used in the hole (plus distractor definitions)"
         + (f"; {cfg.data.copy_holes:.0%} of them hole a line another file of the package repeats, with that "
            "file's window in the context" if cfg.data.copy_holes else "")
+        + (f"; {cfg.data.echo_holes:.0%} of them also hold the file's own window around the hole (the "
+           "plainest copy, where a small model learns to find its place in the context)" if cfg.data.echo_holes else "")
         + "; "
         "middles are rest-of-line / whole line / 2-6 line blocks / random spans "
         f"({cfg.data.rest_of_line:.0%}/{cfg.data.whole_line:.0%}/{cfg.data.short_block:.0%}/{cfg.data.random_span:.0%}); "

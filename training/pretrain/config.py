@@ -87,6 +87,12 @@ class DataConfig:
     #: package repeats, with that file's window in the context (data format 4): code does
     #: repeat across files, and a tiny model learns to copy only where copying pays.
     copy_holes: float = 0.0
+    #: Of repository-context samples, the share whose context also holds the indexer window of
+    #: the file itself around the hole (data format 6): the lines about the cursor and the answer
+    #: verbatim, the plainest case of copying. A small model first has to learn to find its place
+    #: in the context (an induction circuit) before the fuzzier repeats of other files pay; 49M
+    #: tokens of format 4 (7k copy holes) did not teach it. Drawn before ``copy_holes``.
+    echo_holes: float = 0.0
     #: One FIM sample per this many characters of a file (at least one, at most max_samples_per_file).
     chars_per_sample: int = 2500
     max_samples_per_file: int = 12
@@ -219,7 +225,7 @@ def load_pretrain_config(path: str | Path | None, *, gpu: bool = False,
 
     if sections["export"].fim_order not in FIM_ORDERS:
         raise PretrainConfigError(f"[export] fim_order must be 'psm' or 'spm', got {sections['export'].fim_order!r}")
-    for share in ("spm_share", "copy_holes"):
+    for share in ("spm_share", "copy_holes", "echo_holes"):
         value = getattr(sections["data"], share)
         if not 0.0 <= value <= 1.0:
             raise PretrainConfigError(f"[data] {share} is a share between 0 and 1, got {value!r}")

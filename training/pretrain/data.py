@@ -12,6 +12,8 @@ Per corpus file, deterministically (seeded by its path):
   so copying from context pays off), definitions of identifiers used in the middle, then
   sibling definitions as distractors. Format 4 (``copy_holes``): a share of these samples hole
   a line that another file of the package repeats, and the context holds that file's window.
+  Format 6 (``echo_holes``): a share of them hold the file's own window around the hole, the
+  lines about the cursor and the answer verbatim (the plainest copy, where copying is learnt).
 - Plain documents: ``<|rc:repo|>{repo}\\n<|rc:file|>{path}\\n{content}<|rc:end|>``.
 
 Output per split: ``{split}.bin`` (uint16 tokens) and ``{split}_starts.npy`` (offsets where
@@ -111,7 +113,8 @@ def _choose(rng: random.Random, weights: dict[str, float]) -> str:
 #: 4: ``copy_holes``: some holes are lines repeated in another file, whose window is in the context.
 #: 5: a similar window overlapping the copy window is left out (format 4 could show those lines twice),
 #:    and the copy window is one of the indexer's own windows (format 4 rebuilt their geometry).
-DATA_FORMAT = 5
+#: 6: ``echo_holes``: some contexts hold the file's own window around the hole (an exact match).
+DATA_FORMAT = 6
 
 #: Lines of a retrieval window and its stride, and the prefix lines of the lexical query:
 #: the indexer's defaults (``indexer.config``), so training sees what serving retrieves.
@@ -271,6 +274,13 @@ class GroupIndex:
         chunk = with_lead[-1] if with_lead else holding[0]
         return Window(other, chunk.start_line - 1, chunk.end_line, chunk.body, frozenset(term_set(chunk.body)))
 
+    def echo_window(self, path: str, line: int, rng: random.Random) -> Window:
+        """One of the indexer windows of ``path`` itself that hold its line ``line`` (0-based)."""
+        lines = self._lines[path]
+        holding = [c for c in chunk_windows(lines, lines, WINDOW_LINES, WINDOW_STRIDE) if c.start_line <= line + 1 <= c.end_line]
+        chunk = rng.choice(holding)
+        return Window(path, chunk.start_line - 1, chunk.end_line, chunk.body, frozenset(term_set(chunk.body)))
+
     def context_for(self, hole: Hole, path: str, visible_lines: tuple[int, int], budget_chars: int,
                     rng: random.Random, max_windows: int = 0, copy: Window | None = None) -> list[Snippet]:
         """Similar windows, definitions of names used in the middle (not visible), then distractors;
@@ -344,7 +354,10 @@ def file_samples(f: CorpusFile, group: GroupIndex, cfg: DataConfig, chars_per_to
     for _ in range(n):
         with_context = rng.random() < cfg.repo_fim_share / fim_total
         copy_line = None
-        if with_context and copy_lines and rng.random() < cfg.copy_holes:
+        echo = with_context and cfg.echo_holes > 0 and rng.random() < cfg.echo_holes
+        if echo:
+            hole = make_hole(f.text, rng, _choose(rng, middles))
+        elif with_context and copy_lines and rng.random() < cfg.copy_holes:
             copy_line = rng.choice(copy_lines)
             # a copy hole is the repeated line or its rest: not a random span
             hole = make_hole(f.text, rng, _choose(rng, {k: v for k, v in middles.items() if k != "random_span"}),
@@ -363,11 +376,14 @@ def file_samples(f: CorpusFile, group: GroupIndex, cfg: DataConfig, chars_per_to
             last = hole.line + hole.middle.count("\n") + hole.suffix.count("\n") + 1
             windows = rng.randint(min(1, cfg.context_windows), cfg.context_windows)
             copy = group.copy_window(f.path, copy_line, rng) if copy_line is not None else None
+            if echo:
+                copy = group.echo_window(f.path, hole.line, rng)
             snippets = group.context_for(hole, f.path, (first, last), int(cfg.context_tokens * chars_per_token), rng,
                                          max_windows=windows - (copy is not None), copy=copy)
             if counts is not None:
-                counts["repo_fim_middle_in_context"] += _in_context(hole.middle, snippets)
-                counts["repo_fim_copy_holes"] += copy is not None
+                for key, value in (("repo_fim_middle_in_context", _in_context(hole.middle, snippets)),
+                                   ("repo_fim_copy_holes", copy is not None and not echo), ("repo_fim_echo_holes", echo)):
+                    counts[key] = counts.get(key, 0) + int(value)
         order = "spm" if rng.random() < cfg.spm_share else "psm"
         prompt = template.render(hole.prefix, hole.suffix, snippets=snippets, filepath=f.path,
                                  repo_name=f.dist, order=order)
@@ -459,6 +475,7 @@ def build_data(corpus_path: Path, tokenizer, cfg: DataConfig, out: Path, *, log=
     stats["test_holes"] = len(holes)
     stats["train"]["repo_fim_middle_in_context"] = copyable["repo_fim_middle_in_context"]
     stats["train"]["repo_fim_copy_holes"] = copyable["repo_fim_copy_holes"]
+    stats["train"]["repo_fim_echo_holes"] = copyable["repo_fim_echo_holes"]
     stats["vocab_size"] = len(tokenizer)
     (out / "data.json").write_text(json.dumps(stats, indent=1))
     return stats
