@@ -115,6 +115,35 @@ def _truncate_snippet(snippet: Snippet, budget: int, count: TokenCounter) -> Sni
     )
 
 
+#: More characters than one token of code ever spans, in practice: :func:`visible_window` looks
+#: no further than ``budget * MAX_CHARS_PER_TOKEN`` characters from the cursor (saying less is
+#: visible than is only costs a repeated line; tokenizing a whole long file costs milliseconds).
+MAX_CHARS_PER_TOKEN = 8
+
+
+def near_cursor_prefix(prefix: str, max_chars: int, align: int = 1) -> str:
+    """The last whole lines of ``prefix`` within ``max_chars`` (the cursor's line always), the
+    first kept line a multiple of ``align`` from the start, so :func:`keep_last_lines` cuts
+    the result at the same lines as the whole prefix."""
+    if len(prefix) <= max_chars:
+        return prefix
+    lines = prefix.split("\n")
+    start, chars = len(lines) - 1, len(lines[-1])
+    while start > 0 and chars + len(lines[start - 1]) + 1 <= max_chars:
+        start -= 1
+        chars += len(lines[start]) + 1
+    start = -(-start // align) * align if start < len(lines) - 1 else start
+    return "\n".join(lines[min(start, len(lines) - 1):])
+
+
+def near_cursor_suffix(suffix: str, max_chars: int) -> str:
+    """The first whole lines of ``suffix`` within ``max_chars`` (the cursor line's rest always)."""
+    if len(suffix) <= max_chars:
+        return suffix
+    cut = suffix.rfind("\n", 0, max_chars)
+    return suffix[: cut + 1] if cut >= 0 else suffix[: suffix.find("\n") + 1 or len(suffix)]
+
+
 def visible_window(prefix: str, suffix: str, *, count_tokens: TokenCounter, budget_tokens: int,
                    prefix_share: float = 0.5, suffix_share: float = 0.25, prefix_align_lines: int = 16) -> str:
     """The prefix and suffix text a prompt of ``budget_tokens`` shows at least (the shares
@@ -125,8 +154,11 @@ def visible_window(prefix: str, suffix: str, *, count_tokens: TokenCounter, budg
     really holds (not the whole file) lets it bring back the file's own lines that scrolled
     out of a small model's window, the in-file repeats a completion can copy.
     """
-    kept_prefix = keep_last_lines(prefix, int(budget_tokens * prefix_share), count_tokens, align=prefix_align_lines)
-    kept_suffix = keep_first_lines(suffix, int(budget_tokens * suffix_share), count_tokens)
+    prefix_budget, suffix_budget = int(budget_tokens * prefix_share), int(budget_tokens * suffix_share)
+    near_prefix = near_cursor_prefix(prefix, prefix_budget * MAX_CHARS_PER_TOKEN, prefix_align_lines)
+    kept_prefix = keep_last_lines(near_prefix, prefix_budget, count_tokens, align=prefix_align_lines)
+    kept_suffix = keep_first_lines(near_cursor_suffix(suffix, suffix_budget * MAX_CHARS_PER_TOKEN), suffix_budget,
+                                   count_tokens)
     return kept_prefix + "\n" + kept_suffix
 
 
@@ -161,6 +193,9 @@ def assemble_prompt(
     count = count_tokens
     overhead = count(template.render("", "", filepath=filepath, repo_name=repo_name, order=order))
     available = max(budget_tokens - overhead, 0)
+    # Only text near the cursor can fit: measuring a whole long file would cost milliseconds per keystroke.
+    prefix = near_cursor_prefix(prefix, available * MAX_CHARS_PER_TOKEN, prefix_align_lines)
+    suffix = near_cursor_suffix(suffix, available * MAX_CHARS_PER_TOKEN)
 
     prefix_tokens, suffix_tokens = count(prefix), count(suffix)
     prefix_budget = min(prefix_tokens, int(available * prefix_share))
