@@ -166,35 +166,34 @@ def test_visible_window_is_what_the_prompt_shows_at_least():
     assert visible_window("a = 1\nb = ", "\nc = 3\n", count_tokens=words, budget_tokens=100) == "a = 1\nb = \n\nc = 3\n"
 
 
-def test_visible_window_of_a_long_file_reads_only_near_the_cursor():
-    """Same answer as measuring the whole file, without tokenizing it all (a long file must not
-    slow every completion down)."""
-    prefix = "".join(f"line{i} = {i}\n" for i in range(20_000)) + "result = "
-    suffix = "\n" + "".join(f"x{i} = after({i})\n" for i in range(20_000))
-    seen: list[int] = []
+LONG_PREFIX = "".join(f"line{i} = {i}\n" for i in range(20_000)) + "result = "
+LONG_SUFFIX = "\n" + "".join(f"x{i} = after({i})\n" for i in range(20_000))
 
+
+def _recording_counter(seen: list[int]):
     def counting(text: str) -> int:
         seen.append(len(text))
         return words(text)
 
-    shown = visible_window(prefix, suffix, count_tokens=counting, budget_tokens=400)
-    whole = keep_last_lines(prefix, 200, words, align=16) + "\n" + keep_first_lines(suffix, 100, words)
+    return counting
+
+
+def test_visible_window_of_a_long_file_reads_only_near_the_cursor():
+    """Same answer as measuring the whole file, without tokenizing it all (a long file must not
+    slow every completion down)."""
+    seen: list[int] = []
+    shown = visible_window(LONG_PREFIX, LONG_SUFFIX, count_tokens=_recording_counter(seen), budget_tokens=400)
+    whole = keep_last_lines(LONG_PREFIX, 200, words, align=16) + "\n" + keep_first_lines(LONG_SUFFIX, 100, words)
     assert shown == whole
     assert max(seen) <= 200 * 8 + 100                 # never the whole file
 
 
 def test_assemble_prompt_of_a_long_file_reads_only_near_the_cursor():
-    prefix = "".join(f"line{i} = {i}\n" for i in range(20_000)) + "result = "
-    suffix = "\n" + "".join(f"x{i} = after({i})\n" for i in range(20_000))
     seen: list[int] = []
-
-    def counting(text: str) -> int:
-        seen.append(len(text))
-        return words(text)
-
-    out = assemble_prompt(TEMPLATE, prefix=prefix, suffix=suffix, count_tokens=counting, budget_tokens=600)
+    out = assemble_prompt(TEMPLATE, prefix=LONG_PREFIX, suffix=LONG_SUFFIX, count_tokens=_recording_counter(seen),
+                          budget_tokens=600)
     assert max(seen) <= 600 * 8 + 200
     # the same prompt as from the file's last 2,000 lines (a multiple of the 16-line alignment)
     near = "".join(f"line{i} = {i}\n" for i in range(18_000, 20_000)) + "result = "
-    assert out.text == assemble_prompt(TEMPLATE, prefix=near, suffix=suffix[:20_000], count_tokens=words,
+    assert out.text == assemble_prompt(TEMPLATE, prefix=near, suffix=LONG_SUFFIX[:20_000], count_tokens=words,
                                        budget_tokens=600).text
