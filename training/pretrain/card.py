@@ -94,15 +94,16 @@ def write_model_card(path: Path, cfg: PretrainConfig, run_dir: Path, info: dict,
         *_corpus_section(run_dir),
         "",
         "Samples (`training/pretrain/data.py`): FIM in the repocomplete format, PSM and SPM "
-        f"({cfg.data.spm_share:.0%} SPM); about half with repository context from other files of the same "
+        f"({cfg.data.spm_share:.0%} SPM); {cfg.data.repo_fim_share / (cfg.data.repo_fim_share + cfg.data.fim_share):.0%} "
+        "of them with repository context from other files of the same "
         "package directory: "
         + (f"1-{cfg.data.context_windows} of the 10-line windows most similar (Jaccard) to the prefix's last 10 "
            "lines, as the indexer retrieves them, then " if cfg.data.context_windows else "")
         + "definitions of identifiers used in the hole (plus distractor definitions)"
-        + (f"; {cfg.data.copy_holes:.0%} of them hole a line another file of the package repeats, with that "
-           "file's window in the context" if cfg.data.copy_holes else "")
         + (f"; {cfg.data.echo_holes:.0%} of them also hold the file's own window around the hole (the "
            "plainest copy, where a small model learns to find its place in the context)" if cfg.data.echo_holes else "")
+        + (f"; {cfg.data.copy_holes:.0%} of {'the rest' if cfg.data.echo_holes else 'them'} hole a line another "
+           "file of the package repeats, with that file's window in the context" if cfg.data.copy_holes else "")
         + "; "
         "middles are rest-of-line / whole line / 2-6 line blocks / random spans "
         f"({cfg.data.rest_of_line:.0%}/{cfg.data.whole_line:.0%}/{cfg.data.short_block:.0%}/{cfg.data.random_span:.0%}); "
