@@ -327,20 +327,20 @@ class Engine:
         sources = tuple(s for s in self._sources(request) if s != "client")
         if not sources:
             return []
+        filepath, repo_name = _relative_path(segments.filepath, workspace), self.workspaces.name_of(workspace)
+        key = (repo_name, filepath or "", sources, language)
+        remembered = self._snippet_memo.get(key, segments.prefix, segments.suffix)
+        if remembered is not None:  # typing on within the same line: no retrieval, no window to measure
+            return remembered
         query = RetrievalQuery(
-            filepath=_relative_path(segments.filepath, workspace) or "",
+            filepath=filepath or "",
             prefix=segments.prefix, suffix=segments.suffix, language=language,
             budget_tokens=self.config.retrieval_budget_tokens, sources=sources,
             count_tokens=self.backend.count_tokens,
             # What the prompt window will show, so retrieval neither spends the budget on lines
             # the model sees anyway nor drops the file's own lines that fall outside it.
-            visible_text=self.visible_text(segments.prefix, segments.suffix, request.max_tokens,
-                                           _relative_path(segments.filepath, workspace), self.workspaces.name_of(workspace)),
+            visible_text=self.visible_text(segments.prefix, segments.suffix, request.max_tokens, filepath, repo_name),
         )
-        key = (self.workspaces.name_of(workspace), query.filepath, sources, language)
-        remembered = self._snippet_memo.get(key, segments.prefix, segments.suffix)
-        if remembered is not None:
-            return remembered
         try:
             snippets = list(workspace.retrieve(query))
             self._snippet_memo.put(key, segments.prefix, segments.suffix, snippets)

@@ -134,6 +134,26 @@ def test_retrieval_is_told_the_models_window_not_the_whole_file(tmp_path):
         assert line in result.prompt      # every line called visible is in the prompt
 
 
+def test_typing_on_the_same_line_reuses_the_retrieval(tmp_path):
+    """Keystrokes within a line neither query the index again nor re-measure the window."""
+    engine = Engine(FakeBackend("1"))
+    root = tmp_path / "myrepo"
+    root.mkdir()
+    workspace = StubWorkspace(root)
+    engine.workspaces.add(workspace)
+    measured = []
+    original = engine.visible_text
+    engine.visible_text = lambda *args: measured.append(args) or original(*args)
+    path = str(root / "mod.py")
+    for typed in ("total = ", "total = comp", "total = compute("):
+        result = engine.complete(request(prefix="import os\n" + typed, filepath=path,
+                                         debug_options=DebugOptions(return_snippets=True)))
+        assert [s.filepath for s in result.snippets] == ["pkg/helpers.py"]
+    assert len(workspace.queries) == 1 and len(measured) == 1
+    engine.complete(request(prefix="import os\ntotal = compute(1)\n", filepath=path))   # a new line
+    assert len(workspace.queries) == 2 and len(measured) == 2
+
+
 def test_a_failing_index_degrades_to_no_context(tmp_path):
     engine = Engine(FakeBackend("ok"))
     engine.workspaces.add(StubWorkspace(tmp_path, fail=True))
