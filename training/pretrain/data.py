@@ -267,8 +267,7 @@ class GroupIndex:
         if not sites:
             return None
         other, i = rng.choice(sites)
-        lines = self._lines[other]
-        holding = [c for c in chunk_windows(lines, lines, WINDOW_LINES, WINDOW_STRIDE) if c.start_line <= i + 1 <= c.end_line]
+        holding = self._windows_holding(other, i)
         # the latest window with >= 3 lines before the repeat, else the one with the most
         with_lead = [c for c in holding if i + 1 - c.start_line >= 3]
         chunk = with_lead[-1] if with_lead else holding[0]
@@ -276,10 +275,13 @@ class GroupIndex:
 
     def echo_window(self, path: str, line: int, rng: random.Random) -> Window:
         """One of the indexer windows of ``path`` itself that hold its line ``line`` (0-based)."""
-        lines = self._lines[path]
-        holding = [c for c in chunk_windows(lines, lines, WINDOW_LINES, WINDOW_STRIDE) if c.start_line <= line + 1 <= c.end_line]
-        chunk = rng.choice(holding)
+        chunk = rng.choice(self._windows_holding(path, line))
         return Window(path, chunk.start_line - 1, chunk.end_line, chunk.body, frozenset(term_set(chunk.body)))
+
+    def _windows_holding(self, path: str, line: int) -> list:
+        """The indexer's windows (``indexer.chunks.windows`` chunks) of ``path`` holding its line ``line`` (0-based)."""
+        lines = self._lines[path]
+        return [c for c in chunk_windows(lines, lines, WINDOW_LINES, WINDOW_STRIDE) if c.start_line <= line + 1 <= c.end_line]
 
     def context_for(self, hole: Hole, path: str, visible_lines: tuple[int, int], budget_chars: int,
                     rng: random.Random, max_windows: int = 0, copy: Window | None = None) -> list[Snippet]:
