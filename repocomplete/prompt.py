@@ -19,6 +19,9 @@ TokenCounter = Callable[[str], int]
 
 #: A snippet is only worth including if at least this many tokens of it fit.
 MIN_SNIPPET_TOKENS = 12
+#: Default shares of the window (after the template's tokens) for the prefix and the suffix,
+#: and the line multiple a cut prefix starts at: one set for the prompt and what it shows.
+PREFIX_SHARE, SUFFIX_SHARE, PREFIX_ALIGN_LINES = 0.5, 0.25, 16
 
 
 @dataclass
@@ -145,7 +148,8 @@ def near_cursor_suffix(suffix: str, max_chars: int) -> str:
 
 
 def visible_window(prefix: str, suffix: str, *, count_tokens: TokenCounter, budget_tokens: int,
-                   prefix_share: float = 0.5, suffix_share: float = 0.25, prefix_align_lines: int = 16) -> str:
+                   prefix_share: float = PREFIX_SHARE, suffix_share: float = SUFFIX_SHARE,
+                   prefix_align_lines: int = PREFIX_ALIGN_LINES) -> str:
     """The prefix and suffix text a prompt of ``budget_tokens`` shows at least (the shares
     :func:`assemble_prompt` guarantees them, its prefix cut at the same aligned line), joined
     by a newline. ``budget_tokens`` is the space left after the template's own tokens.
@@ -172,9 +176,9 @@ def assemble_prompt(
     budget_tokens: int,
     filepath: str | None = None,
     repo_name: str | None = None,
-    suffix_share: float = 0.25,
-    prefix_share: float = 0.5,
-    prefix_align_lines: int = 16,
+    suffix_share: float = SUFFIX_SHARE,
+    prefix_share: float = PREFIX_SHARE,
+    prefix_align_lines: int = PREFIX_ALIGN_LINES,
     order: FimOrder = "psm",
 ) -> AssembledPrompt:
     """Pack prefix, suffix and ranked ``snippets`` into ``budget_tokens`` of ``template``.

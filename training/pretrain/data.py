@@ -357,9 +357,7 @@ def file_samples(f: CorpusFile, group: GroupIndex, cfg: DataConfig, chars_per_to
         with_context = rng.random() < cfg.repo_fim_share / fim_total
         copy_line = None
         echo = with_context and cfg.echo_holes > 0 and rng.random() < cfg.echo_holes
-        if echo:
-            hole = make_hole(f.text, rng, _choose(rng, middles))
-        elif with_context and copy_lines and rng.random() < cfg.copy_holes:
+        if not echo and with_context and copy_lines and rng.random() < cfg.copy_holes:
             copy_line = rng.choice(copy_lines)
             # a copy hole is the repeated line or its rest: not a random span
             hole = make_hole(f.text, rng, _choose(rng, {k: v for k, v in middles.items() if k != "random_span"}),
@@ -377,9 +375,8 @@ def file_samples(f: CorpusFile, group: GroupIndex, cfg: DataConfig, chars_per_to
             first = hole.line - hole.prefix.count("\n")
             last = hole.line + hole.middle.count("\n") + hole.suffix.count("\n") + 1
             windows = rng.randint(min(1, cfg.context_windows), cfg.context_windows)
-            copy = group.copy_window(f.path, copy_line, rng) if copy_line is not None else None
-            if echo:
-                copy = group.echo_window(f.path, hole.line, rng)
+            copy = (group.echo_window(f.path, hole.line, rng) if echo
+                    else group.copy_window(f.path, copy_line, rng) if copy_line is not None else None)
             snippets = group.context_for(hole, f.path, (first, last), int(cfg.context_tokens * chars_per_token), rng,
                                          max_windows=windows - (copy is not None), copy=copy)
             if counts is not None:
