@@ -63,6 +63,10 @@ class EngineConfig:
     cache_dir: str | None = setting(None, "cache directory (built models, indexes); default ~/.cache/repocomplete")
     kv_cache: bool = setting(True, "reuse the KV cache of the unchanged prompt prefix between requests")
     threads: int | None = setting(None, "CPU threads for the transformers backend (default: torch's; 1 is fastest on a busy machine)")
+    context_copy: float | None = setting(None, "weight (0-1) of copying text the prompt already holds while decoding "
+                                         "(a cache model); default: the model's own (config.json "
+                                         "'repocomplete_context_copy'), else 0")
+    context_copy_min_chars: int = setting(8, "shortest text before the cursor, characters, that a copy from context must match")
     max_input_chars: int = setting(1_000_000, "largest prefix + suffix accepted, characters (larger: request too large)")
     max_tokens_limit: int = setting(1024, "largest max_tokens a request may ask for")
     fake_text: str = setting("pass\n", "fake backend: the text it generates (cycled to max_tokens)")

@@ -226,7 +226,7 @@ class Engine:
         budget = self._prompt_budget(max_tokens)
         if request.debug_options.raw_prompt:
             prompt_text, prompt_tokens, packed = segments.prefix, self.backend.count_tokens(segments.prefix), []
-            suffix_param = None
+            suffix_param = cursor_prefix = None
         else:
             if budget < 16:
                 raise InvalidRequestError(
@@ -240,6 +240,7 @@ class Engine:
             )
             prompt_text, prompt_tokens, packed = assembled.text, assembled.prompt_tokens, assembled.snippets
             suffix_param = assembled.suffix if isinstance(self.template, SuffixParamTemplate) else None
+            cursor_prefix = assembled.prefix
         timings.prompt_ms = _ms(start)
 
         mode = infer_mode(segments.prefix, segments.suffix, language) if request.mode == "auto" else request.mode
@@ -250,7 +251,7 @@ class Engine:
         generation = GenerationRequest(
             prompt=prompt_text, max_tokens=max_tokens, temperature=request.temperature, top_p=request.top_p,
             n=request.n, seed=request.seed, stop=generation_stops, adapter=adapter, suffix=suffix_param,
-            cancel=request.cancel,
+            cursor_prefix=cursor_prefix, cancel=request.cancel,
         )
         return _Prepared(generation, segments.prefix, segments.suffix, language, mode, stops,
                          prompt_tokens, packed, timings, started)

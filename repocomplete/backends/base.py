@@ -29,6 +29,9 @@ class GenerationRequest:
     adapter: str | None = None
     #: For remote engines that format FIM themselves: the raw suffix (else None).
     suffix: str | None = None
+    #: The text just before the cursor as the prompt shows it (a FIM prompt does not end
+    #: there); None: the prompt's end is the cursor. Backends that copy from context use it.
+    cursor_prefix: str | None = None
     cancel: threading.Event | None = None
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from repocomplete.backends.base import GenerationRequest, GenerationResult
+from repocomplete.backends.context_copy import CopySettings, TokenTexts, mix_copy, propose_copy
 from repocomplete.backends.prompt_cache import PromptCache
 from repocomplete.backends.stopping import StopScanner
 from repocomplete.errors import AdapterError, ConfigError, InvalidRequestError, ModelNotFoundError, RequestTooLargeError
@@ -48,6 +49,8 @@ class TransformersBackend:
         kv_cache: bool = True,
         label: str | None = None,
         threads: int | None = None,
+        context_copy: float | None = None,
+        context_copy_min_chars: int = 8,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -90,6 +93,12 @@ class TransformersBackend:
         self._eos_ids = _eos_ids(self.tokenizer, model)
         self._specials = frozenset(self.tokenizer.all_special_tokens) | frozenset(
             t.content for t in self.tokenizer.added_tokens_decoder.values() if t.special)
+        weight = context_copy if context_copy is not None else declared_context_copy(model.config)
+        try:
+            self.copy = CopySettings(weight=weight, min_chars=context_copy_min_chars)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self._token_texts: TokenTexts | None = None
 
     @classmethod
     def from_config(cls, config: EngineConfig) -> TransformersBackend:
@@ -98,7 +107,8 @@ class TransformersBackend:
         resolved = resolve_model(config.model, cache=config.cache_dir)
         return cls(resolved.path, device=config.device, dtype=config.dtype, load_in_4bit=config.load_in_4bit,
                    load_in_8bit=config.load_in_8bit, kv_cache=config.kv_cache, label=resolved.label,
-                   threads=config.threads)
+                   threads=config.threads, context_copy=config.context_copy,
+                   context_copy_min_chars=config.context_copy_min_chars)
 
     # -- protocol ------------------------------------------------------------------------
 
@@ -118,6 +128,7 @@ class TransformersBackend:
             "quantization": self.quantization, "adapters": self.adapters(),
             "context_length": self.context_length, "kv_cache": self.kv_cache_enabled,
             "parameters": sum(p.numel() for p in self.base_model.parameters()),
+            "context_copy": self.copy.weight,
         }
 
     def load_adapter(self, name: str, path: str) -> None:
@@ -183,6 +194,10 @@ class TransformersBackend:
         scanner = StopScanner(request.stop)
         text_so_far, reason = "", "length"
         max_new = min(request.max_tokens, self.context_length - len(prompt_ids))
+        copying = self.copy.enabled
+        if copying:
+            texts = self._vocabulary_texts()
+            before_cursor = request.prompt if request.cursor_prefix is None else request.cursor_prefix
         context = model.disable_adapter() if (key is None and model is not self.base_model) else contextlib.nullcontext()
         try:
             with torch.inference_mode(), context:
@@ -191,6 +206,11 @@ class TransformersBackend:
                         reason = "cancelled"
                         break
                     logits = self._forward(model, pending, cache)
+                    if copying:
+                        proposal = propose_copy(request.prompt, before_cursor + text_so_far, texts, self.copy,
+                                                stops=self._specials)
+                        keep = self._eos_ids if proposal.at_line_end else ()
+                        logits = mix_copy(logits, proposal.token_ids, self.copy.weight, keep_ids=keep)
                     token = _next_token(logits, request.temperature, request.top_p, generator)
                     ids.append(token)
                     pending = [token]
@@ -220,6 +240,14 @@ class TransformersBackend:
         input_ids = torch.tensor([tokens], dtype=torch.long, device=self.device)
         out = model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **{self._cache_kwarg: cache})
         return out.logits[0, -1].float()
+
+    def _vocabulary_texts(self) -> TokenTexts:
+        """Each token's text, for copying from the prompt (built on first use: ~0.1 s per 10k tokens)."""
+        if self._token_texts is None:
+            special_ids = {i for i, t in self.tokenizer.added_tokens_decoder.items() if t.special}
+            texts = [None if i in special_ids else self.tokenizer.decode([i]) for i in range(len(self.tokenizer))]
+            self._token_texts = TokenTexts(texts)
+        return self._token_texts
 
     def _select_adapter(self, name: str | None):
         if name is None:
@@ -268,6 +296,14 @@ class TransformersBackend:
         mismatch = _shape_mismatch(adapter_dir, self.base_model)
         if mismatch:
             raise AdapterError(f"adapter {adapter_dir} does not fit this model ({mismatch}): trained for another base model")
+
+
+def declared_context_copy(model_config) -> float:
+    """The context-copy weight a model's config asks for (``repocomplete_context_copy``, written
+    by our pretraining export for the embedded model), else 0 (the model decodes alone)."""
+    value = getattr(model_config, "repocomplete_context_copy", None)
+    valid = isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+    return float(value) if valid else 0.0
 
 
 @contextlib.contextmanager

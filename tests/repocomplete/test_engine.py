@@ -202,6 +202,20 @@ def test_fim_order_is_the_configured_one_else_the_models_own(model_order, config
         assert prompt.endswith("def f():\n    return <|rc:middle|>")
 
 
+def test_the_backend_is_told_where_the_cursor_is_in_the_prompt():
+    # Copying from context (backends/context_copy.py) matches the text before the cursor, which a
+    # PSM prompt does not end with: the engine passes the prefix as the prompt shows it.
+    backend = FakeBackend("1")
+    engine = Engine(backend, template="repocomplete", config=EngineConfig(fim_order="psm"))
+    prefix = "".join(f"line_{i} = {i}\n" for i in range(3000)) + "def f():\n    return "
+    engine.complete(request(prefix=prefix, suffix="\nprint(f())\n"))
+    sent = backend.requests[-1]
+    assert sent.cursor_prefix and prefix.endswith(sent.cursor_prefix) and len(sent.cursor_prefix) < len(prefix)
+    assert sent.cursor_prefix in sent.prompt and not sent.prompt.endswith(sent.cursor_prefix + "<|rc:middle|>")
+    engine.complete(request(prefix="raw text", debug_options=DebugOptions(raw_prompt=True)))
+    assert backend.requests[-1].cursor_prefix is None                   # a raw prompt ends at the cursor
+
+
 def test_forcing_a_template_the_tokenizer_lacks_is_an_error():
     with pytest.raises(TemplateMismatchError, match="starcoder"):
         Engine(FakeBackend("x"), template="starcoder")

@@ -229,6 +229,9 @@ def test_config_checks_the_fim_order_it_exports(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[export]\nfim_order = "spm"\n')
     assert load_pretrain_config(path).export.fim_order == "spm"
+    path.write_text('[export]\ncontext_copy = 1.5\n')
+    with pytest.raises(PretrainConfigError, match="context_copy is a weight between 0 and 1"):
+        load_pretrain_config(path)
     path.write_text('[export]\nfim_order = "mps"\n')
     with pytest.raises(PretrainConfigError, match="fim_order must be 'psm' or 'spm'"):
         load_pretrain_config(path)

@@ -55,6 +55,7 @@ checkpoint_every = 3
 ema_decay = 0.8
 [export]
 out_dir = "{export}"
+context_copy = 0.75
 """
 
 
@@ -118,8 +119,10 @@ def test_export_loads_with_auto_classes_and_keeps_special_tokens_whole(full_run)
     # position table (128), whose far half the model never saw.
     assert model.config.max_position_embeddings == 64 and tokenizer.model_max_length == 64
     assert model.config.repocomplete_fim_order == "psm"                  # [export] fim_order, read by the engine
+    assert model.config.repocomplete_context_copy == 0.75                # [export] context_copy, likewise
     card = (out / "MODEL_CARD.md").read_text()
     assert f"{summary['export']['parameters']:,} parameters" in card and "not measured yet" in card
+    assert "Context copy (a cache model" in card and "weight 0.75" in card
 
 
 def _weights(path: Path):
@@ -199,7 +202,7 @@ def test_measure_records_latency_and_heldout_exact_match_for_the_card(full_run):
     assert result.returncode == 0, result.stderr[-2000:]
     measured = json.loads(out.read_text())
     assert {"latency_p50_ms", "holes_em_context", "holes_em_no_context"} <= set(measured)
-    assert measured["holes_em_context"]["note"] == "checkpoint step 12"
+    assert measured["holes_em_context"]["note"] == "checkpoint step 12; context copy 0.75"  # the export declares 0.75
     assert measured["latency_p50_ms"]["command"].startswith("python -m training.pretrain.measure --model ")
     printed = json.loads(result.stdout)
     assert 0.0 <= printed["holes_em"]["with_context"] <= 1.0 and printed["latency"]["runs"] >= 1

@@ -51,6 +51,20 @@ def _measured(measurements: dict, key: str) -> str:
     return f"{entry['value']} — `{entry['command']}`" + (f" ({entry['note']})" if entry.get("note") else "")
 
 
+def _decoding_section(weight: float) -> list[str]:
+    if not weight:
+        return ["- Greedy decoding from the model alone (no `repocomplete_context_copy` in config.json)."]
+    return [
+        f"- Context copy (a cache model, `repocomplete/backends/context_copy.py`), weight {weight:g} "
+        "(config.json `repocomplete_context_copy`): where the text before the cursor (8+ characters) also "
+        "stands elsewhere in the prompt (retrieved context or the file's own window), the next-token "
+        f"distribution is mixed {weight:.0%} with one over the tokens that continue that text; the "
+        "end-of-text probability stays the model's. A small model sees the repository's text in its prompt "
+        "but copies it weakly; this makes it copy. Every number below is measured with it; "
+        "`REPOCOMPLETE_CONTEXT_COPY=0` (or `context_copy = 0` in the engine config) serves the model alone.",
+    ]
+
+
 def write_model_card(path: Path, cfg: PretrainConfig, run_dir: Path, info: dict, measurements: dict) -> None:
     """Write the card for the model being exported."""
     data_path = run_dir / "data" / "data.json"
@@ -135,6 +149,10 @@ def write_model_card(path: Path, cfg: PretrainConfig, run_dir: Path, info: dict,
         "- The exact configuration these weights were trained with (it may differ from the current "
         "`training/configs/default-model.toml`, e.g. a longer `max_steps` for continued training) is "
         "in `training_state.json` beside this card.",
+        "",
+        "## Decoding",
+        "",
+        *(_decoding_section(info.get("context_copy") or 0.0)),
         "",
         "## Evaluation",
         "",

@@ -156,6 +156,10 @@ class ExportConfig:
     #: ``repocomplete_fim_order``): "psm" or "spm" (suffix first: the prefix's last line sits
     #: right before the middle, which a small model continues far better).
     fim_order: str = "psm"
+    #: Weight of copying text the prompt already holds while decoding (a cache model, see
+    #: repocomplete.backends.context_copy), written to config.json as
+    #: ``repocomplete_context_copy`` and used by the engine unless configured; 0 disables.
+    context_copy: float = 0.0
 
 
 @dataclass
@@ -225,6 +229,8 @@ def load_pretrain_config(path: str | Path | None, *, gpu: bool = False,
 
     if sections["export"].fim_order not in FIM_ORDERS:
         raise PretrainConfigError(f"[export] fim_order must be 'psm' or 'spm', got {sections['export'].fim_order!r}")
+    if not 0.0 <= sections["export"].context_copy <= 1.0:
+        raise PretrainConfigError(f"[export] context_copy is a weight between 0 and 1, got {sections['export'].context_copy!r}")
     for share in ("spm_share", "copy_holes", "echo_holes"):
         value = getattr(sections["data"], share)
         if not 0.0 <= value <= 1.0:

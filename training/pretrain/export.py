@@ -81,6 +81,8 @@ def export_model(cfg: PretrainConfig, run_dir: Path, out_dir: Path, *, which: st
         model.generation_config.eos_token_id = tokenizer.eos_token_id
         # The engine renders prompts in the order the model prefers (EngineConfig.fim_order auto).
         model.config.repocomplete_fim_order = cfg.export.fim_order
+        if cfg.export.context_copy:
+            model.config.repocomplete_context_copy = cfg.export.context_copy
         model.generation_config.pad_token_id = tokenizer.pad_token_id
         if cfg.export.dtype == "bfloat16":
             import torch
@@ -92,7 +94,8 @@ def export_model(cfg: PretrainConfig, run_dir: Path, out_dir: Path, *, which: st
         info = {"parameters": params, "step": state["step"], "tokens_seen": state["tokens_seen"],
                 "train_seconds": round(state["train_seconds"]), "best_val_loss": state["best_val_loss"],
                 "checkpoint": state["checkpoint"], "best_weights": state.get("best_weights", "raw"),
-                "history": state["history"], "config": state.get("config")}
+                "history": state["history"], "config": state.get("config"),
+                "context_copy": cfg.export.context_copy}
         (tmp / "training_state.json").write_text(json.dumps(info, indent=1))
         measured = measurements
         if measured is None and (run_dir / "measurements.json").exists():

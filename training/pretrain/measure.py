@@ -11,7 +11,9 @@ that produced it):
   context (similar windows and definitions from sibling files), exact match of the first
   generated line.
 
-Prompts are rendered in the FIM order the model's config asks for, as the engine serves it.
+Prompts are rendered in the FIM order the model's config asks for and decoded by the serving
+backend (``TransformersBackend``, with the context copy the model's config declares), as the
+engine serves them.
 """
 
 from __future__ import annotations
@@ -31,24 +33,25 @@ from indexer.types import Snippet
 DEFAULT_MODEL = "repocomplete/assets/default-model"
 
 
-def greedy_line(model, tokenizer, prompt: str, max_new_tokens: int = 24) -> tuple[str, int]:
-    """Greedy decoding with the KV cache until a newline or the end token; (text, new tokens)."""
-    import torch
+MAX_NEW_TOKENS = 24
 
-    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
-    out_ids: list[int] = []
-    with torch.no_grad():
-        out = model(input_ids=ids, use_cache=True)
-        for _ in range(max_new_tokens):
-            next_id = int(out.logits[0, -1].argmax())
-            if next_id == tokenizer.eos_token_id:
-                break
-            out_ids.append(next_id)
-            if "\n" in tokenizer.decode(out_ids):
-                break
-            out = model(input_ids=torch.tensor([[next_id]]), past_key_values=out.past_key_values, use_cache=True)
-    text = tokenizer.decode(out_ids, skip_special_tokens=True)
-    return text.split("\n")[0], len(out_ids)
+
+def fit_prompt(backend, prompt: str, tokens: int) -> str:
+    """The prompt's last ``tokens`` tokens at most, and no more than the model's context leaves
+    for a line (an SPM prompt keeps the prefix's end, where the cursor is)."""
+    ids = backend.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    keep = min(tokens, backend.context_length - MAX_NEW_TOKENS - 1)
+    return prompt if len(ids) <= keep else backend.tokenizer.decode(ids[-keep:])
+
+
+def greedy_line(backend, prompt: str, cursor_prefix: str | None = None, max_new_tokens: int = MAX_NEW_TOKENS) -> tuple[str, int]:
+    """One greedy line from the serving backend (KV cache, context copy as configured), stopping at
+    a newline or the end token; (text, new tokens). ``cursor_prefix``: the prefix as the prompt shows it."""
+    from repocomplete.backends.base import GenerationRequest
+
+    result = backend.generate(GenerationRequest(prompt=prompt, max_tokens=max_new_tokens, stop=["\n"],
+                                                cursor_prefix=cursor_prefix))
+    return result.texts[0].split("\n")[0], result.completion_tokens
 
 
 def fim_order_of(model) -> str:
@@ -66,35 +69,37 @@ def _render(hole: dict, with_context: bool, order: str = "psm") -> str:
                                                filepath=hole["path"], repo_name=hole["repo"], order=order)
 
 
-def holes_exact_match(model, tokenizer, holes: list[dict]) -> dict:
+def holes_exact_match(backend, holes: list[dict]) -> dict:
     """EM of the first generated line against the hole's rest of line, with and without context."""
     scores = {True: 0, False: 0}
     for hole in holes:
         target = hole["middle"].split("\n")[0].strip()
         for with_context in (True, False):
-            text, _ = greedy_line(model, tokenizer, _render(hole, with_context, fim_order_of(model)))
+            prompt = fit_prompt(backend, _render(hole, with_context, fim_order_of(backend.base_model)), 10**9)
+            text, _ = greedy_line(backend, prompt, hole["prefix"])
             scores[with_context] += int(text.strip() == target)
     n = max(1, len(holes))
     return {"with_context": scores[True] / n, "without_context": scores[False] / n, "n": len(holes)}
 
 
-def latency(model, tokenizer, holes: list[dict], runs: int = 15) -> dict:
+def latency(backend, holes: list[dict], runs: int = 15) -> dict:
     """p50/p90 wall time of a single-line completion after a ~1,000-token prompt."""
     from repocomplete.fim import get_template
 
     template = get_template("repocomplete")
+    tokenizer, order = backend.tokenizer, fim_order_of(backend.base_model)
     timings = []
     for hole in holes[:runs]:
         # pad the prefix with the hole's own context until the prompt is ~1,000 tokens
         prefix = hole["prefix"]
-        while len(tokenizer(prefix, add_special_tokens=False)["input_ids"]) < 950:
+        target = min(950, backend.context_length - 50)
+        while len(tokenizer(prefix, add_special_tokens=False)["input_ids"]) < target:
             prefix = (hole["snippets"][0]["body"] + "\n" if hole["snippets"] else "# padding line\n") + prefix
         prompt = template.render(prefix, hole["suffix"], filepath=hole["path"], repo_name=hole["repo"],
-                                 order=fim_order_of(model))
-        ids = tokenizer(prompt, add_special_tokens=False)["input_ids"][-1000:]
-        prompt = tokenizer.decode(ids)
+                                 order=order)
+        prompt = fit_prompt(backend, prompt, 1000)
         start = time.perf_counter()
-        greedy_line(model, tokenizer, prompt)
+        greedy_line(backend, prompt, prefix)
         timings.append((time.perf_counter() - start) * 1000)
     timings.sort()
     nearest_rank_p90 = timings[min(len(timings) - 1, math.ceil(0.9 * len(timings)) - 1)]
@@ -120,30 +125,30 @@ def main(argv: list[str] | None = None) -> int:
         measured[key] = {"value": value, "command": command}
         path.write_text(json.dumps(measured, indent=1))
         return 0
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from repocomplete.backends.transformers import TransformersBackend
 
-    torch.set_num_threads(args.threads)
     command = "python -m training.pretrain.measure " + shlex.join(argv if argv is not None else sys.argv[1:])
     run_dir = Path(args.run_dir)
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    # the serving backend: the same decoding loop (and context copy) as the engine; a fresh KV
+    # cache per prompt, since the prompts share no prefix
+    backend = TransformersBackend(args.model, device="cpu", dtype="float32", threads=args.threads, kv_cache=False)
     holes = [json.loads(line) for line in (run_dir / "data/test_holes.jsonl").read_text().splitlines()][: args.holes]
     path = Path(args.measurements or run_dir / "measurements.json")
     measured = json.loads(path.read_text()) if path.exists() else {}
     state_path = Path(args.model) / "training_state.json"
     step = json.loads(state_path.read_text())["step"] if state_path.exists() else "?"
     load_before = os.getloadavg()[0]
-    lat = latency(model, tokenizer, holes)
+    lat = latency(backend, holes)
     measured["latency_p50_ms"] = {"value": f"{lat['p50_ms']} ms (p90 {lat['p90_ms']} ms, {lat['runs']} runs)",
                                   "command": command,
-                                  "note": f"checkpoint step {step}; greedy with KV cache, fp32, 2 threads; load average "
+                                  "note": f"checkpoint step {step}; greedy with KV cache, fp32, {args.threads} threads, "
+                                          f"context copy {backend.copy.weight:g}; load average "
                                           f"{load_before:.1f} -> {os.getloadavg()[0]:.1f} on 2 shared cores"}
     path.write_text(json.dumps(measured, indent=1))   # keep the latency even if the EM run is cut short
-    em = holes_exact_match(model, tokenizer, holes)
+    em = holes_exact_match(backend, holes)
     for key, value in (("holes_em_context", em["with_context"]), ("holes_em_no_context", em["without_context"])):
         measured[key] = {"value": f"{value:.1%} of {em['n']} holes", "command": command,
-                         "note": f"checkpoint step {step}"}
+                         "note": f"checkpoint step {step}; context copy {backend.copy.weight:g}"}
     path.write_text(json.dumps(measured, indent=1))
     print(json.dumps({"latency": lat, "holes_em": em}, indent=1))
     return 0
