@@ -149,10 +149,15 @@ def test_interrupted_run_resumes_exactly(full_run, tmp_path):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         log = run / "train_log.jsonl"
-        if log.exists() and len(log.read_text().splitlines()) >= 5:
+        if log.exists() and log.read_text().strip():
             break
-        time.sleep(0.05)
+        time.sleep(0.01)
+    # A tiny step takes ~10 ms on an idle machine: freeze the run before asking it to stop, so
+    # it cannot finish all its steps between the check above and the signal (SIGTERM waits,
+    # pending, until SIGCONT; the run then stops at the end of the step it is in).
+    proc.send_signal(signal.SIGSTOP)
     proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGCONT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-2000:]
     stopped_at = torch.load(run / "checkpoints/last.pt", weights_only=False)["state"]["step"]
