@@ -16,6 +16,7 @@ index intact (the uncommitted tail of the write-ahead log is discarded on the ne
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -167,6 +168,10 @@ class ChunkRow:
     body: str
 
 
+#: How long a write transaction retries a "database is locked" that SQLite did not wait out.
+BEGIN_RETRY_S = 10.0
+
+
 def _connect(path: Path, *, busy_ms: int = 30_000) -> sqlite3.Connection:
     # Autocommit mode: transactions are explicit (``Store.transaction``).
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=busy_ms / 1000)
@@ -239,13 +244,30 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One write transaction: everything inside commits together or not at all."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        self._begin_immediate()
         try:
             yield
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+    def _begin_immediate(self) -> None:
+        # The connection's busy timeout covers another writer holding the lock, but SQLite does
+        # not wait when this connection reads from a snapshot older than the last commit (WAL
+        # SQLITE_BUSY_SNAPSHOT: another thread's read on this shared connection, a background
+        # write just committed): it answers "database is locked" at once. Retry that briefly.
+        deadline = time.monotonic() + BEGIN_RETRY_S
+        delay = 0.005
+        while True:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
     # -- writing -------------------------------------------------------------------------
 

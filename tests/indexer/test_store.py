@@ -157,3 +157,36 @@ def test_records_pickle_compactly_and_come_back_identical(tmp_path):
     assert len(blob) < 0.6 * sum(len(c.body) + len(c.tokens) for c in rec.chunks)
     # Every chunk's terms are search_text(body): what deleting it from FTS5 relies on.
     assert all(c.tokens == search_text(c.body) for c in rec.chunks)
+
+
+class _LockedAtFirst:
+    """A connection whose first ``BEGIN IMMEDIATE`` calls fail as SQLite's snapshot conflict does."""
+
+    def __init__(self, conn, failures: int, message: str = "database is locked"):
+        self.conn, self.failures, self.message, self.begins = conn, failures, message, 0
+
+    def execute(self, sql, *args):
+        if sql == "BEGIN IMMEDIATE":
+            self.begins += 1
+            if self.begins <= self.failures:
+                raise sqlite3.OperationalError(self.message)
+        return self.conn.execute(sql, *args)
+
+
+def test_a_write_retries_a_lock_sqlite_did_not_wait_out(tmp_path, monkeypatch):
+    import indexer.store
+
+    store = Store.create(tmp_path / "i.sqlite3", root=str(tmp_path))
+    flaky = store.conn = _LockedAtFirst(store.conn, failures=3)
+    with store.transaction():
+        store.conn.execute("INSERT INTO meta VALUES ('k', 'v')")
+    assert flaky.begins == 4 and flaky.conn.execute("SELECT value FROM meta WHERE key='k'").fetchone() == ("v",)
+    # other errors are not retried, and a lock that never clears gives up at the deadline
+    store.conn = _LockedAtFirst(flaky.conn, failures=1, message="disk I/O error")
+    with pytest.raises(sqlite3.OperationalError, match="I/O"), store.transaction():
+        pass
+    monkeypatch.setattr(indexer.store, "BEGIN_RETRY_S", 0.05)
+    store.conn = _LockedAtFirst(flaky.conn, failures=10**9)
+    with pytest.raises(sqlite3.OperationalError, match="locked"), store.transaction():
+        pass
+    assert store.conn.begins > 1
