@@ -36,11 +36,12 @@ DEFAULT_MODEL = "repocomplete/assets/default-model"
 MAX_NEW_TOKENS = 24
 
 
-def fit_prompt(backend, prompt: str, tokens: int) -> str:
-    """The prompt's last ``tokens`` tokens at most, and no more than the model's context leaves
-    for a line (an SPM prompt keeps the prefix's end, where the cursor is)."""
+def fit_prompt(backend, prompt: str, tokens: int | None = None) -> str:
+    """The prompt's last ``tokens`` tokens at most (any number when None), and no more than the
+    model's context leaves for a line (an SPM prompt keeps the prefix's end, where the cursor is)."""
     ids = backend.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    keep = min(tokens, backend.context_length - MAX_NEW_TOKENS - 1)
+    room = backend.context_length - MAX_NEW_TOKENS - 1
+    keep = room if tokens is None else min(tokens, room)
     return prompt if len(ids) <= keep else backend.tokenizer.decode(ids[-keep:])
 
 
@@ -54,11 +55,9 @@ def greedy_line(backend, prompt: str, cursor_prefix: str | None = None, max_new_
     return result.texts[0].split("\n")[0], result.completion_tokens
 
 
-def fim_order_of(model) -> str:
+def fim_order_of(backend) -> str:
     """The FIM order the exported model asks to be served in (``psm`` when it does not say)."""
-    from repocomplete.fim import declared_fim_order
-
-    return declared_fim_order(model.config) or "psm"
+    return backend.fim_order or "psm"
 
 
 def _render(hole: dict, with_context: bool, order: str = "psm") -> str:
@@ -72,10 +71,11 @@ def _render(hole: dict, with_context: bool, order: str = "psm") -> str:
 def holes_exact_match(backend, holes: list[dict]) -> dict:
     """EM of the first generated line against the hole's rest of line, with and without context."""
     scores = {True: 0, False: 0}
+    order = fim_order_of(backend)
     for hole in holes:
         target = hole["middle"].split("\n")[0].strip()
         for with_context in (True, False):
-            prompt = fit_prompt(backend, _render(hole, with_context, fim_order_of(backend.base_model)), 10**9)
+            prompt = fit_prompt(backend, _render(hole, with_context, order))
             text, _ = greedy_line(backend, prompt, hole["prefix"])
             scores[with_context] += int(text.strip() == target)
     n = max(1, len(holes))
@@ -87,7 +87,7 @@ def latency(backend, holes: list[dict], runs: int = 15) -> dict:
     from repocomplete.fim import get_template
 
     template = get_template("repocomplete")
-    tokenizer, order = backend.tokenizer, fim_order_of(backend.base_model)
+    tokenizer, order = backend.tokenizer, fim_order_of(backend)
     timings = []
     for hole in holes[:runs]:
         # pad the prefix with the hole's own context until the prompt is ~1,000 tokens
