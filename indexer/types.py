@@ -12,7 +12,7 @@ SOURCES: tuple[str, ...] = (
     "child_class",     # files defining subclasses of classes in this file
     "sibling",         # other files in the same directory
     "similar_name",    # files with a similar name (test_foo.py <-> foo.py)
-    "in_file",         # in-file lines after the cursor / other parts of this file
+    "in_file",         # this file's own lines beyond the prompt window most like the cursor's
     "definition",      # definitions of identifiers used near the cursor
     "bm25",            # FTS5 BM25 over chunks
     "jaccard",         # Jaccard over sliding 10-line windows

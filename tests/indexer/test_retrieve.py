@@ -86,9 +86,29 @@ def test_in_file_context_comes_from_after_the_cursor_and_outside_the_window(ws):
     snippets = ws.retrieve(q)
     assert snippets
     cursor_line = text[:i].count("\n") + 1
+    assert any(s.start_line > cursor_line for s in snippets)
     for s in snippets:
-        assert s.filepath == "json/decoder.py" and s.start_line > cursor_line
-        assert s.body not in window
+        assert s.filepath == "json/decoder.py" and s.source == "in_file"
+        assert s.body not in window and s.body not in text[i - 200:i + 200]
+
+
+def test_in_file_context_finds_the_pattern_far_above_the_window(ws):
+    # get_no_fold_literal repeats, 460 lines below, what get_domain_literal does after its "[":
+    # with the cursor where the second copy calls get_dtext, the window shows 30 lines above
+    # it; the first copy, far above, is the in-file context (and holds the line to type).
+    path = "email/_header_value_parser.py"
+    lines = (ws.root / path).read_text().split("\n")
+    far, near = [n for n, line in enumerate(lines) if line.strip() == "token, value = get_dtext(value)"]
+    assert near - far > 300
+    prefix, suffix = "\n".join(lines[:near]) + "\n    ", lines[near][4:] + "\n" + "\n".join(lines[near + 1:])
+    window = "\n".join(lines[near - 30:near]) + "\n" + "\n".join(lines[near:near + 10])
+    q = RetrievalQuery(path, prefix, suffix, sources=("in_file",), visible_text=window, budget_tokens=400)
+    snippets = ws.retrieve(q)
+    match = snippets[1]
+    assert match.start_line <= far + 1 <= match.end_line  # line numbers are 1-based
+    assert "token, value = get_dtext(value)" in match.body
+    assert match.start_line < far + 1 - 3  # the lines before it, that the query matched
+    assert all(s.end_line < near - 30 or s.start_line > near + 1 for s in snippets)
 
 
 def test_lexical_sources_find_code_like_the_last_lines_of_the_prefix(ws):

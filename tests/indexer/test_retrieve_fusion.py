@@ -3,11 +3,11 @@ module resolution, the cursor's identifiers."""
 
 from __future__ import annotations
 
-from indexer.retrieve.cursor import near_identifiers
-from indexer.retrieve.fusion import RRF_K, dedupe, fuse, pack, reciprocal_rank_fusion
+from indexer.retrieve.cursor import make_cursor, near_identifiers
+from indexer.retrieve.fusion import RRF_K, dedupe, fuse, is_visible, pack, reciprocal_rank_fusion
 from indexer.retrieve.jaccard import jaccard
-from indexer.retrieve.proposals import ModuleMap, _normalized_stem
-from indexer.types import Snippet
+from indexer.retrieve.proposals import ModuleMap, _normalized_stem, in_file_lines
+from indexer.types import RetrievalQuery, Snippet
 
 
 def snip(path, start, end, source="bm25", body=None, kind="lines"):
@@ -150,3 +150,43 @@ def test_bm25_answers_from_fts5_while_the_snapshot_builds_and_survives_small_rei
         assert own.snapshot() is kept  # a small change does not rebuild the snapshot
         hits = own.search(["marsupial", "wombat"], 3)
         assert ws.store.chunks([hits[0][0]])[0].path == "json/tool.py"
+
+
+def test_the_files_own_similar_lines_lead_the_fused_context():
+    # A window of this file like the lines before the cursor is where a completion copies from:
+    # ranked first, it is what a small prompt keeps when only two or three snippets fit.
+    fused = reciprocal_rank_fusion({
+        "bm25": [snip("b.py", 1, 10)],
+        "definition": [snip("d.py", 5, 9, "definition", kind="method_names_and_bodies")],
+        "in_file": [snip("a.py", 40, 49, "in_file")],
+    })
+    assert [s.source for s in fused] == ["in_file", "definition", "bm25"]
+
+
+def test_in_file_windows_centre_on_the_point_after_lines_like_the_query():
+    filler = [f"print({i})" for i in range(40)]
+    text = "\n".join([
+        "def parse_a(value):",
+        "    if not value:",
+        "        raise ValueError('empty a')",
+        "    token = value.strip()",
+        "    return token",
+        *filler,
+        "def parse_b(value):",
+        "    if not value:",
+        "        raise ValueError('empty b')",
+        "    ",
+    ])
+    prefix, suffix = text, "\nprint('end')"
+    visible = "\n".join(text.split("\n")[-8:]) + suffix
+    query = RetrievalQuery("a.py", prefix, suffix, visible_text=visible)
+    cursor = make_cursor(query, "a.py", query_lines=4)  # the query: parse_b so far
+    windows = in_file_lines(cursor, window=10, limit=4)
+    top = windows[0]
+    assert (top.source, top.start_line, top.end_line) == ("in_file", 1, 10)
+    assert "token = value.strip()" in top.body  # what followed the matching lines
+    assert all(not is_visible(w, cursor.visible_lines) for w in windows)
+    assert [w.score for w in windows] == sorted((w.score for w in windows), reverse=True)
+    # Nothing alike: no window.
+    unrelated = make_cursor(RetrievalQuery("a.py", "zzz = 1\n", "", visible_text="zzz = 1"), "a.py", 10)
+    assert in_file_lines(unrelated, window=10, limit=4) == []
