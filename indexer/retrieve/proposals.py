@@ -273,14 +273,13 @@ def in_file_lines(cursor: Cursor, window: int, limit: int, max_lines: int = 2000
     the cursor, and the lines above it. A small model's window shows only the lines next
     to the cursor; a file often repeats, far above, the pattern the cursor is in (a second
     ``elif`` branch, another ``self.assertEqual``), and the line after that pattern is what
-    a completion copies. So the ``window`` lines *ending* at a point are compared with the
-    query (the lines ending at the cursor), and the snippet is centred on that point: the
-    match's last half, then what followed it. ``query_lines`` (default: the cursor's lexical
-    query) are the lines ending at the cursor compared with the ``compare_lines`` (default:
-    ``window``) ending at each point. Points step by half a window, counted from
-    the file's start, so snippets stay put while the user types; fusion keeps one per
-    location. Snippets the prompt already shows are skipped here, or they would crowd the
-    far ones out of the first ``limit``. Up to ``max_lines`` on each side are searched.
+    a completion copies. So the ``compare_lines`` (default: ``window``) lines *ending* at a
+    point are compared with the ``query_lines`` ending at the cursor (default: the cursor's
+    lexical query), and the ``window``-line snippet is centred on that point: the match's
+    last half, then what followed it. Points step by half a window, counted from the file's
+    start, so snippets stay put while the user types; fusion keeps one per location.
+    Snippets the prompt already shows are skipped here, or they would crowd the far ones
+    out of the first ``limit``. Up to ``max_lines`` on each side are searched.
     """
     half = max(window // 2, 1)
     after = cursor.suffix.split("\n")[1:max_lines + 1]  # the rest of the cursor line is the target
