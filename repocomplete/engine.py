@@ -27,7 +27,7 @@ from repocomplete.errors import (
 )
 from repocomplete.fim import FimOrder, FimTemplate, check_compatible, detect_template, get_template
 from repocomplete.postprocess import infer_mode, postprocess
-from repocomplete.prompt import assemble_prompt, visible_window
+from repocomplete.prompt import assemble_prompt, window_text
 from repocomplete.snippet_memo import SnippetMemo
 from repocomplete.types import Choice, CompletionRequest, CompletionResult, Timings, Usage
 from repocomplete.workspaces import WorkspaceRegistry
@@ -36,9 +36,6 @@ log = logging.getLogger(__name__)
 
 #: Most choices one request may ask for.
 MAX_CHOICES = 8
-#: Tokens of the window not promised to retrieval as visible: tokens can merge differently where
-#: the prompt's pieces join, and the prompt is shaved to fit (see ``assemble_prompt``).
-VISIBLE_SLACK_TOKENS = 8
 
 
 class SuffixParamTemplate:
@@ -260,12 +257,9 @@ class Engine:
                      repo_name: str | None = None) -> str:
         """The prefix and suffix text this engine's prompt shows at least, for a completion of
         ``max_tokens`` (what retrieval need not repeat; the evals retrieve against it too)."""
-        count = self.backend.count_tokens
-        overhead = count(self.template.render("", "", filepath=filepath, repo_name=repo_name, order=self.fim_order))
-        budget = self._prompt_budget(max_tokens) - overhead - VISIBLE_SLACK_TOKENS
-        if budget < 16:
-            return prefix + "\n" + suffix
-        return visible_window(prefix, suffix, count_tokens=count, budget_tokens=budget)
+        return window_text(self.template, prefix, suffix, count_tokens=self.backend.count_tokens,
+                           budget_tokens=self._prompt_budget(max_tokens), filepath=filepath, repo_name=repo_name,
+                           order=self.fim_order)
 
     def _prompt_budget(self, max_tokens: int) -> int:
         """Prompt tokens available: the configured budget within the model's window less the completion."""

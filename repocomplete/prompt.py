@@ -166,6 +166,24 @@ def visible_window(prefix: str, suffix: str, *, count_tokens: TokenCounter, budg
     return kept_prefix + "\n" + kept_suffix
 
 
+#: Tokens of the window not promised to retrieval as visible: tokens can merge differently where
+#: the prompt's pieces join, and the prompt is shaved to fit (see ``assemble_prompt``).
+VISIBLE_SLACK_TOKENS = 8
+
+
+def window_text(template: FimTemplate, prefix: str, suffix: str, *, count_tokens: TokenCounter, budget_tokens: int,
+                filepath: str | None = None, repo_name: str | None = None, order: FimOrder = "psm") -> str:
+    """What a prompt of ``budget_tokens`` in ``template`` shows of the file at least (see
+    :func:`visible_window`), after the template's own tokens and a small slack; the whole
+    file when the budget leaves next to nothing. The engine and the training-data builder
+    both tell retrieval this, so a training context is the one serving would retrieve."""
+    overhead = count_tokens(template.render("", "", filepath=filepath, repo_name=repo_name, order=order))
+    budget = budget_tokens - overhead - VISIBLE_SLACK_TOKENS
+    if budget < 16:
+        return prefix + "\n" + suffix
+    return visible_window(prefix, suffix, count_tokens=count_tokens, budget_tokens=budget)
+
+
 def assemble_prompt(
     template: FimTemplate,
     *,

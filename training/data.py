@@ -331,12 +331,14 @@ class _RepositorySamples:
                  middle: str, banned: set[str]) -> list[Snippet]:
         if workspace is None:
             return []
-        budget = self.config.prompt_tokens
+        from repocomplete.prompt import window_text
+
         # Exactly the engine's query (repocomplete.engine): same budget, same visible window.
+        visible = window_text(self.template, prefix, suffix, count_tokens=self.count,
+                              budget_tokens=self.config.prompt_tokens, filepath=source.relpath, repo_name=self.name)
         query = RetrievalQuery(filepath=source.relpath, prefix=prefix, suffix=suffix, language=source.language,
                                budget_tokens=self.config.retrieval_tokens, sources=self.config.sources,
-                               count_tokens=self.count,
-                               visible_text=prefix[-4 * budget:] + suffix[:budget])
+                               count_tokens=self.count, visible_text=visible)
         first, last = _line_of(source.text, span.start), _line_of(source.text, max(span.start, span.end - 1))
         kept = []
         for snippet in workspace.retrieve(query):

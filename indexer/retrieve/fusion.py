@@ -21,12 +21,13 @@ SOURCE_PRIORITY: tuple[str, ...] = (
     "dense", "child_class", "sibling",
 )
 #: RRF weight per source: exact structural hits (the definition of the name being called,
-#: what the file imports) are worth two lexical guesses, and the file's own lines most like
-#: the cursor's (``in_file``: a far-off repeat of the pattern being typed, out of a small
-#: model's window) three: they hold the line to write more often than any other source, and
-#: a small prompt keeps only the first two or three snippets (docs/BENCHMARKS.md, the default
-#: model's section: fused exact match on held-out packages 148 -> 174 of 1,167 holes with this).
-SOURCE_WEIGHTS: dict[str, float] = {"in_file": 3.0, "definition": 2.0, "import": 2.0, "client": 2.0}
+#: what the file imports) are worth two lexical guesses, and so are the file's own lines most
+#: like the cursor's (``in_file``: a far-off repeat of the pattern being typed, out of a small
+#: model's window), which also lead ties: they hold the line to write more often than any other
+#: source, and a small prompt keeps only the first two or three snippets. Weight 3 (every in-file
+#: window before any definition) measured a little better on held-out packages (fused exact match
+#: 174 vs 167 of 1,167; docs/BENCHMARKS.md) but leaves no room for other files' definitions.
+SOURCE_WEIGHTS: dict[str, float] = {"in_file": 2.0, "definition": 2.0, "import": 2.0, "client": 2.0}
 #: A snippet whose non-blank lines are at least this visible already is dropped.
 VISIBLE_FRACTION = 0.8
 #: Two snippets of one file overlapping by more than this share of the smaller are one location.
