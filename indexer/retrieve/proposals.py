@@ -266,48 +266,47 @@ def _line_term_set(line: str) -> frozenset[str]:
 
 
 def in_file_lines(cursor: Cursor, window: int, limit: int, max_lines: int = 2000,
-                  query_lines: int | None = None, compare_lines: int | None = None) -> list[Snippet]:
+                  query_lines: int | None = None) -> list[Snippet]:
     """Windows of the file's own lines around the cursor, most similar to the query first.
 
     Two sides, as RepoFusion's post lines and RepoCoder's in-file windows: the lines after
     the cursor, and the lines above it. A small model's window shows only the lines next
     to the cursor; a file often repeats, far above, the pattern the cursor is in (a second
     ``elif`` branch, another ``self.assertEqual``), and the line after that pattern is what
-    a completion copies. So the ``compare_lines`` (default: ``window``) lines *ending* at a
-    point are compared with the ``query_lines`` ending at the cursor (default: the cursor's
-    lexical query), and the ``window``-line snippet is centred on that point: the match's
-    last half, then what followed it. Points step by half a window, counted from the file's
-    start, so snippets stay put while the user types; fusion keeps one per location.
-    Snippets the prompt already shows are skipped here, or they would crowd the far ones
-    out of the first ``limit``. Up to ``max_lines`` on each side are searched.
+    a completion copies. So the ``window`` lines *ending* at a point are compared with the
+    ``query_lines`` ending at the cursor (default: the cursor's lexical query), and the
+    snippet is the ``window`` lines centred on that point: the match's last half, then what
+    followed it. Points step by half a window, counted from the file's start, so snippets
+    stay put while the user types; fusion keeps one per location. Snippets the prompt
+    already shows are skipped here, or they would crowd the far ones out of the first
+    ``limit``. Up to ``max_lines`` on each side are searched.
     """
     half = max(window // 2, 1)
+    prefix_lines = cursor.prefix.split("\n")
+    above = prefix_lines[:-1]                           # the cursor line is the query, never context
     after = cursor.suffix.split("\n")[1:max_lines + 1]  # the rest of the cursor line is the target
-    above = cursor.prefix.split("\n")[:-1]              # the cursor line is the query, never context
     skip = max(len(above) - max_lines, 0)
     skip -= skip % half
     query = cursor.query_term_set if query_lines is None else \
-        set(line_terms("\n".join(cursor.prefix.split("\n")[-query_lines:])))
-    compare = compare_lines or window
-    scored: list[tuple[float, Snippet]] = []
+        set(line_terms("\n".join(prefix_lines[-query_lines:])))
+    scored: list[Snippet] = []
     # (line number of the side's first line, its lines): 1-based; the cursor is on cursor.line
     for first, lines in ((skip + 1, above[skip:]), (cursor.line + 1, after)):
-        stripped = [line.strip() for line in lines]
         # Per line, once: a keystroke's retrieval must not re-split every window (as is_visible does).
-        filled = [1 if text else 0 for text in stripped]
-        shown = [1 if text and text in cursor.visible_lines else 0 for text in stripped]
-        for end in range(half, len(lines) + half, half):  # the compared lines are [end - compare, end)
+        filled = [1 if line.strip() else 0 for line in lines]
+        shown = [1 if text and text in cursor.visible_lines else 0 for text in map(str.strip, lines)]
+        for end in range(half, len(lines) + half, half):  # the compared lines are [end - window, end)
             start, stop = max(end - half, 0), min(end + half, len(lines))
             nonblank = sum(filled[start:stop])
             if not nonblank or sum(shown[start:stop]) >= VISIBLE_FRACTION * nonblank:
                 continue  # blank, or the prompt already shows it
-            score = jaccard(query, set().union(*map(_line_term_set, lines[max(end - compare, 0):end])))
+            score = jaccard(query, set().union(*map(_line_term_set, lines[max(end - window, 0):end])))
             if score > 0:
-                scored.append((score, Snippet(cursor.path, "\n".join(lines[start:stop]), "in_file", 0.0,
-                                              first + start, first + stop - 1, kind="lines")))
+                scored.append(Snippet(cursor.path, "\n".join(lines[start:stop]), "in_file", score,
+                                      first + start, first + stop - 1, kind="lines"))
     # Equally similar: the nearer first (code is most like the code around it).
-    scored.sort(key=lambda item: (-item[0], abs(item[1].start_line - cursor.line)))
-    return [Snippet(**{**s.__dict__, "score": score}) for score, s in scored[:limit]]
+    scored.sort(key=lambda s: (-s.score, abs(s.start_line - cursor.line)))
+    return scored[:limit]
 
 
 def propose(store: Store, cursor: Cursor, source: str, modules: ModuleMap, *,
