@@ -163,6 +163,22 @@ def test_the_files_own_similar_lines_lead_the_fused_context():
     assert [s.source for s in fused] == ["in_file", "definition", "bm25"]
 
 
+def test_only_the_best_in_file_window_leads_whatever_the_other_scores():
+    # A chunk three sources agree on outscores any single source, yet the file's best window
+    # still goes first (after what the editor sent); its next window competes by RRF, so other
+    # files' definitions keep their place in a small prompt.
+    agreed = [snip("b.py", 1, 10, source) for source in ("bm25", "jaccard", "dense")]
+    fused = reciprocal_rank_fusion({
+        "bm25": [agreed[0]], "jaccard": [agreed[1]], "dense": [agreed[2]],
+        "definition": [snip("d.py", 5, 9, "definition", kind="method_names_and_bodies")],
+        "in_file": [snip("a.py", 40, 49, "in_file"), snip("a.py", 90, 99, "in_file")],
+        "client": [snip("clip.py", 1, 3, "client")],
+    })
+    assert [(s.filepath, s.start_line) for s in fused] == [
+        ("clip.py", 1), ("a.py", 40), ("b.py", 1), ("d.py", 5), ("a.py", 90)]
+    assert fused[1].score == 2 / (RRF_K + 1)  # leading changes the order, not the fused score
+
+
 def test_in_file_windows_centre_on_the_point_after_lines_like_the_query():
     filler = [f"print({i})" for i in range(40)]
     text = "\n".join([
