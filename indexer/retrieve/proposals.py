@@ -257,6 +257,12 @@ def render(store: Store, cursor: Cursor, pf: ProposalFile, source: str, context_
 #: query finds the analogous point more precisely than the lexical sources' 10 lines (on the dev
 #: packages 5 lines put the answer in the fused prompt for 269 holes, 10 lines for 256, 3 for 253).
 IN_FILE_WINDOW, IN_FILE_QUERY_LINES = 10, 5
+#: The other side of a hole: the lines after the cursor, matched against the lines after each
+#: point, add to the score at this weight. A line sandwiched like the cursor's (same lines above
+#: *and* below) is the likelier analog: on the dev packages fused exact match 143 with 5 lines at
+#: weight 0.5 vs 135 without (142 at weight 1); on the held-out eval packages 178 vs 173 (none 140).
+#: The cost: in_file alone p50 0.27 vs 0.24 ms, p95 5.7 vs 5.0 ms over 1,000 cold stdlib cursors.
+IN_FILE_SUFFIX_LINES, IN_FILE_SUFFIX_WEIGHT = 5, 0.5
 
 
 @lru_cache(maxsize=1 << 16)
@@ -266,7 +272,7 @@ def _line_term_set(line: str) -> frozenset[str]:
 
 
 def in_file_lines(cursor: Cursor, window: int, limit: int, max_lines: int = 2000,
-                  query_lines: int | None = None) -> list[Snippet]:
+                  query_lines: int | None = None, suffix_lines: int = 0, suffix_weight: float = 0.0) -> list[Snippet]:
     """Windows of the file's own lines around the cursor, most similar to the query first.
 
     Two sides, as RepoFusion's post lines and RepoCoder's in-file windows: the lines after
@@ -276,7 +282,10 @@ def in_file_lines(cursor: Cursor, window: int, limit: int, max_lines: int = 2000
     a completion copies. So the ``window`` lines *ending* at a point are compared with the
     ``query_lines`` ending at the cursor (default: the cursor's lexical query), and the
     snippet is the ``window`` lines centred on that point: the match's last half, then what
-    followed it. Points step by half a window, counted from the file's start, so snippets
+    followed it. With ``suffix_lines``, the ``suffix_lines`` after the cursor line are also
+    compared with those after the point, adding ``suffix_weight`` times their Jaccard (the
+    fill-in-the-middle view: the analog has the cursor's neighbours on both sides).
+    Points step by half a window, counted from the file's start, so snippets
     stay put while the user types; fusion keeps one per location. Snippets the prompt
     already shows are skipped here, or they would crowd the far ones out of the first
     ``limit``. Up to ``max_lines`` on each side are searched.
@@ -289,6 +298,7 @@ def in_file_lines(cursor: Cursor, window: int, limit: int, max_lines: int = 2000
     skip -= skip % half
     query = cursor.query_term_set if query_lines is None else \
         set(line_terms("\n".join(prefix_lines[-query_lines:])))
+    after_query = set(line_terms("\n".join(after[:suffix_lines]))) if suffix_lines and suffix_weight else set()
     scored: list[Snippet] = []
     # (line number of the side's first line, its lines): 1-based; the cursor is on cursor.line
     for first, lines in ((skip + 1, above[skip:]), (cursor.line + 1, after)):
@@ -301,6 +311,8 @@ def in_file_lines(cursor: Cursor, window: int, limit: int, max_lines: int = 2000
             if not nonblank or sum(shown[start:stop]) >= VISIBLE_FRACTION * nonblank:
                 continue  # blank, or the prompt already shows it
             score = jaccard(query, set().union(*map(_line_term_set, lines[max(end - window, 0):end])))
+            if after_query:
+                score += suffix_weight * jaccard(after_query, set().union(*map(_line_term_set, lines[end:end + suffix_lines])))
             if score > 0:
                 scored.append(Snippet(cursor.path, "\n".join(lines[start:stop]), "in_file", score,
                                       first + start, first + stop - 1, kind="lines"))
@@ -315,7 +327,8 @@ def propose(store: Store, cursor: Cursor, source: str, modules: ModuleMap, *,
     context_type = context_type or DEFAULT_CONTEXT_TYPES[source]
     if source == "in_file":
         if context_type == "lines":
-            return in_file_lines(cursor, IN_FILE_WINDOW, limit, query_lines=IN_FILE_QUERY_LINES)
+            return in_file_lines(cursor, IN_FILE_WINDOW, limit, query_lines=IN_FILE_QUERY_LINES,
+                                 suffix_lines=IN_FILE_SUFFIX_LINES, suffix_weight=IN_FILE_SUFFIX_WEIGHT)
         return render(store, cursor, ProposalFile(cursor.path, 1.0), source, context_type, modules, limit)
     if source == "import":
         files = import_files(store, cursor, modules)

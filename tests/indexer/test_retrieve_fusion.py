@@ -206,3 +206,24 @@ def test_in_file_windows_centre_on_the_point_after_lines_like_the_query():
     # Nothing alike: no window.
     unrelated = make_cursor(RetrievalQuery("a.py", "zzz = 1\n", "", visible_text="zzz = 1"), "a.py", 10)
     assert in_file_lines(unrelated, window=10, limit=4) == []
+
+
+def test_in_file_windows_prefer_the_analog_whose_next_lines_match_the_suffix():
+    # Two copies of the same four lines above the cursor, followed by different code: the lines
+    # after the cursor decide which copy the cursor is repeating (the farther one here, which
+    # loses the prefix-only tie to the nearer one).
+    head = ["    if stream.closed:", "        raise IOError('closed')", "    header = stream.read(4)",
+            "    size = parse_size(header)", "    body = stream.read(size)"]
+    same = ["    checksum = crc32(body)", "    verify(checksum, header)", "    return body", "", ""]
+    other = ["    log.debug('short read %s', size)", "    return header", "", "", ""]
+    blank = [""] * 5
+    lines = blank + head + same + blank * 2 + head + other + blank * 2 + head[:4] + ["    "]
+    prefix, suffix = "\n".join(lines), "\n" + "\n".join(same[:3])
+    query = RetrievalQuery("a.py", prefix, suffix, visible_text="\n".join(head[:4]) + "\n    ")
+    cursor = make_cursor(query, "a.py", query_lines=5)
+    prefix_only = in_file_lines(cursor, window=10, limit=4, query_lines=5)
+    assert prefix_only[0].start_line == 26 and prefix_only[1].start_line == 6  # a tie: the nearer first
+    assert prefix_only[0].score == prefix_only[1].score
+    both_sides = in_file_lines(cursor, window=10, limit=4, query_lines=5, suffix_lines=5, suffix_weight=0.5)
+    assert both_sides[0].start_line == 6 and "verify(checksum, header)" in both_sides[0].body
+    assert both_sides[0].score > prefix_only[0].score
