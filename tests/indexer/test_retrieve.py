@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from indexer.parse import parse_source
+from indexer.retrieve.cursor import make_cursor
+from indexer.retrieve.proposals import IN_FILE_QUERY_LINES, IN_FILE_WINDOW, in_file_lines
 from indexer.types import DEFAULT_SOURCES, RetrievalQuery
 from indexer.workspace import Workspace
 from tests.indexer.stdlib_repos import copy_stdlib
@@ -104,11 +106,17 @@ def test_in_file_context_finds_the_pattern_far_above_the_window(ws):
     window = "\n".join(lines[near - 30:near]) + "\n" + "\n".join(lines[near:near + 10])
     q = RetrievalQuery(path, prefix, suffix, sources=("in_file",), visible_text=window, budget_tokens=400)
     snippets = ws.retrieve(q)
-    match = snippets[1]
-    assert match.start_line <= far + 1 <= match.end_line  # line numbers are 1-based
+    match = next(s for s in snippets if s.start_line <= far + 1 <= s.end_line)  # line numbers are 1-based
     assert "token, value = get_dtext(value)" in match.body
     assert match.start_line < far + 1 - 3  # the lines before it, that the query matched
     assert all(s.end_line < near - 30 or s.start_line > near + 1 for s in snippets)
+    # Matched on the lines before the cursor alone it is the second window; the lines after the
+    # cursor (an error raised, as at line 1336) differ from what follows the far copy, so the
+    # both-sides score (shipped: it wins on the eval packages as a whole) ranks it fourth here.
+    cursor = make_cursor(q, path, query_lines=IN_FILE_QUERY_LINES)
+    prefix_only = in_file_lines(cursor, IN_FILE_WINDOW, 8, query_lines=IN_FILE_QUERY_LINES)
+    assert prefix_only[1].start_line == match.start_line
+    assert snippets.index(match) == 3, [(s.start_line, s.score) for s in snippets]
 
 
 def test_lexical_sources_find_code_like_the_last_lines_of_the_prefix(ws):
