@@ -69,7 +69,8 @@ def reciprocal_rank_fusion(rankings: Mapping[str, Sequence[Snippet]], k: int = R
             if loc not in best or rank < best[loc][0]:
                 best[loc] = (rank, snippet)
     order = sorted(fused, key=lambda loc: -fused[loc])
-    leading = {_location(snippet) for source, count in LEADING.items() for snippet in rankings.get(source, ())[:count]}
+    leading = {_location(snippet) for source, count in LEADING.items()
+               for snippet in rankings.get(source, ())[:count]}
     if leading:  # stable: the leaders keep their fused order among themselves, after client snippets
         order.sort(key=lambda loc: 0 if best[loc][1].source == "client" else 1 if loc in leading else 2)
     out = []
