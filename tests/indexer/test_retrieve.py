@@ -6,10 +6,10 @@ import pytest
 
 from indexer.parse import parse_source
 from indexer.retrieve.cursor import make_cursor
-from indexer.retrieve.proposals import IN_FILE_QUERY_LINES, IN_FILE_WINDOW, in_file_lines
+from indexer.retrieve.proposals import IN_FILE_QUERY_LINES, IN_FILE_WINDOW, in_file_lines, propose
 from indexer.types import DEFAULT_SOURCES, RetrievalQuery
 from indexer.workspace import Workspace
-from tests.indexer.stdlib_repos import copy_stdlib
+from tests.indexer.stdlib_repos import STDLIB, copy_stdlib
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,9 @@ def test_in_file_context_comes_from_after_the_cursor_and_outside_the_window(ws):
 def test_in_file_context_finds_the_pattern_far_above_the_window(ws):
     # get_no_fold_literal repeats, 460 lines below, what get_domain_literal does after its "[":
     # with the cursor where the second copy calls get_dtext, the window shows 30 lines above
-    # it; the first copy, far above, is the in-file context (and holds the line to type).
+    # it. The fused in-file context skips everything the window shows, and its windows hold
+    # the file's lines (the far copy itself is a weak match here: see the test below for how
+    # often far copies are found).
     path = "email/_header_value_parser.py"
     lines = (ws.root / path).read_text().split("\n")
     far, near = [n for n, line in enumerate(lines) if line.strip() == "token, value = get_dtext(value)"]
@@ -106,17 +108,45 @@ def test_in_file_context_finds_the_pattern_far_above_the_window(ws):
     window = "\n".join(lines[near - 30:near]) + "\n" + "\n".join(lines[near:near + 10])
     q = RetrievalQuery(path, prefix, suffix, sources=("in_file",), visible_text=window, budget_tokens=400)
     snippets = ws.retrieve(q)
-    match = next(s for s in snippets if s.start_line <= far + 1 <= s.end_line)  # line numbers are 1-based
-    assert "token, value = get_dtext(value)" in match.body
-    assert match.start_line < far + 1 - 3  # the lines before it, that the query matched
+    assert snippets and all(s.source == "in_file" for s in snippets)
     assert all(s.end_line < near - 30 or s.start_line > near + 1 for s in snippets)
-    # Matched on the lines before the cursor alone it is the second window; the lines after the
-    # cursor (an error raised, as at line 1336) differ from what follows the far copy, so the
-    # both-sides score (shipped: it wins on the eval packages as a whole) ranks it fourth here.
+    for s in snippets:
+        assert s.body == "\n".join(lines[s.start_line - 1:s.end_line])
+    # Matched on the lines before the cursor alone, the far copy is in the first three windows.
     cursor = make_cursor(q, path, query_lines=IN_FILE_QUERY_LINES)
-    prefix_only = in_file_lines(cursor, IN_FILE_WINDOW, 8, query_lines=IN_FILE_QUERY_LINES)
-    assert prefix_only[1].start_line == match.start_line
-    assert snippets.index(match) == 3, [(s.start_line, s.score) for s in snippets]
+    prefix_only = in_file_lines(cursor, IN_FILE_WINDOW, 3, query_lines=IN_FILE_QUERY_LINES, match_lines=IN_FILE_WINDOW)
+    assert any(s.start_line <= far + 1 <= s.end_line for s in prefix_only)
+
+
+def test_in_file_context_finds_far_copies_of_repeated_lines():
+    # Real code repeats itself far apart: each line of unittest/ (its tests included) that occurs
+    # exactly twice, more than 300 lines apart, is typed again at its second copy, with 30 lines
+    # above and 10 below in the window. The far copy holds the line to type; the shipped in-file
+    # context (both sides, every line a point) ranks it first for 61 of 141 such cursors and in
+    # its first four for 89 (every fifth line, as before session 9: 50 and 77).
+    found_first = found = total = 0
+    for file in sorted((STDLIB / "unittest").rglob("*.py")):
+        lines = file.read_text(encoding="utf-8").split("\n")
+        where: dict[str, list[int]] = {}
+        for n, line in enumerate(lines):
+            if len(line.strip()) >= 20:
+                where.setdefault(line.strip(), []).append(n)
+        for text, copies in where.items():
+            if len(copies) != 2 or copies[1] - copies[0] <= 300:
+                continue
+            far, near = copies
+            indent = len(lines[near]) - len(lines[near].lstrip())
+            prefix = "\n".join(lines[:near]) + "\n" + lines[near][:indent]
+            suffix = lines[near][indent:] + "\n" + "\n".join(lines[near + 1:])
+            window = "\n".join(lines[max(near - 30, 0):near + 10])
+            q = RetrievalQuery(file.name, prefix, suffix, visible_text=window)
+            windows = propose(None, make_cursor(q, file.name, query_lines=IN_FILE_QUERY_LINES), "in_file", None)
+            ranks = [i for i, s in enumerate(windows) if text in s.body and s.start_line <= far + 1 <= s.end_line]
+            total += 1
+            found += bool(ranks)
+            found_first += ranks == [0]
+    assert total > 100
+    assert found_first >= 0.38 * total and found >= 0.58 * total, (found_first, found, total)
 
 
 def test_lexical_sources_find_code_like_the_last_lines_of_the_prefix(ws):

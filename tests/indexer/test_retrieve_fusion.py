@@ -3,10 +3,12 @@ module resolution, the cursor's identifiers."""
 
 from __future__ import annotations
 
+import random
+
 from indexer.retrieve.cursor import make_cursor, near_identifiers
 from indexer.retrieve.fusion import RRF_K, dedupe, fuse, is_visible, pack, reciprocal_rank_fusion
 from indexer.retrieve.jaccard import jaccard
-from indexer.retrieve.proposals import ModuleMap, _normalized_stem, in_file_lines
+from indexer.retrieve.proposals import ModuleMap, _normalized_stem, in_file_lines, window_jaccards
 from indexer.types import RetrievalQuery, Snippet
 
 
@@ -199,7 +201,8 @@ def test_in_file_windows_centre_on_the_point_after_lines_like_the_query():
     cursor = make_cursor(query, "a.py", query_lines=4)  # the query: parse_b so far
     windows = in_file_lines(cursor, window=10, limit=4)
     top = windows[0]
-    assert (top.source, top.start_line, top.end_line) == ("in_file", 1, 10)
+    # parse_a's first three lines match; the point is after line 3, the snippet lines 1-8
+    assert (top.source, top.start_line, top.end_line) == ("in_file", 1, 8)
     assert "token = value.strip()" in top.body  # what followed the matching lines
     assert all(not is_visible(w, cursor.visible_lines) for w in windows)
     assert [w.score for w in windows] == sorted((w.score for w in windows), reverse=True)
@@ -222,8 +225,47 @@ def test_in_file_windows_prefer_the_analog_whose_next_lines_match_the_suffix():
     query = RetrievalQuery("a.py", prefix, suffix, visible_text="\n".join(head[:4]) + "\n    ")
     cursor = make_cursor(query, "a.py", query_lines=5)
     prefix_only = in_file_lines(cursor, window=10, limit=4, query_lines=5)
-    assert prefix_only[0].start_line == 26 and prefix_only[1].start_line == 6  # a tie: the nearer first
+    # a tie: the nearer first; each centred after its copy's four lines (line 29, line 9)
+    assert prefix_only[0].start_line == 25 and prefix_only[1].start_line == 5
     assert prefix_only[0].score == prefix_only[1].score
     both_sides = in_file_lines(cursor, window=10, limit=4, query_lines=5, suffix_lines=5, suffix_weight=0.5)
     assert both_sides[0].start_line == 6 and "verify(checksum, header)" in both_sides[0].body
     assert both_sides[0].score > prefix_only[0].score
+
+
+def test_window_jaccards_golden():
+    a, b, c = frozenset({"x", "y"}), frozenset({"y", "z"}), frozenset({"w"})
+    # windows of 2 ending at 1..3: {x,y}, {x,y,z}, {y,z,w}; the query {x,y}
+    assert window_jaccards({"x", "y"}, [a, b, c], 2) == [0.0, 1.0, 2 / 3, 1 / 4]
+    assert window_jaccards(set(), [a, b, c], 2) == [0.0] * 4
+    assert window_jaccards({"q"}, [a, b, c], 2) == [0.0] * 4  # nothing shared
+    assert window_jaccards({"x"}, [], 3) == [0.0]
+
+
+def test_window_jaccards_equals_a_fresh_union_at_every_line():
+    rng = random.Random(7)
+    vocab = [f"t{i}" for i in range(25)]
+    for _ in range(200):
+        n, width = rng.randrange(0, 30), rng.randrange(1, 12)
+        sets = [frozenset(rng.sample(vocab, rng.randrange(0, 6))) for _ in range(n)]
+        query = set(rng.sample(vocab, rng.randrange(0, 8)))
+        fresh = [0.0] + [jaccard(query, set().union(*sets[max(e - width, 0):e])) for e in range(1, n + 1)]
+        assert window_jaccards(query, sets, width) == fresh
+
+
+def test_in_file_windows_centre_on_any_line_and_keep_one_per_location():
+    # The analog starts at line 8 (not a multiple of half a window): its snippet is centred
+    # on the line after its match; the runners-up, points next to it, are the same location.
+    head = ["    if stream.closed:", "        raise IOError('closed')", "    header = stream.read(4)",
+            "    size = parse_size(header)"]
+    filler = [f"unrelated_{i} = compute_{i}(value_{i})" for i in range(40)]
+    lines = filler[:7] + head + ["    body = stream.read(size)"] + filler[7:] + head[:3] + ["    "]
+    prefix = "\n".join(lines)
+    query = RetrievalQuery("a.py", prefix, "\n", visible_text="\n".join(head[:3]) + "\n    ")
+    cursor = make_cursor(query, "a.py", query_lines=4)
+    windows = in_file_lines(cursor, window=10, limit=4, query_lines=4)
+    top = windows[0]
+    assert top.start_line == 8 + 4 - 5 and "body = stream.read(size)" in top.body  # point: after line 11
+    ends = sorted(w.start_line for w in windows)
+    assert all(b - a > 5 for a, b in zip(ends, ends[1:]))  # fusion's dedupe would merge closer ones
+    assert [w.score for w in windows] == sorted((w.score for w in windows), reverse=True)
