@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from repocomplete.backends.transformers import TransformersBackend  # noqa: E402
 from repocomplete.config import EngineConfig  # noqa: E402
 from repocomplete.engine import Engine  # noqa: E402
-from repocomplete.tiny_model import build_tiny_model  # noqa: E402
+from tests.tiny_model import build_tiny_model  # noqa: E402
 from repocomplete.types import CompletionRequest, DebugOptions, Segments  # noqa: E402
 
 

@@ -118,7 +118,7 @@ def main() -> int:
 
     from transformers import AutoTokenizer
 
-    from repocomplete.tiny_model import build_tiny_model
+    from tests.tiny_model import build_tiny_model
     from training.data import DataConfig, build_dataset
     from training.finetune import quiet_libraries
 

@@ -1,8 +1,7 @@
 """Where a model spec ("default", a directory, a cached hub id) points on disk.
 
 Nothing is ever downloaded. "default" is the embedded model in
-``repocomplete/assets/default-model/``; until that is built, a tiny untrained model is
-built once from config into the cache and labelled as such wherever it is shown.
+``repocomplete/assets/default-model/``, committed with the package.
 """
 
 from __future__ import annotations
@@ -10,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +16,6 @@ from repocomplete.errors import ModelNotFoundError
 
 #: The embedded default model (weights committed by the pretraining work).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "default-model"
-TINY_LABEL = "tiny untrained model (the embedded default model is not built yet)"
-#: Bump when build_tiny_model changes, so a stale cached tiny model is rebuilt.
-TINY_VERSION = 1
 
 _WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model.safetensors.index.json")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -51,7 +45,7 @@ def has_weights(path: Path) -> bool:
 
 
 def is_tiny_model(path: Path) -> bool:
-    """Whether ``path`` holds a model from :func:`repocomplete.tiny_model.build_tiny_model`."""
+    """Whether ``path`` holds a tiny random test model (its config says ``repocomplete_tiny``)."""
     try:
         return bool(json.loads((path / "config.json").read_text()).get("repocomplete_tiny"))
     except (OSError, ValueError):
@@ -63,7 +57,7 @@ def resolve_model(spec: str | None, *, cache: str | Path | None = None) -> Resol
     if spec in (None, "", "default"):
         if has_weights(DEFAULT_MODEL_DIR):
             return ResolvedModel(DEFAULT_MODEL_DIR, "embedded default model", is_default=True)
-        return ResolvedModel(ensure_tiny_default(cache), TINY_LABEL, is_default=True, is_tiny=True)
+        raise ModelNotFoundError(f"the embedded default model is missing from {DEFAULT_MODEL_DIR} (reinstall repocomplete)")
     path = Path(spec).expanduser()
     if path.exists():
         if not path.is_dir() or not has_weights(path):
@@ -76,26 +70,6 @@ def resolve_model(spec: str | None, *, cache: str | Path | None = None) -> Resol
             return ResolvedModel(snapshot, spec)
         raise ModelNotFoundError(f"model {spec!r} is not in the local Hugging Face cache (nothing is downloaded; pass a local directory)")
     raise ModelNotFoundError(f"model not found: {spec} (no such directory)")
-
-
-def ensure_tiny_default(cache: str | Path | None = None) -> Path:
-    """Build the stand-in default model once into the cache (atomically: concurrent callers are safe)."""
-    target = cache_dir(cache) / "models" / f"tiny-default-v{TINY_VERSION}"
-    if has_weights(target):
-        return target
-    from repocomplete.tiny_model import build_tiny_model
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=target.parent))
-    try:
-        build_tiny_model(staging, template="repocomplete", hidden_size=128, layers=2)
-        try:
-            staging.rename(target)
-        except OSError:  # another process won the race; its copy is identical
-            pass
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
 
 
 def _hub_cache_snapshot(repo_id: str) -> Path | None:

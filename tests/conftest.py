@@ -26,8 +26,8 @@ def skip_or_fail_without(tool: str) -> None:
 def tiny_model_dir(tmp_path_factory):
     """A tiny random Llama model + BPE tokenizer with the "repocomplete" FIM tokens (built once per session).
 
-    Built from config by :func:`repocomplete.tiny_model.build_tiny_model`; nothing is downloaded.
+    Built from config by :func:`tests.tiny_model.build_tiny_model`; nothing is downloaded.
     """
-    from repocomplete.tiny_model import build_tiny_model
+    from tests.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))

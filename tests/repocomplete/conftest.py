@@ -13,7 +13,7 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_model_for(tmp_path_factory):
     """Factory: a tiny model whose tokenizer has ``template``'s special tokens (cached per session)."""
-    from repocomplete.tiny_model import build_tiny_model
+    from tests.tiny_model import build_tiny_model
 
     built: dict[str, Path] = {}
 

@@ -89,7 +89,7 @@ def test_missing_file(tmp_path):
 
 @pytest.mark.slow
 def test_adapter_for_another_base_model(source_file, tiny_model_dir, tmp_path):
-    from repocomplete.tiny_model import build_tiny_model
+    from tests.tiny_model import build_tiny_model
 
     from .conftest import make_lora_adapter
 

@@ -1,4 +1,4 @@
-"""Model resolution: default (embedded or tiny stand-in), local directories, the offline hub cache."""
+"""Model resolution: the embedded default, local directories, the offline hub cache."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from repocomplete import models
 from repocomplete.errors import ModelNotFoundError
-from repocomplete.models import TINY_LABEL, resolve_model
+from repocomplete.models import resolve_model
 
 
 def test_local_directory(tiny_model_dir):
@@ -15,14 +15,17 @@ def test_local_directory(tiny_model_dir):
     assert "tiny untrained" in resolved.label
 
 
-def test_default_without_embedded_model_builds_a_labelled_tiny_model_once(tmp_path, monkeypatch):
+def test_default_without_embedded_model_is_a_one_line_error(tmp_path, monkeypatch):
     monkeypatch.setattr(models, "DEFAULT_MODEL_DIR", tmp_path / "no-default-model")
-    first = resolve_model("default", cache=tmp_path / "cache")
-    assert first.is_default and first.is_tiny and first.label == TINY_LABEL
-    assert models.has_weights(first.path) and first.path.is_relative_to(tmp_path / "cache")
-    mtime = (first.path / "config.json").stat().st_mtime
-    again = resolve_model(None, cache=tmp_path / "cache")
-    assert again.path == first.path and (again.path / "config.json").stat().st_mtime == mtime
+    with pytest.raises(ModelNotFoundError) as err:
+        resolve_model("default")
+    assert "\n" not in str(err.value) and "embedded default model is missing" in str(err.value)
+    assert not list(tmp_path.iterdir())  # nothing is built or written as a stand-in
+
+
+def test_the_embedded_default_is_shipped():
+    resolved = resolve_model(None)
+    assert resolved.is_default and not resolved.is_tiny and models.has_weights(resolved.path)
 
 
 def test_default_uses_the_embedded_model_when_built(tiny_model_dir, monkeypatch):

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from repocomplete.tiny_model import FAMILY_TOKENS, build_tiny_model
+from tests.tiny_model import FAMILY_TOKENS, build_tiny_model
 
 
 def _digest(path) -> dict[str, str]:

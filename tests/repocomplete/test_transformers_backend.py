@@ -104,7 +104,7 @@ def test_two_adapters_chosen_per_request(tiny_model_dir, lora_adapters):
 
 
 def test_adapter_for_another_base_model_is_refused(tiny_model_dir, tiny_model_for, tmp_path, tiny_backend):
-    from repocomplete.tiny_model import build_tiny_model
+    from tests.tiny_model import build_tiny_model
 
     other = build_tiny_model(tmp_path / "wider", hidden_size=96)
     adapter = make_lora_adapter(other, tmp_path / "wider-adapter", seed=3)
