@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import JsonRpcException, JsonRpcMethodNotFound
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
@@ -21,6 +21,27 @@ from pygls.protocol.language_server import lsp_method
 log = logging.getLogger(__name__)
 
 PARSE_ERROR, INVALID_REQUEST = -32700, -32600
+
+#: pygls' own log lines for a method without a handler (its format strings, matched exactly).
+_UNKNOWN_METHOD_MESSAGES = ("Ignoring notification for unknown method %r", "Failed to handle request %r, unknown method %r")
+
+
+class _UnknownMethodsAtDebug(logging.Filter):
+    """Editors send optional methods we do not implement (``$/setTrace``, ``workspace/didChangeWatchedFiles``).
+
+    The LSP spec says a server ignores unknown notifications and answers unknown requests with
+    MethodNotFound, which pygls does; it also logs a WARNING for each, which editors show as
+    errors in their server log. Those records are moved to DEBUG on our own logger.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg in _UNKNOWN_METHOD_MESSAGES:
+            log.debug(record.getMessage())
+            return False
+        return True
+
+
+logging.getLogger("pygls.protocol.json_rpc").addFilter(_UnknownMethodsAtDebug())
 
 
 class _Rejected:
@@ -87,6 +108,9 @@ class RepocompleteLanguageServer(LanguageServer):
     def report_server_error(self, error: Exception, source: Any) -> None:
         if isinstance(error, ValueError):  # json.JSONDecodeError, UnicodeDecodeError
             self.protocol.send_error(None, PARSE_ERROR, f"Parse error: {error}")
+            return
+        if isinstance(error, JsonRpcMethodNotFound):  # already answered with MethodNotFound
+            log.debug("unknown method: %s", error)
             return
         log.error("server error (%s): %s", getattr(source, "__name__", source), error)
 

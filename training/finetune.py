@@ -315,6 +315,10 @@ def load_model(model_path: str, config: FinetuneConfig, *, cuda: bool, bf16: boo
         return model, []
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
+    from repocomplete.backends.transformers import ignore_known_library_deprecations
+
+    ignore_known_library_deprecations()
+
     if config.method == "qlora":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     targets = list(config.target_modules) if config.target_modules else target_modules_for(model)

@@ -35,6 +35,22 @@ log = logging.getLogger(__name__)
 _DTYPES = ("float32", "bfloat16", "float16")
 
 
+def ignore_known_library_deprecations() -> None:
+    """Hide deprecation warnings our pinned libraries raise at each other, not at our code.
+
+    peft 0.21 reads ``model.is_gradient_checkpointing`` whenever an adapter is attached,
+    which transformers 5 deprecated with a FutureWarning printed on every adapter load and
+    fine-tune; there is nothing a user (or we) can change about it. Matched by message, so
+    any other warning still shows.
+    """
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+
+ignore_known_library_deprecations()
+
+
 class TransformersBackend:
     """A causal LM from a local directory, with optional quantization and LoRA adapters."""
 

@@ -224,3 +224,15 @@ def test_cancelling_during_generation_answers_at_once(spawn_lsp, tmp_path):
     assert lsp.wait_response(msg_id)["error"]["code"] == -32800
     assert time.monotonic() - started < 2.0
     assert lsp.shutdown_and_exit() == 0
+
+
+def test_unknown_methods_are_answered_without_warnings_in_the_log(spawn_lsp, tmp_path: Path):
+    """Editors send optional methods (``$/setTrace``, watched files); the log must not call them problems."""
+    lsp = spawn_lsp()
+    lsp.initialize({"backend": "fake", "debounceMs": 0})
+    lsp.notify("$/setTrace", {"value": "off"})
+    lsp.notify("workspace/didChangeWatchedFiles", {"changes": []})
+    assert lsp.wait_response(lsp.send_request("no/suchMethod", {}))["error"]["code"] == -32601
+    assert lsp.shutdown_and_exit() == 0
+    log = (tmp_path / "lsp-0.err").read_text()
+    assert "unknown method" not in log and "WARNING" not in log and "ERROR" not in log, log

@@ -168,3 +168,16 @@ def test_abandoned_and_cancelled_streams_release_the_model(tiny_backend):
         cancel.set()
     assert len(pieces) <= 2
     assert tiny_backend.generate(greedy(max_tokens=2)).completion_tokens > 0
+
+
+def test_loading_an_adapter_prints_no_library_deprecation(tiny_model_dir, lora_adapters):
+    """peft reads transformers' deprecated ``is_gradient_checkpointing``: users must not see that FutureWarning."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from repocomplete.backends.transformers import TransformersBackend; "
+              "TransformersBackend(sys.argv[1]).load_adapter('one', sys.argv[2])")
+    done = subprocess.run([sys.executable, "-W", "default", "-c", script, str(tiny_model_dir), str(lora_adapters["one"])],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "is_gradient_checkpointing" not in done.stderr and "FutureWarning" not in done.stderr, done.stderr
