@@ -46,3 +46,142 @@ def test_runs_in_a_temporary_folder_with_a_stripped_environment():
 def test_sandbox_info_names_its_method():
     info = sandbox_info()
     assert info.method and isinstance(info.network_isolated, bool)
+
+
+# --- issue 21.4: what the attacks of the hardening review did, reproduced --------------------
+
+import os
+import resource
+import socket
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from evals import sandbox
+from evals.sandbox import execute
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes() if name.isdigit() else b""
+        except OSError:
+            continue
+        if marker.encode() in cmdline.replace(b"\0", b" "):
+            found.append(int(name))
+    return found
+
+
+def _gone(marker: str, within_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while _processes_with(marker):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_setsid_grandchild_neither_holds_the_run_nor_survives_it():
+    marker = "sleep 47.2104"  # a unique duration, so only this test's process matches
+    start = time.monotonic()
+    result = execute(["sh", "-c", f"setsid {marker} & echo started"], {}, SandboxLimits(timeout_s=2.0))
+    assert time.monotonic() - start < 4.0, "the daemonised grandchild held the run"
+    assert result.passed and result.stdout.strip() == "started"
+    assert _gone(marker), "the setsid grandchild outlived the run"
+
+
+def test_a_program_that_never_ends_times_out_and_leaves_nothing():
+    marker = "sleep 47.2105"
+    script = f"(setsid {marker} &); (sleep 47.2105 &); exec sleep infinity"
+    start = time.monotonic()
+    result = execute(["sh", "-c", script], {}, SandboxLimits(timeout_s=2.0))
+    assert result.status == "timeout" and time.monotonic() - start < 5.0
+    assert _gone(marker)
+
+
+def test_800_mb_of_output_stop_the_program_and_the_parent_stays_flat():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB, peak so far
+    program = "import sys\nblock = b'x' * (1 << 20)\nfor _ in range(800):\n    sys.stdout.buffer.write(block)\n"
+    start = time.monotonic()
+    result = run_python(program, SandboxLimits(timeout_s=60.0))
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert result.status == "failed" and "output over 1048576 bytes" in result.stderr
+    assert len(result.stdout) <= SandboxLimits().max_output_bytes + 100
+    assert grown_mb < 64, f"the parent grew by {grown_mb:.0f} MB"
+    assert time.monotonic() - start < 30
+
+
+@pytest.fixture
+def listener():
+    """A TCP server on loopback that records whether anything connected to it."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.setblocking(False)
+    yield server
+    server.close()
+
+
+def _connected(server: socket.socket) -> bool:
+    try:
+        server.accept()[0].close()
+        return True
+    except BlockingIOError:
+        return False
+
+
+def _without_namespace(monkeypatch) -> sandbox.SandboxInfo:
+    """This machine's sandbox as it is where ``unshare -n`` does not work."""
+    info = replace(sandbox.sandbox_info(), network_namespace=False)
+    if not info.seccomp:
+        pytest.skip("this machine has no seccomp: covered by the refusal test")
+    monkeypatch.setattr(sandbox, "sandbox_info", lambda: info)
+    return info
+
+
+_CONNECT = "import _socket\ns = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)\ns.connect(('127.0.0.1', {port}))\n"
+
+
+def test_without_a_network_namespace_socket_and_posix_spawn_cannot_reach_the_network(monkeypatch, listener):
+    _without_namespace(monkeypatch)
+    port = listener.getsockname()[1]
+    spawn = (f"import os, sys\npid = os.posix_spawn(sys.executable, [sys.executable, '-c', {_CONNECT.format(port=port)!r}], {{}})\n"
+             "_, status = os.waitpid(pid, 0)\nraise SystemExit(os.waitstatus_to_exitcode(status))\n")
+    for program in (_CONNECT.format(port=port), spawn):
+        assert not run_python(program, SandboxLimits(timeout_s=10.0)).passed
+        # without the Python guard: the kernel's filter alone
+        raw = execute([sys.executable, "-I", "-S", "-c", program], {}, SandboxLimits(timeout_s=10.0))
+        assert raw.status == "failed" and "Permission denied" in raw.stderr, raw.stderr
+    assert not _connected(listener)
+
+
+def test_the_filter_leaves_ordinary_programs_alone(monkeypatch):
+    _without_namespace(monkeypatch)
+    program = "import json, re, socket, os\nr, w = os.pipe()\nprint(json.dumps(sorted(re.findall('a', 'banana'))))"
+    result = run_python(program)
+    assert result.passed and result.stdout.strip() == '["a", "a", "a"]'
+
+
+def test_without_any_network_isolation_the_sandbox_refuses_unless_allowed(monkeypatch):
+    info = sandbox.SandboxInfo(False, "none", landlock_abi=0)
+    monkeypatch.setattr(sandbox, "sandbox_info", lambda: info)
+    monkeypatch.delenv(sandbox.ALLOW_NETWORK_ENV, raising=False)
+    refused = run_python("print('ran')")
+    assert refused.status == "error" and "no network isolation" in refused.stderr and not refused.stdout
+    monkeypatch.setenv(sandbox.ALLOW_NETWORK_ENV, "1")
+    assert run_python("print('ran')").stdout.strip() == "ran"
+
+
+def test_the_host_filesystem_is_read_only_outside_the_sandbox_folder(tmp_path):
+    if not sandbox_info().filesystem_confined:
+        pytest.skip("this kernel has no Landlock: the docstring says the filesystem stays writable")
+    target = tmp_path / "planted.txt"
+    program = (f"import sys\nopen('inside.txt', 'w').write('ok')\n"
+               f"try:\n    open({str(target)!r}, 'w').write('escaped')\nexcept PermissionError:\n    print('denied')\n")
+    raw = execute([sys.executable, "-I", "-S", "-c", program], {}, SandboxLimits(timeout_s=10.0))
+    assert raw.passed and raw.stdout.strip() == "denied", raw.stderr
+    assert not target.exists()
