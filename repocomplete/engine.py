@@ -25,7 +25,7 @@ from repocomplete.errors import (
     RepocompleteError,
     RequestTooLargeError,
 )
-from repocomplete.fim import FimOrder, FimTemplate, check_compatible, detect_template, get_template
+from repocomplete.fim import FimOrder, FimTemplate, SuffixParamTemplate, check_compatible, detect_template, get_template
 from repocomplete.postprocess import infer_mode, postprocess
 from repocomplete.prompt import assemble_prompt, window_text
 from repocomplete.snippet_memo import SnippetMemo
@@ -36,27 +36,6 @@ log = logging.getLogger(__name__)
 
 #: Most choices one request may ask for.
 MAX_CHOICES = 8
-
-
-class SuffixParamTemplate:
-    """For remote engines that format FIM themselves (``suffix`` parameter of /v1/completions).
-
-    Renders repository context as comments before the prefix; the suffix travels apart.
-    Used when the backend exposes no tokenizer (e.g. ``openai``) and no template was named.
-    """
-
-    name = "remote-fim"
-    special_tokens: frozenset[str] = frozenset()
-    stop: tuple[str, ...] = ()
-
-    def __init__(self) -> None:
-        self._comments = get_template("santacoder")  # a file-level family: context as path comments
-
-    def render_context(self, snippets=(), filepath=None, repo_name=None) -> str:
-        return self._comments.render_context(snippets, filepath, repo_name)
-
-    def render(self, prefix, suffix, *, snippets=(), filepath=None, repo_name=None, order="psm") -> str:
-        return self.render_context(snippets, filepath, repo_name) + prefix
 
 
 @dataclass

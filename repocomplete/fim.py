@@ -13,6 +13,12 @@ Repository context is rendered in the family's own repo format where it has one
 (StarCoder2 ``<file_sep>``, Qwen2.5-Coder ``<|repo_name|>``/``<|file_sep|>``, ours),
 and otherwise as a comment block in the language of the file being completed, which is
 what those models saw in training (file-path comments).
+
+To add a template: add one ``_template(...)`` entry to :data:`TEMPLATES` (sentinels,
+``vocabulary`` = the family tokenizer's special tokens in its own order, end-of-text first)
+and put its name in ``_DETECTION_ORDER`` (most specific token set first). Everything that
+needs a family's tokens (stop strings, detection, the tiny test models, the fake backend,
+the pretraining tokenizer) reads them from here.
 """
 
 from __future__ import annotations
@@ -91,6 +97,9 @@ class FimTemplate:
     required_tokens: frozenset[str]
     #: Other sentinels of the family (file separators, padding, ...); all become stops.
     extra_special: tuple[str, ...] = ()
+    #: The family tokenizer's special tokens in its own order, end-of-text first (what the tiny
+    #: test models and our pretraining tokenizer are built with); may hold non-FIM tokens.
+    vocabulary: tuple[str, ...] = ()
     file_sep: str | None = None
     repo_token: str | None = None
     suffix_first: bool = False
@@ -111,6 +120,12 @@ class FimTemplate:
         tokens = {self.prefix_token, self.suffix_token, self.middle_token, *self.end_tokens, *self.extra_special}
         tokens |= {t for t in (self.file_sep, self.repo_token) if t}
         return frozenset(t.strip() for t in tokens if t and t.strip())
+
+    @property
+    def tokenizer_tokens(self) -> tuple[str, ...]:
+        """``vocabulary`` followed by any sentinel it lacks: every special token a tokenizer
+        of this family carries, end-of-text first."""
+        return self.vocabulary + tuple(sorted(self.special_tokens - set(self.vocabulary)))
 
     @property
     def stop(self) -> tuple[str, ...]:
@@ -199,6 +214,8 @@ TEMPLATES: dict[str, FimTemplate] = {
             end_tokens=("<|rc:end|>",), extra_special=("<|rc:pad|>",),
             file_sep="<|rc:file|>", repo_token="<|rc:repo|>", path_style="file_header",
             spm_swaps_sentinels=True, aliases=("default", "rc"),
+            vocabulary=("<|rc:end|>", "<|rc:pad|>", "<|rc:repo|>", "<|rc:file|>",
+                        "<|rc:prefix|>", "<|rc:suffix|>", "<|rc:middle|>"),
         ),
         _template(
             name="qwen",
@@ -206,6 +223,8 @@ TEMPLATES: dict[str, FimTemplate] = {
             end_tokens=("<|endoftext|>", "<|im_end|>"), extra_special=("<|fim_pad|>",),
             file_sep="<|file_sep|>", repo_token="<|repo_name|>", path_style="file_header",
             aliases=("qwen2.5-coder", "qwen-coder"),
+            vocabulary=("<|endoftext|>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>",
+                        "<|repo_name|>", "<|file_sep|>", "<|im_start|>", "<|im_end|>"),
         ),
         _template(
             name="starcoder",
@@ -214,6 +233,8 @@ TEMPLATES: dict[str, FimTemplate] = {
             file_sep="<file_sep>", repo_token="<repo_name>", path_style="after_prefix_token",
             required_tokens=frozenset({"<fim_prefix>", "<fim_suffix>", "<fim_middle>", "<file_sep>"}),
             aliases=("starcoder2",),
+            vocabulary=("<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>",
+                        "<repo_name>", "<file_sep>", "<filename>", "<gh_stars>", "<issue_start>"),
         ),
         _template(
             name="starcoder1",
@@ -224,6 +245,7 @@ TEMPLATES: dict[str, FimTemplate] = {
             name="santacoder",
             prefix_token="<fim-prefix>", suffix_token="<fim-suffix>", middle_token="<fim-middle>",
             end_tokens=("<|endoftext|>",), extra_special=("<fim-pad>",),
+            vocabulary=("<|endoftext|>", "<fim-prefix>", "<fim-middle>", "<fim-suffix>", "<fim-pad>"),
         ),
         _template(
             name="deepseek",
@@ -231,21 +253,47 @@ TEMPLATES: dict[str, FimTemplate] = {
             middle_token="<\uff5cfim\u2581end\uff5c>",
             end_tokens=("<\uff5cend\u2581of\u2581sentence\uff5c>", "<|EOT|>"),
             aliases=("deepseek-coder",),
+            vocabulary=("<\uff5cend\u2581of\u2581sentence\uff5c>", "<\uff5cbegin\u2581of\u2581sentence\uff5c>",
+                        "<\uff5cfim\u2581begin\uff5c>", "<\uff5cfim\u2581hole\uff5c>", "<\uff5cfim\u2581end\uff5c>", "<|EOT|>"),
         ),
         _template(
             name="codellama",
             prefix_token="<PRE>", suffix_token=" <SUF>", middle_token=" <MID>",
             end_tokens=("<EOT>", "</s>"), prefix_pad=" ",
+            vocabulary=("</s>", "<s>", "<PRE>", "<SUF>", "<MID>", "<EOT>"),
             required_tokens=frozenset({"<PRE>", "<SUF>", "<MID>"}),
         ),
         _template(
             name="codestral",
             prefix_token="[PREFIX]", suffix_token="[SUFFIX]", middle_token="",
             end_tokens=("</s>",), suffix_first=True,
+            vocabulary=("</s>", "<s>", "[PREFIX]", "[SUFFIX]", "[MIDDLE]"),
             required_tokens=frozenset({"[PREFIX]", "[SUFFIX]"}),
         ),
     )
 }
+
+class SuffixParamTemplate:
+    """For remote engines that format FIM themselves (``suffix`` parameter of /v1/completions).
+
+    Renders repository context as comments before the prefix; the suffix travels apart.
+    Used when the backend exposes no tokenizer (e.g. ``openai``) and no template was named.
+    """
+
+    name = "remote-fim"
+    special_tokens: frozenset[str] = frozenset()
+    stop: tuple[str, ...] = ()
+    suffix_first = False
+
+    def __init__(self) -> None:
+        self._comments = TEMPLATES["santacoder"]  # a file-level family: context as path comments
+
+    def render_context(self, snippets=(), filepath=None, repo_name=None) -> str:
+        return self._comments.render_context(snippets, filepath, repo_name)
+
+    def render(self, prefix, suffix, *, snippets=(), filepath=None, repo_name=None, order="psm") -> str:
+        return self.render_context(snippets, filepath, repo_name) + prefix
+
 
 _ALIASES: dict[str, str] = {alias: t.name for t in TEMPLATES.values() for alias in t.aliases}
 

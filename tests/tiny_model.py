@@ -12,29 +12,12 @@ from __future__ import annotations
 import sysconfig
 from pathlib import Path
 
-#: Special tokens of each template family's tokenizer (the end-of-text token first).
-#: These mirror the real tokenizers (StarCoder2, SantaCoder, DeepSeek-Coder, Qwen2.5-Coder,
-#: CodeLlama, Codestral) and the embedded default model's own format.
+from repocomplete.fim import TEMPLATES
+
+#: Special tokens of each template family's tokenizer (end-of-text first), from the FIM
+#: template registry, which mirrors the real tokenizers.
 FAMILY_TOKENS: dict[str, tuple[str, ...]] = {
-    "repocomplete": (
-        "<|rc:end|>", "<|rc:repo|>", "<|rc:file|>", "<|rc:prefix|>", "<|rc:suffix|>",
-        "<|rc:middle|>", "<|rc:pad|>",
-    ),
-    "starcoder": (
-        "<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>",
-        "<repo_name>", "<file_sep>", "<filename>", "<gh_stars>", "<issue_start>",
-    ),
-    "santacoder": ("<|endoftext|>", "<fim-prefix>", "<fim-middle>", "<fim-suffix>", "<fim-pad>"),
-    "deepseek": (
-        "<｜end▁of▁sentence｜>", "<｜begin▁of▁sentence｜>", "<｜fim▁begin｜>", "<｜fim▁hole｜>",
-        "<｜fim▁end｜>", "<|EOT|>",
-    ),
-    "qwen": (
-        "<|endoftext|>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>",
-        "<|repo_name|>", "<|file_sep|>", "<|im_start|>", "<|im_end|>",
-    ),
-    "codellama": ("</s>", "<s>", "<PRE>", "<SUF>", "<MID>", "<EOT>"),
-    "codestral": ("</s>", "<s>", "[PREFIX]", "[SUFFIX]", "[MIDDLE]"),
+    name: template.tokenizer_tokens for name, template in TEMPLATES.items() if template.vocabulary
 }
 
 #: Stdlib modules the tokenizer is trained on: ordinary Python, read in this fixed order.
@@ -42,18 +25,10 @@ _TRAINING_MODULES = ("textwrap.py", "string.py", "shlex.py", "fnmatch.py", "bise
 
 
 def family_tokens(template: str) -> tuple[str, ...]:
-    """Special tokens for ``template`` (end token first), including any the FIM registry adds."""
+    """Special tokens for ``template`` (end token first)."""
     if template not in FAMILY_TOKENS:
         raise ValueError(f"unknown template family {template!r}; choose from: {', '.join(FAMILY_TOKENS)}")
-    tokens = list(FAMILY_TOKENS[template])
-    try:  # the FIM registry is the source of truth for what a template emits; stay in sync
-        from repocomplete.fim import TEMPLATES
-
-        extra = sorted(TEMPLATES[template].special_tokens) if template in TEMPLATES else []
-    except ImportError:
-        extra = []
-    tokens += [t for t in extra if t not in tokens]
-    return tuple(tokens)
+    return FAMILY_TOKENS[template]
 
 
 def training_texts() -> list[str]:

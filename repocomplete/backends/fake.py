@@ -15,11 +15,10 @@ from pathlib import Path
 from repocomplete.backends.base import GenerationRequest, GenerationResult
 from repocomplete.backends.stopping import StopScanner
 from repocomplete.errors import AdapterError
+from repocomplete.fim import TEMPLATES
 
 #: The embedded default model's sentinels: with these the engine picks the "repocomplete" template.
-DEFAULT_SPECIAL_TOKENS = frozenset(
-    {"<|rc:repo|>", "<|rc:file|>", "<|rc:prefix|>", "<|rc:suffix|>", "<|rc:middle|>", "<|rc:end|>", "<|rc:pad|>"}
-)
+DEFAULT_SPECIAL_TOKENS = frozenset(TEMPLATES["repocomplete"].tokenizer_tokens)
 
 
 class FakeBackend:

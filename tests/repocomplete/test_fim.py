@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from indexer.types import Snippet
 from repocomplete.errors import TemplateMismatchError
-from repocomplete.fim import TEMPLATES, check_compatible, comment_prefix_for, detect_template, get_template
+from repocomplete.fim import TEMPLATES, SuffixParamTemplate, check_compatible, comment_prefix_for, detect_template, get_template
 from repocomplete.postprocess import postprocess
 
 SNIPPETS = [Snippet(filepath="pkg/util.py", body="def helper(x):\n    return x * 2\n", source="import")]
@@ -129,3 +129,28 @@ def test_no_sentinel_ever_survives_postprocessing(name, pieces):
     out = postprocess(raw, prefix="def f():\n    ", suffix="\n", mode="multiline", stop=template.stop)
     for token in template.special_tokens:
         assert token not in out
+
+
+@pytest.mark.parametrize("name", [n for n, t in TEMPLATES.items() if t.vocabulary])
+def test_a_family_tokenizer_carries_every_sentinel_end_token_first(name):
+    template = TEMPLATES[name]
+    tokens = template.tokenizer_tokens
+    assert tokens[0] in template.end_tokens and template.special_tokens <= set(tokens)
+    assert len(set(tokens)) == len(tokens)
+
+
+def test_the_registry_matches_the_embedded_default_models_tokenizer():
+    """The pretraining tokenizer's ids come from the registry: ids 0..6 of the shipped model."""
+    import json
+
+    from repocomplete.models import DEFAULT_MODEL_DIR
+
+    added = json.loads((DEFAULT_MODEL_DIR / "tokenizer.json").read_text())["added_tokens"]
+    shipped = tuple(t["content"] for t in sorted(added, key=lambda t: t["id"]))
+    assert shipped == TEMPLATES["repocomplete"].tokenizer_tokens
+
+
+def test_suffix_param_template_renders_context_as_comments_and_leaves_the_suffix_out():
+    rendered = SuffixParamTemplate().render("x = ", "\nprint(x)", snippets=[Snippet(filepath="a.py", body="A = 1", source="client")],
+                                            filepath="b.py")
+    assert rendered == "# Path: a.py\n# A = 1\nx = "

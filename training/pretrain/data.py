@@ -390,7 +390,7 @@ def file_samples(f: CorpusFile, group: GroupIndex, cfg: DataConfig, chars_per_to
     # documents: their token share relative to FIM samples is roughly doc_share
     p_doc = min(1.0, 1.45 * cfg.doc_share / max(1e-9, 1.0 - cfg.doc_share))
     if rng.random() < p_doc:
-        samples.append(("doc", f"<|rc:repo|>{f.dist}\n<|rc:file|>{f.path}\n{template.neutralize(f.text)}{EOS}"))
+        samples.append(("doc", f"{template.repo_token}{f.dist}\n{template.file_sep}{f.path}\n{template.neutralize(f.text)}{EOS}"))
     return samples
 
 

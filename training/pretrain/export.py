@@ -15,6 +15,7 @@ from pathlib import Path
 
 from repocomplete.errors import RepocompleteError
 from training.pretrain.config import PretrainConfig, load_pretrain_config
+from training.pretrain.tokenizer import TEMPLATE
 from training.pretrain.model import build_model, count_parameters
 
 
@@ -54,10 +55,10 @@ def verify(model_dir: Path) -> int:
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir))
-    for token in ("<|rc:prefix|>", "<|rc:suffix|>", "<|rc:middle|>", "<|rc:file|>", "<|rc:repo|>", "<|rc:end|>"):
+    for token in TEMPLATE.special_tokens:
         if len(tokenizer(token, add_special_tokens=False)["input_ids"]) != 1:
             raise ExportError(f"exported tokenizer splits {token}")
-    ids = tokenizer("<|rc:prefix|>def add(a, b):\n    return<|rc:suffix|>\n<|rc:middle|>", return_tensors="pt")
+    ids = tokenizer(TEMPLATE.render("def add(a, b):\n    return", "\n"), return_tensors="pt")
     with torch.no_grad():
         model(**ids)
     return count_parameters(model)

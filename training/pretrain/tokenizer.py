@@ -10,13 +10,14 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-#: The "repocomplete" FIM / repository format tokens (DESIGN: repocomplete.fim "repocomplete").
-SPECIAL_TOKENS: tuple[str, ...] = (
-    "<|rc:end|>", "<|rc:pad|>", "<|rc:repo|>", "<|rc:file|>",
-    "<|rc:prefix|>", "<|rc:suffix|>", "<|rc:middle|>",
-)
-EOS = "<|rc:end|>"
-PAD = "<|rc:pad|>"
+from repocomplete.fim import TEMPLATES
+
+#: The "repocomplete" template, whose FIM / repository format the default model learns.
+TEMPLATE = TEMPLATES["repocomplete"]
+#: Its tokenizer's special tokens in id order (they get ids 0..6; the order is part of the model).
+SPECIAL_TOKENS: tuple[str, ...] = TEMPLATE.tokenizer_tokens
+EOS = TEMPLATE.end_tokens[0]
+PAD = TEMPLATE.vocabulary[1]
 
 
 def sample_texts(texts: Iterable[tuple[str, str]], budget_bytes: int, seed: int = 0) -> Iterator[str]:
