@@ -37,7 +37,8 @@ from pathlib import Path
 from evals.repository import client_snippets
 from evals.runner import Completer, ResultLog, run_samples, visible_text_of
 from indexer.languages import language_for_path
-from indexer.types import DEFAULT_SOURCES, SOURCES, RetrievalQuery
+from indexer.retrieve.sources import DEFAULT_SOURCES, SOURCES
+from indexer.types import RetrievalQuery
 from repocomplete.errors import RepocompleteError
 from repocomplete.types import CompletionRequest, DebugOptions, Segments
 

@@ -28,7 +28,8 @@ from evals.repository import Repository, client_snippets
 from evals.runner import Completer, ResultLog, run_samples
 from evals.sandbox import SandboxLimits, run_python
 from evals.stdlib_docs import doc_id_of, gold_documents, write_corpus
-from indexer.types import DEFAULT_SOURCES, Snippet
+from indexer.retrieve.sources import DEFAULT_SOURCES
+from indexer.types import Snippet
 from repocomplete.types import CompletionRequest, DebugOptions, Segments
 
 NAME = "coderag"

@@ -23,7 +23,8 @@ from evals.holes import HOLE_KINDS, Hole, mine_holes
 from evals.metrics import edit_similarity, exact_match, identifier_match
 from evals.repository import Repository, client_snippets
 from evals.runner import Completer, ResultLog, run_samples, visible_text_of
-from indexer.types import DEFAULT_SOURCES, SOURCES, Snippet
+from indexer.retrieve.sources import DEFAULT_SOURCES, SOURCES
+from indexer.types import Snippet
 from repocomplete.types import CompletionRequest, DebugOptions, Segments
 
 NAME = "repo"

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from indexer.errors import IndexerError
-from indexer.types import SOURCES, IndexProgress, IndexSummary, RetrievalQuery, Snippet
+from indexer.retrieve.sources import SOURCES, check_sources
+from indexer.types import IndexProgress, IndexSummary, RetrievalQuery, Snippet
 
 
 class PositionError(IndexerError):
@@ -214,9 +215,10 @@ def context_main(argv: list[str]) -> int:
         sources = None
         if args.sources:
             sources = tuple(s.strip() for s in args.sources.split(",") if s.strip())
-            unknown = [s for s in sources if s not in SOURCES]
-            if unknown:
-                raise IndexerError(f"unknown source(s) {', '.join(unknown)}; choose from {', '.join(SOURCES)}")
+            try:
+                check_sources(sources)
+            except ValueError as exc:
+                raise IndexerError(str(exc)) from None
         try:
             text = path.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from indexer.types import DEFAULT_SOURCES
+from indexer.retrieve.sources import DEFAULT_SOURCES
 
 #: Environment variable that moves every index database (tests, CI, shared machines).
 CACHE_DIR_ENV = "REPOCOMPLETE_CACHE_DIR"

@@ -5,24 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-#: Every retrieval source, switchable per request (the evals ablate them).
-SOURCES: tuple[str, ...] = (
-    "import",          # definitions of imported names resolved inside the repo
-    "parent_class",    # files defining parent classes of classes in this file
-    "child_class",     # files defining subclasses of classes in this file
-    "sibling",         # other files in the same directory
-    "similar_name",    # files with a similar name (test_foo.py <-> foo.py)
-    "in_file",         # this file's own lines beyond the prompt window most like the cursor's
-    "definition",      # definitions of identifiers used near the cursor
-    "bm25",            # FTS5 BM25 over chunks
-    "jaccard",         # Jaccard over sliding 10-line windows
-    "dense",           # dense embeddings (optional, off by default)
-    "client",          # client-supplied declarations and snippets (set by the engine)
-)
-
-DEFAULT_SOURCES: tuple[str, ...] = tuple(s for s in SOURCES if s not in ("dense", "client"))
-
-
 @dataclass
 class Snippet:
     """One piece of repository context, tagged with where it came from."""
@@ -50,7 +32,7 @@ class RetrievalQuery:
     #: Budget for all returned snippets together, measured with ``count_tokens``.
     budget_tokens: int = 512
     max_snippets: int = 16
-    #: Sources to use; None = DEFAULT_SOURCES.
+    #: Sources to use; None = indexer.retrieve.sources.DEFAULT_SOURCES.
     sources: tuple[str, ...] | None = None
     #: Token counter of the model in use; None = whitespace-split estimate.
     count_tokens: Callable[[str], int] | None = None

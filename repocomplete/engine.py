@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexer.types import DEFAULT_SOURCES, RetrievalQuery, Snippet
+from indexer.retrieve.sources import CLIENT, DEFAULT_SOURCES, check_sources
+from indexer.types import RetrievalQuery, Snippet
 from repocomplete.backends.base import Backend, GenerationRequest
 from repocomplete.config import EngineConfig
 from repocomplete.errors import (
@@ -259,9 +260,10 @@ class Engine:
             raise InvalidRequestError("temperature must be >= 0 and top_p in (0, 1]")
         if request.mode not in ("auto", "line", "multiline"):
             raise InvalidRequestError(f"mode must be auto, line or multiline, got {request.mode!r}")
-        unknown = set(request.sources or ()) - set(DEFAULT_SOURCES) - {"client", "dense"}
-        if unknown:
-            raise InvalidRequestError(f"unknown retrieval sources: {', '.join(sorted(unknown))}")
+        try:
+            check_sources(request.sources or ())
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc)) from None
 
     def _adapter_name(self, adapter: str | None) -> str | None:
         """A loaded adapter's name; a path to an adapter directory is loaded on first use."""
@@ -280,16 +282,16 @@ class Engine:
         raise AdapterError(f"unknown adapter {adapter!r} (loaded: {loaded}; or pass an adapter directory)")
 
     def _sources(self, request: CompletionRequest) -> tuple[str, ...]:
-        return tuple(request.sources if request.sources is not None else (self.config.sources or (*DEFAULT_SOURCES, "client")))
+        return tuple(request.sources if request.sources is not None else (self.config.sources or (*DEFAULT_SOURCES, CLIENT)))
 
     def _client_snippets(self, request: CompletionRequest) -> list[Snippet]:
         """Client-supplied declarations and snippets, as source "client" (best first)."""
-        if "client" not in self._sources(request) and request.sources is not None:
+        if CLIENT not in self._sources(request) and request.sources is not None:
             return []
         segments = request.segments
-        declarations = [Snippet(filepath=d.filepath, body=d.body, source="client", score=1.0, kind="declaration")
+        declarations = [Snippet(filepath=d.filepath, body=d.body, source=CLIENT, score=1.0, kind="declaration")
                         for d in segments.declarations if d.body.strip()]
-        snippets = sorted((Snippet(filepath=s.filepath, body=s.body, source="client", score=s.score)
+        snippets = sorted((Snippet(filepath=s.filepath, body=s.body, source=CLIENT, score=s.score)
                            for s in segments.snippets if s.body.strip()), key=lambda s: -s.score)
         return declarations + snippets
 
@@ -298,7 +300,7 @@ class Engine:
         if workspace is None:
             return []
         segments = request.segments
-        sources = tuple(s for s in self._sources(request) if s != "client")
+        sources = tuple(s for s in self._sources(request) if s != CLIENT)
         if not sources:
             return []
         filepath, repo_name = _relative_path(segments.filepath, workspace), self.workspaces.name_of(workspace)

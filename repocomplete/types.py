@@ -72,7 +72,7 @@ class CompletionRequest:
     mode: CompletionMode = "auto"
     #: Extra stop strings on top of the template's own.
     stop: list[str] = field(default_factory=list)
-    #: Retrieval sources to use (names from ``indexer.types.SOURCES``); None = configured default.
+    #: Retrieval sources to use (names from ``indexer.retrieve.sources.SOURCES``); None = configured default.
     sources: list[str] | None = None
     debug_options: DebugOptions = field(default_factory=DebugOptions)
     #: Set by the front-end to abort generation (client disconnect, LSP cancel).

@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from indexer.types import SOURCES
+from indexer.retrieve.sources import SOURCES
 
-#: A retrieval source name (``indexer.types.SOURCES``).
+#: A retrieval source name (``indexer.retrieve.sources.SOURCES``).
 SourceName = Literal[SOURCES]  # type: ignore[valid-type]
 
 

@@ -9,6 +9,9 @@ from functools import cached_property
 from indexer.chunks import line_terms
 from indexer.types import RetrievalQuery, Snippet
 
+#: A snippet whose non-blank lines are at least this visible in the prompt window already is dropped.
+VISIBLE_FRACTION = 0.8
+
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # Words that are never worth a definition lookup, in any of the indexed languages.
@@ -33,6 +36,8 @@ class Cursor:
     query_terms: list[str]
     near_identifiers: list[str]    # identifiers around the cursor, nearest first
     visible_lines: frozenset[str] = field(default_factory=frozenset)
+    #: Work several sources share for this one query (e.g. the lexical candidate search).
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @cached_property
     def query_term_set(self) -> set[str]:

@@ -10,35 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from indexer.retrieve.cursor import VISIBLE_FRACTION
+from indexer.retrieve.sources import RETRIEVAL_SOURCES
 from indexer.types import Snippet
 
 #: The RRF constant of the original paper: damps the head of every ranking equally.
 RRF_K = 60
-#: Tie-break between equal fused scores: the file's own analogous lines, then exact structural
-#: sources, then lexical guesses.
-SOURCE_PRIORITY: tuple[str, ...] = (
-    "client", "in_file", "definition", "import", "parent_class", "similar_name", "bm25", "jaccard",
-    "dense", "child_class", "sibling",
-)
-#: RRF weight per source: exact structural hits (the definition of the name being called,
-#: what the file imports) are worth two lexical guesses, and so are the file's own lines most
-#: like the cursor's (``in_file``: a far-off repeat of the pattern being typed, out of a small
-#: model's window), which also lead ties: they hold the line to write more often than any other
-#: source, and a small prompt keeps only the first two or three snippets. Weight 3 (every in-file
-#: window before any definition) measured a little better on held-out packages (fused exact match
-#: 174 vs 167 of 1,167; docs/BENCHMARKS.md) but leaves no room for other files' definitions.
-SOURCE_WEIGHTS: dict[str, float] = {"in_file": 2.0, "definition": 2.0, "import": 2.0, "client": 2.0}
-#: How many of a source's best snippets go first, whatever their fused score (after the
-#: editor's own ``client`` snippets). The file's window most like the cursor's lines is the
-#: likeliest place of the line to type; a weight of 3 for every in-file window got it there
-#: too but pushed every other file out of a small prompt. Leading with the one best window
-#: and ranking the rest by RRF measured best on the dev packages (the target in the prompt
-#: for 271 holes of 929 vs 244 with weight 2 and 269 with weight 3; exact match 135 vs 124),
-#: and a score gate (lead only when its Jaccard is high) did worse (262 at 0.3, 250 at 0.5);
-#: two leaders 267. On the held-out eval packages: fused exact match 173 vs 167 (none 140).
-LEADING: dict[str, int] = {"in_file": 1}
-#: A snippet whose non-blank lines are at least this visible already is dropped.
-VISIBLE_FRACTION = 0.8
 #: Two snippets of one file overlapping by more than this share of the smaller are one location.
 OVERLAP_FRACTION = 0.5
 
@@ -56,21 +33,24 @@ def _location(s: Snippet) -> tuple:
 def reciprocal_rank_fusion(rankings: Mapping[str, Sequence[Snippet]], k: int = RRF_K) -> list[Snippet]:
     """Merge rankings; a location found by several sources keeps the snippet of its best rank.
 
-    The :data:`LEADING` snippets of their sources come first (after ``client`` snippets),
-    the rest in fused-score order.
+    Weights, tie-break priorities and leading counts come from the source table
+    (:mod:`indexer.retrieve.sources`): the leading snippets of their sources come first
+    (after ``client`` snippets), the rest in fused-score order.
     """
     fused: dict[tuple, float] = {}
     best: dict[tuple, tuple[int, Snippet]] = {}
-    priority = {name: i for i, name in enumerate(SOURCE_PRIORITY)}
-    for _, ranking in sorted(rankings.items(), key=lambda item: priority.get(item[0], len(priority))):
+    table = RETRIEVAL_SOURCES
+    unlisted = max(s.priority for s in table.values()) + 1
+    for _, ranking in sorted(rankings.items(), key=lambda item: table[item[0]].priority if item[0] in table else unlisted):
         for rank, snippet in enumerate(ranking):
             loc = _location(snippet)
-            fused[loc] = fused.get(loc, 0.0) + SOURCE_WEIGHTS.get(snippet.source, 1.0) / (k + rank + 1)
+            weight = table[snippet.source].weight if snippet.source in table else 1.0
+            fused[loc] = fused.get(loc, 0.0) + weight / (k + rank + 1)
             if loc not in best or rank < best[loc][0]:
                 best[loc] = (rank, snippet)
     order = sorted(fused, key=lambda loc: -fused[loc])
-    leading = {_location(snippet) for source, count in LEADING.items()
-               for snippet in rankings.get(source, ())[:count]}
+    leading = {_location(snippet) for name, source in table.items() if source.leading
+               for snippet in rankings.get(name, ())[:source.leading]}
     if leading:  # stable: the leaders keep their fused order among themselves, after client snippets
         order.sort(key=lambda loc: 0 if best[loc][1].source == "client" else 1 if loc in leading else 2)
     out = []

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from indexer.chunks import line_terms, term_set
-from indexer.retrieve.cursor import Cursor, chunk_snippet
-from indexer.retrieve.fusion import VISIBLE_FRACTION
+from indexer.retrieve.cursor import VISIBLE_FRACTION, Cursor, chunk_snippet
 from indexer.retrieve.jaccard import ChunkTerms, jaccard, rank_by_jaccard
 from indexer.store import Store
 from indexer.types import Snippet

@@ -1,7 +1,8 @@
 """Runs every requested source for one cursor and fuses their rankings.
 
-Each source returns its own ranking (best first); :func:`indexer.retrieve.fusion.fuse`
-merges them. Sources are independent so any of them can be switched off per request.
+Each source of the table in :mod:`indexer.retrieve.sources` returns its own ranking (best
+first); :func:`indexer.retrieve.fusion.fuse` merges them. Sources are independent so any of
+them can be switched off per request.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from indexer.retrieve.bm25 import BM25
 from indexer.retrieve.cursor import Cursor, chunk_snippet, make_cursor
 from indexer.retrieve.fusion import fuse
 from indexer.retrieve.jaccard import ChunkTerms, jaccard
-from indexer.retrieve.proposals import PROPOSAL_SOURCES, ModuleMap, import_files, propose
-from indexer.retrieve.symbols import definition_snippets
+from indexer.retrieve.proposals import ModuleMap
+from indexer.retrieve.sources import RETRIEVAL_SOURCES, check_sources
 from indexer.store import Store
-from indexer.types import SOURCES, RetrievalQuery, Snippet
+from indexer.types import RetrievalQuery, Snippet
 
 log = logging.getLogger("indexer.retrieve")
 
@@ -58,51 +59,41 @@ class Retriever:
             self._modules = ModuleMap(self.store.paths(), chunk_terms=self.chunk_terms, root_package=self.root_package)
         return self._modules
 
-    def lexical(self, cursor: Cursor, sources: set[str], limit: int) -> dict[str, list[Snippet]]:
-        """BM25 and Jaccard rankings from one FTS5 candidate search, other files only."""
-        hits = self.bm25.search(search_terms(cursor.query_text), self.config.lexical_candidates)
-        rows = [r for r in self.store.chunks([cid for cid, _ in hits]) if r.path != cursor.path]
-        out: dict[str, list[Snippet]] = {}
-        if "bm25" in sources:
-            score = dict(hits)
-            out["bm25"] = [chunk_snippet(r, "bm25", score[r.id]) for r in rows[:limit]]
-        if "jaccard" in sources:
-            query = cursor.query_term_set
-            ranked = [(r, jaccard(query, self.chunk_terms(r))) for r in rows if r.kind == "window"]
-            ranked = sorted((p for p in ranked if p[1] > 0), key=lambda p: -p[1])
-            out["jaccard"] = [chunk_snippet(r, "jaccard", s) for r, s in ranked[:limit]]
-        return out
+    def lexical_candidates(self, cursor: Cursor) -> tuple[list, dict[int, float]]:
+        """Chunks of other files from one FTS5 candidate search, and their BM25 scores.
+
+        Both lexical sources rank these; the search runs once per cursor.
+        """
+        if "lexical" not in cursor.memo:
+            hits = self.bm25.search(search_terms(cursor.query_text), self.config.lexical_candidates)
+            rows = [r for r in self.store.chunks([cid for cid, _ in hits]) if r.path != cursor.path]
+            cursor.memo["lexical"] = (rows, dict(hits))
+        return cursor.memo["lexical"]
+
+    def bm25_snippets(self, cursor: Cursor, limit: int) -> list[Snippet]:
+        rows, score = self.lexical_candidates(cursor)
+        return [chunk_snippet(r, "bm25", score[r.id]) for r in rows[:limit]]
+
+    def jaccard_snippets(self, cursor: Cursor, limit: int) -> list[Snippet]:
+        rows, _ = self.lexical_candidates(cursor)
+        query = cursor.query_term_set
+        ranked = [(r, jaccard(query, self.chunk_terms(r))) for r in rows if r.kind == "window"]
+        ranked = sorted((p for p in ranked if p[1] > 0), key=lambda p: -p[1])
+        return [chunk_snippet(r, "jaccard", s) for r, s in ranked[:limit]]
 
     def rankings(self, query: RetrievalQuery, relpath: str) -> tuple[Cursor, dict[str, list[Snippet]]]:
         """Each requested source's own ranking (before fusion)."""
         sources = set(query.sources if query.sources is not None else self.config.sources)
-        unknown = sources - set(SOURCES)
-        if unknown:
-            raise ValueError(f"unknown retrieval sources: {', '.join(sorted(unknown))}; choose from {', '.join(SOURCES)}")
+        check_sources(sources)
         cursor = make_cursor(query, relpath, self.config.query_lines)
         limit = max(query.max_snippets, 4)
         rankings: dict[str, list[Snippet]] = {}
         timings: dict[str, float] = {}
-
-        def timed(name: str, run) -> None:
-            start = time.perf_counter()
-            result = run()
-            timings[name] = (time.perf_counter() - start) * 1000
-            if isinstance(result, dict):
-                rankings.update(result)
-            else:
-                rankings[name] = result
-
-        if sources & {"bm25", "jaccard"}:
-            timed("lexical", lambda: self.lexical(cursor, sources, limit))
-        if "definition" in sources:
-            imported = frozenset(p.path for p in import_files(self.store, cursor, self.modules))
-            timed("definition", lambda: definition_snippets(self.store, cursor, limit, preferred_paths=imported))
-        for source in PROPOSAL_SOURCES:
-            if source in sources:
-                timed(source, lambda s=source: propose(self.store, cursor, s, self.modules, limit=limit))
-        if "dense" in sources:
-            timed("dense", lambda: self.dense_snippets(cursor, limit))
+        for name, source in RETRIEVAL_SOURCES.items():
+            if name in sources and source.rank is not None:
+                start = time.perf_counter()
+                rankings[name] = source.rank(self, cursor, limit)
+                timings[name] = (time.perf_counter() - start) * 1000
         self.last_timings = timings
         return cursor, rankings
 

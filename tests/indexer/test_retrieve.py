@@ -7,7 +7,8 @@ import pytest
 from indexer.parse import parse_source
 from indexer.retrieve.cursor import make_cursor
 from indexer.retrieve.proposals import IN_FILE_QUERY_LINES, IN_FILE_WINDOW, in_file_lines, propose
-from indexer.types import DEFAULT_SOURCES, RetrievalQuery
+from indexer.retrieve.sources import DEFAULT_SOURCES
+from indexer.types import RetrievalQuery
 from indexer.workspace import Workspace
 from tests.indexer.stdlib_repos import STDLIB, copy_stdlib
 

@@ -269,3 +269,22 @@ def test_in_file_windows_centre_on_any_line_and_keep_one_per_location():
     ends = sorted(w.start_line for w in windows)
     assert all(b - a > 5 for a, b in zip(ends, ends[1:]))  # fusion's dedupe would merge closer ones
     assert [w.score for w in windows] == sorted((w.score for w in windows), reverse=True)
+
+
+def test_fusion_weights_and_ties_come_from_the_source_table(monkeypatch):
+    import dataclasses
+
+    from indexer.retrieve import sources
+
+    a, b = snip("a.py", 1, 10, "bm25"), snip("b.py", 1, 10, "jaccard")
+    assert [s.filepath for s in reciprocal_rank_fusion({"jaccard": [b], "bm25": [a]})] == ["a.py", "b.py"]  # tie: priority
+    heavier = dataclasses.replace(sources.RETRIEVAL_SOURCES["jaccard"], weight=3.0)
+    monkeypatch.setitem(sources.RETRIEVAL_SOURCES, "jaccard", heavier)
+    assert [s.filepath for s in reciprocal_rank_fusion({"jaccard": [b], "bm25": [a]})] == ["b.py", "a.py"]
+
+
+def test_every_rankable_source_is_in_the_defaults_but_dense_and_client():
+    from indexer.retrieve.sources import DEFAULT_SOURCES, RETRIEVAL_SOURCES
+
+    assert set(RETRIEVAL_SOURCES) - set(DEFAULT_SOURCES) == {"dense", "client"}
+    assert all(RETRIEVAL_SOURCES[name].rank is not None for name in DEFAULT_SOURCES)
