@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from repocomplete.errors import RepocompleteError
+from training import checkpoint, publish
 from training.data import DataConfig, build_dataset, load_manifest, read_samples
 
 METHODS = ("lora", "qlora", "full")
@@ -139,6 +140,62 @@ def check_method(method: str, precision: str, *, cuda: bool) -> None:
         raise FinetuneError("--method qlora needs a CUDA GPU (bitsandbytes 4-bit); use --method lora on this machine")
     if precision == "bf16" and not cuda:
         raise FinetuneError("--precision bf16 needs a CUDA GPU; use --precision fp32 (or auto) on this machine")
+
+
+#: (field, lowest allowed value, flag) of every count in :class:`FinetuneConfig`.
+_MINIMUMS = (("max_steps", 1, "--max-steps"), ("batch_size", 1, "--batch-size"), ("grad_accum", 1, "--grad-accum"),
+             ("lora_r", 1, "--lora-r"), ("max_seq_len", 16, "--max-seq-len"), ("eval_every", 0, "--eval-every"),
+             ("save_every", 0, "--save-every"), ("patience", 0, "--patience"), ("eval_samples", 0, "--eval-samples"),
+             ("em_samples", 0, "--em-samples"), ("warmup_steps", 0, "warmup_steps"),
+             ("keep_checkpoints", 1, "keep_checkpoints"), ("max_new_tokens", 1, "max_new_tokens"))
+
+
+def check_config(config: FinetuneConfig) -> None:
+    """Reject out-of-range hyper-parameters in one line, naming the flag."""
+    for name, lowest, flag in _MINIMUMS:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+            raise FinetuneError(f"{flag} must be an integer >= {lowest}, got {value!r}")
+    if config.learning_rate is not None and not (0 < config.learning_rate < math.inf):
+        raise FinetuneError(f"--lr must be a positive number, got {config.learning_rate!r}")
+    if not config.lora_alpha > 0:
+        raise FinetuneError(f"--lora-alpha must be positive, got {config.lora_alpha!r}")
+    if not 0 <= config.lora_dropout < 1:
+        raise FinetuneError(f"--lora-dropout must be in [0, 1), got {config.lora_dropout!r}")
+    if config.loss_on not in ("middle", "all"):
+        raise FinetuneError(f"--loss-on must be middle or all, got {config.loss_on!r}")
+
+
+def check_data_config(data: DataConfig) -> None:
+    """Reject out-of-range dataset settings in one line, naming the flag."""
+    if data.spans.samples_per_file < 1:
+        raise FinetuneError(f"--samples-per-file must be >= 1, got {data.spans.samples_per_file}")
+    if not 0 <= data.spans.curriculum_share <= 1:
+        raise FinetuneError(f"--curriculum-share must be in [0, 1], got {data.spans.curriculum_share}")
+    if data.holdout_commits < 1:
+        raise FinetuneError(f"--holdout-commits must be >= 1, got {data.holdout_commits}")
+    if data.max_files is not None and data.max_files < 1:
+        raise FinetuneError(f"--max-files must be >= 1, got {data.max_files}")
+
+
+def check_out_dir(out: Path) -> None:
+    """``out`` can be created: its nearest existing ancestor is a directory we can write in.
+
+    Probed by creating (and removing) a temporary directory there, since ``os.access`` says
+    yes to root even where the kernel refuses (``/proc``, read-only mounts).
+    """
+    ancestor = out.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if out.exists() and not out.is_dir():
+        raise FinetuneError(f"--out {out}: exists and is not a directory")
+    if not ancestor.is_dir():
+        raise FinetuneError(f"--out {out}: {ancestor} is not a directory")
+    try:
+        probe = tempfile.mkdtemp(prefix=".repocomplete-probe-", dir=ancestor)
+    except OSError as exc:
+        raise FinetuneError(f"--out {out}: cannot write in {ancestor} ({exc.strerror or exc})") from None
+    os.rmdir(probe)
 
 
 def count_parameters(model_path: str | os.PathLike[str]) -> int:
@@ -425,9 +482,7 @@ def save_checkpoint(root: Path, step: int, model, optimizer, scheduler, state: d
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    rng = {"python": random.getstate(), "torch": torch.get_rng_state(),
-           "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-    torch.save(rng, staging / f"rng-{accelerator.process_index}.pt")
+    torch.save(checkpoint.rng_state(), staging / f"rng-{accelerator.process_index}.pt")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         torch.save(trainable_state(accelerator.unwrap_model(model)), staging / "trainable.pt")
@@ -444,19 +499,16 @@ def save_checkpoint(root: Path, step: int, model, optimizer, scheduler, state: d
 
 
 def load_checkpoint(path: Path, model, optimizer, scheduler, accelerator) -> tuple[dict, dict | None]:
-    import torch
-
-    load_trainable_state(accelerator.unwrap_model(model), torch.load(path / "trainable.pt"))
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt"))
-    scheduler.load_state_dict(torch.load(path / "scheduler.pt"))
+    """Restore a checkpoint written by :func:`save_checkpoint`; every file is loaded weights-only."""
+    # RNG first: a file that is not plain data is refused before any state is touched
     rng_file = path / f"rng-{accelerator.process_index}.pt"
-    if rng_file.exists():
-        rng = torch.load(rng_file, weights_only=False)
-        random.setstate(rng["python"])
-        torch.set_rng_state(rng["torch"])
-        if rng["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-    best = torch.load(path / "best.pt") if (path / "best.pt").exists() else None
+    rng = checkpoint.load(rng_file) if rng_file.exists() else None
+    load_trainable_state(accelerator.unwrap_model(model), checkpoint.load(path / "trainable.pt"))
+    optimizer.load_state_dict(checkpoint.load(path / "optimizer.pt"))
+    scheduler.load_state_dict(checkpoint.load(path / "scheduler.pt"))
+    if rng is not None:
+        checkpoint.restore_rng(rng)
+    best = checkpoint.load(path / "best.pt") if (path / "best.pt").exists() else None
     return json.loads((path / "state.json").read_text(encoding="utf-8")), best
 
 
@@ -507,23 +559,13 @@ def _work_dir(out: Path) -> Path:
 
 
 def _write_adapter(out: Path, model, tokenizer, metadata: dict, method: str) -> None:
-    """Save into a temp dir beside ``out`` and move it into place in one rename."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    """Write the adapter (or full model) with its metadata; ``out`` appears in one rename."""
+    with publish.publishing(out) as staging:
         model.save_pretrained(staging)
         if method == "full":
             tokenizer.save_pretrained(staging)
         (staging / ADAPTER_METADATA).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
         (staging / METRICS_FILE).write_text(json.dumps(metadata["metrics"], indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(staging, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _lr_lambda(warmup: int, total: int):
@@ -549,7 +591,11 @@ def finetune(repos: list[str | os.PathLike[str]], base: str | None = "default", 
     cuda = _cuda_available()
 
     # 1. Preflight: nothing is written until all of these pass.
+    check_config(config)
+    if data_config is not None:
+        check_data_config(data_config)
     check_method(config.method, config.precision, cuda=cuda)
+    check_out_dir(out_path)
     if out_path.exists() and not (resume or force):
         raise FinetuneError(f"{out_path} already exists; pass --force to replace it or choose another --out")
     if resume and not _checkpoints(work / "checkpoints"):
@@ -558,6 +604,8 @@ def finetune(repos: list[str | os.PathLike[str]], base: str | None = "default", 
     model_path, model_label = _resolve_base(base)
     n_params = check_memory(model_path, config.method, cuda=cuda)
     bf16 = cuda and config.precision in ("auto", "bf16") and _bf16_supported()
+    for target in (out_path, work):   # what a run killed while publishing left behind
+        publish.clean_stale(target)
 
     from accelerate import Accelerator
 
@@ -744,7 +792,7 @@ def _run(repos, model_path, model_label, n_params, out: Path, work: Path, config
             "world_size": accelerator.num_processes,
         }
         _write_adapter(out, raw, tokenizer, metadata, config.method)
-        shutil.rmtree(work, ignore_errors=True)
+        publish.remove(work)
     accelerator.wait_for_everyone()
     return FinetuneResult(str(out), state["step"], state["stopped_early"], metrics, manifest, main)
 

@@ -128,7 +128,7 @@ def test_export_loads_with_auto_classes_and_keeps_special_tokens_whole(full_run)
 def _weights(path: Path):
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
 
 
 def _losses(run: Path) -> list[tuple[int, float]]:
@@ -160,7 +160,7 @@ def test_interrupted_run_resumes_exactly(full_run, tmp_path):
     proc.send_signal(signal.SIGCONT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-2000:]
-    stopped_at = torch.load(run / "checkpoints/last.pt", weights_only=False)["state"]["step"]
+    stopped_at = torch.load(run / "checkpoints/last.pt", weights_only=True)["state"]["step"]
     assert 0 < stopped_at < 12, err[-2000:]
     again = pretrain("--config", str(config), check=False)
     assert again.returncode == 2 and "--resume" in again.stderr    # never silently restarts
@@ -186,7 +186,7 @@ def test_resume_after_the_data_changed_continues_the_weights_on_the_new_samples(
                        .replace("max_steps = 12", "max_steps = 15"))
     result = pretrain("--config", str(changed), "--resume")
     assert "the data was rebuilt since that checkpoint" in result.stderr + result.stdout
-    ckpt = torch.load(run / "checkpoints/last.pt", weights_only=False)
+    ckpt = torch.load(run / "checkpoints/last.pt", weights_only=True)
     assert ckpt["state"]["step"] == 15 and ckpt["config"]["data"]["spm_share"] == 0.9
     assert ckpt["data_key"] == json.loads((run / "data/stage.json").read_text())["key"]
     steps = [step for step, _ in _losses(run)]

@@ -96,9 +96,9 @@ def run_training(cfg: PretrainConfig, run_dir: Path, *, resume: bool, fresh: boo
 def _check_same_run(cfg: PretrainConfig, checkpoint: Path) -> None:
     """A resumed run keeps its model, tokenizer and corpus; the samples may change (the data
     stage rebuilds them and training continues the weights on them), the window may not."""
-    import torch
+    from training import checkpoint as checkpoints
 
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)["config"]
+    saved = checkpoints.load(checkpoint)["config"]
     for section in ("model", "tokenizer", "corpus"):
         if saved[section] != cfg.to_dict()[section]:
             raise PretrainError(f"--resume: [{section}] differs from the checkpoint's; use the same config or --fresh")

@@ -25,8 +25,7 @@ class ExportError(RepocompleteError):
 
 def load_checkpoint_model(cfg: PretrainConfig, run_dir: Path, which: str = "best"):
     """(model, tokenizer, checkpoint state) from ``best.pt`` (or ``last.pt`` when there is no best)."""
-    import torch
-
+    from training import checkpoint
     from training.pretrain.tokenizer import load_tokenizer
 
     ckpt_dir = run_dir / "checkpoints"
@@ -35,7 +34,7 @@ def load_checkpoint_model(cfg: PretrainConfig, run_dir: Path, which: str = "best
         path = ckpt_dir / "last.pt"
     if not path.exists():
         raise ExportError(f"no checkpoint in {ckpt_dir}: train first")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = checkpoint.load(path)
     tokenizer = load_tokenizer(run_dir / "tokenizer")
     model = build_model(cfg.model, len(tokenizer), eos_token_id=tokenizer.eos_token_id,
                         pad_token_id=tokenizer.pad_token_id)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import signal
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from training import checkpoint
 from training.pretrain.config import PretrainConfig
 from training.pretrain.model import build_model, count_parameters
 
@@ -113,32 +113,10 @@ def lr_at(step: int, cfg) -> float:
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
 
 
-def _atomic_save(obj, path: Path) -> None:
-    import torch
-
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _data_key(run_dir: Path) -> str | None:
     """The data stage's key (which config and format built ``run_dir/data``), if stamped."""
     stamp = run_dir / "data" / "stage.json"
     return json.loads(stamp.read_text()).get("key") if stamp.exists() else None
-
-
-def _rng_states() -> dict:
-    import torch
-
-    return {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
-
-
-def _restore_rng(states: dict) -> None:
-    import torch
-
-    torch.set_rng_state(states["torch"])
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
 
 
 def _autocast(device: str, precision: str):
@@ -246,13 +224,13 @@ def train(cfg: PretrainConfig, run_dir: Path, *, vocab_size: int, eos_token_id: 
     random.seed(tc.seed)
     np.random.seed(tc.seed)
     if resume and last_path.exists():
-        ckpt = torch.load(last_path, map_location=device, weights_only=False)
+        ckpt = checkpoint.load(last_path, map_location=device)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         state = TrainState(**ckpt["state"])
         if ema is not None and ckpt.get("ema") is not None:
             ema.shadow = ckpt["ema"]
-        _restore_rng(ckpt["rng"])
+        checkpoint.restore_rng(ckpt["rng"])
         log(f"resumed from {last_path} at step {state.step} ({state.tokens_seen:,} tokens seen)")
         if ckpt.get("data_key") != data_key:
             state.epoch, state.cursor = 0, 0
@@ -273,8 +251,8 @@ def train(cfg: PretrainConfig, run_dir: Path, *, vocab_size: int, eos_token_id: 
             log(f"torch.compile unavailable ({exc}); running eagerly")
 
     def save(path: Path = last_path) -> None:
-        _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": asdict(state),
-                      "ema": ema.shadow if ema is not None else None, "rng": _rng_states(),
+        checkpoint.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": asdict(state),
+                      "ema": ema.shadow if ema is not None else None, "rng": checkpoint.rng_state(numpy=True),
                       "config": cfg.to_dict(), "data_key": data_key}, path)
 
     stop = {"signal": None}
@@ -346,7 +324,7 @@ def train(cfg: PretrainConfig, run_dir: Path, *, vocab_size: int, eos_token_id: 
                 kind, (best_val, weights) = min(candidates.items(), key=lambda kv: kv[1][0])
                 if best_val < state.best_val_loss:
                     state.best_val_loss, state.best_step, state.best_weights = best_val, state.step, kind
-                    _atomic_save({"model": weights, "state": asdict(state), "config": cfg.to_dict()}, best_path)
+                    checkpoint.save({"model": weights, "state": asdict(state), "config": cfg.to_dict()}, best_path)
             with log_path.open("a") as fh:
                 fh.write(json.dumps(record) + "\n")
             due_time = time.monotonic() - last_ckpt > tc.checkpoint_minutes * 60
