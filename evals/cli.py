@@ -21,6 +21,7 @@ from types import ModuleType
 
 from evals.report import compare, summarize, write_run_report
 from evals.runner import ModelSpec, ResultLog, build_completer
+from repocomplete.backends import backend_names
 from repocomplete.errors import RepocompleteError
 
 #: suite name -> module; imported only when chosen (a suite may pull in git, the indexer, ...).
@@ -46,7 +47,7 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model")
     model.add_argument("--model", help="model: 'default' (embedded), a local folder or a cached hub id")
     model.add_argument("--adapter", help="LoRA adapter as PATH or NAME=PATH")
-    model.add_argument("--backend", choices=["transformers", "openai", "fake"], help="model runner (default: transformers)")
+    model.add_argument("--backend", choices=backend_names(), help="model runner (default: transformers)")
     model.add_argument("--server", metavar="URL", help="use a running `repocomplete serve` instead of an in-process engine")
     model.add_argument("--token", help="bearer token for --server")
     run = parser.add_argument_group("run")

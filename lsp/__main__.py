@@ -13,6 +13,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from repocomplete.backends import backend_names
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -31,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--token", help="bearer token for --server-url")
     parser.add_argument("--model", help="in-process model: 'default', or a local model directory")
     parser.add_argument("--adapter", help="LoRA adapter name (server) or path (in-process)")
-    parser.add_argument("--backend", choices=["transformers", "openai", "fake"], help="in-process model runner")
+    parser.add_argument("--backend", choices=backend_names(), help="in-process model runner")
     parser.add_argument("--debounce-ms", type=int, help="wait after the last keystroke (default 75)")
     parser.add_argument("--log-file", help="write logs here instead of stderr")
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])

@@ -15,10 +15,11 @@ import os
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from repocomplete.backends import backend_names
 from repocomplete.errors import ConfigError
 
 T = TypeVar("T")
@@ -27,14 +28,21 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def setting(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any = dataclasses.MISSING) -> Any:
-    """A dataclass field with help text (``factory`` for mutable defaults)."""
+def setting(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any = dataclasses.MISSING,
+            choices: Callable[[], Sequence[str]] | None = None) -> Any:
+    """A dataclass field with help text (``factory`` for mutable defaults; ``choices``: a
+    function returning the valid values, for fields whose values are a registry's names)."""
+    metadata = {"help": help, **({"choices": choices} if choices else {})}
     if factory is not dataclasses.MISSING:
-        return dataclasses.field(default_factory=factory, metadata={"help": help})
-    return dataclasses.field(default=default, metadata={"help": help})
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
-Backend = Literal["transformers", "openai", "fake"]
+def field_choices(cls: type, name: str) -> tuple[str, ...] | None:
+    """The valid values of field ``name`` of config dataclass ``cls``, when it declares them."""
+    choices = next(f for f in dataclasses.fields(cls) if f.name == name).metadata.get("choices")
+    return tuple(choices()) if choices else None
+
 FimOrderSetting = Literal["auto", "psm", "spm"]
 
 
@@ -43,7 +51,8 @@ class EngineConfig:
     """How the completion engine loads its model and builds prompts."""
 
     model: str = setting("default", "model: 'default' (the embedded model), a local directory, or a hub id in the local cache")
-    backend: Backend = setting("transformers", "model runner: transformers (local), openai (remote OpenAI-compatible), fake (tests)")
+    backend: str = setting("transformers", "model runner: transformers (local), openai (remote OpenAI-compatible), fake (tests)",
+                           choices=backend_names)
     template: str = setting("auto", "FIM template name (starcoder, qwen, deepseek, ...) or 'auto' to detect from the tokenizer")
     fim_order: FimOrderSetting = setting("auto", "FIM order: psm, spm (suffix first), or auto: the model's own (its config.json "
                                          "'repocomplete_fim_order'), else psm")
@@ -107,19 +116,20 @@ def load_config(
     if toml_path is not None:
         for key, raw in _read_toml(Path(toml_path), section).items():
             _check_key(key, valid, f"{toml_path}" + (f" [{section}]" if section else ""))
-            values[key] = _coerce(raw, hints[key], f"{key} (in {toml_path})", from_text=False)
+            values[key] = _coerce(raw, hints[key], f"{key} (in {toml_path})", from_text=False, choices=field_choices(cls, key))
 
     if env_prefix:
         for key in valid:
             name = f"{env_prefix}{key.upper()}"
             if name in os.environ:
-                values[key] = _coerce(os.environ[name], hints[key], f"{key} (from ${name})", from_text=True)
+                values[key] = _coerce(os.environ[name], hints[key], f"{key} (from ${name})", from_text=True,
+                                      choices=field_choices(cls, key))
 
     for key, raw in (overrides or {}).items():
         if raw is None:
             continue
         _check_key(key, valid, "overrides")
-        values[key] = _coerce(raw, hints[key], key, from_text=False)
+        values[key] = _coerce(raw, hints[key], key, from_text=False, choices=field_choices(cls, key))
 
     return cls(**values)
 
@@ -147,10 +157,13 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def _coerce(raw: Any, tp: Any, where: str, *, from_text: bool) -> Any:
-    """Convert ``raw`` to the annotated type ``tp`` or raise ConfigError."""
+def _coerce(raw: Any, tp: Any, where: str, *, from_text: bool, choices: Sequence[str] | None = None) -> Any:
+    """Convert ``raw`` to the annotated type ``tp`` (one of ``choices`` when given) or raise ConfigError."""
     try:
-        return _convert(raw, tp, from_text)
+        value = _convert(raw, tp, from_text)
+        if choices is not None and value not in choices:
+            raise ValueError(f"choose from: {', '.join(choices)}")
+        return value
     except (ValueError, TypeError) as exc:
         detail = f" ({exc})" if str(exc) else ""
         raise ConfigError(f"invalid value for {where}: {raw!r} is not {_type_name(tp)}{detail}") from None

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from repocomplete.backends import backend_names
 from repocomplete.errors import ConfigError
 
 
@@ -39,7 +40,7 @@ def serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workspace", action="append", metavar="DIR", help="repository to index and serve (repeatable)")
     parser.add_argument("--model", help="'default' (embedded model), a local model directory or a cached hub id")
     parser.add_argument("--adapter", action="append", metavar="NAME=PATH", help="LoRA adapter to load (repeatable)")
-    parser.add_argument("--backend", choices=("transformers", "openai", "fake"), help="model runner (default: transformers)")
+    parser.add_argument("--backend", choices=backend_names(), help="model runner (default: transformers)")
     parser.add_argument("--openai-url", metavar="URL", help="with --backend openai: the engine's base URL, e.g. http://vllm-host:8000/v1")
     parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="TCP port (default 8765)")

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from repocomplete.backends import backend_entry, backend_names
 from repocomplete.errors import ConfigError, RepocompleteError
 
 #: Files tried for the sample completion, most familiar first.
@@ -30,7 +31,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("dir", nargs="?", default=".", help="repository to index and serve (default: .)")
     p.add_argument("--model", default="default", help="'default' (embedded model) or a local model directory")
-    p.add_argument("--backend", choices=("transformers", "openai", "fake"), help="model runner (default: transformers)")
+    p.add_argument("--backend", choices=backend_names(), help="model runner (default: transformers)")
     p.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8765; the next free one if taken)")
     p.add_argument("--config", metavar="FILE", help="TOML config with [server] and [engine] sections")
@@ -73,7 +74,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def _resolve(spec: str, backend: str | None) -> tuple[str, bool]:
     """The model path to serve and whether it is the tiny untrained stand-in."""
-    if backend in ("fake", "openai"):
+    if not backend_entry(backend or "transformers").local_model:
         return spec, False
     from repocomplete.models import resolve_model
 

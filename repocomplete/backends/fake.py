@@ -58,6 +58,11 @@ class FakeBackend:
         #: Every request received, for assertions in tests.
         self.requests: list[GenerationRequest] = []
 
+    @classmethod
+    def from_config(cls, config) -> FakeBackend:
+        """The fake backend an ``EngineConfig`` describes (``fake_text``, ``fake_delay_s``)."""
+        return cls(config.fake_text, delay_s=config.fake_delay_s)
+
     def count_tokens(self, text: str) -> int:
         return len(text)
 

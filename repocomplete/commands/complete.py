@@ -12,6 +12,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from repocomplete.backends import backend_names
 from repocomplete.config import EngineConfig, load_config
 from repocomplete.errors import InvalidRequestError
 from repocomplete.types import CompletionRequest, DebugOptions, Segments
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="'default', a local model directory, or a hub id in the local cache")
     parser.add_argument("--adapter", help="LoRA adapter directory (or NAME=DIR)")
     parser.add_argument("--workspace", metavar="DIR", help="repository to index (incrementally) and retrieve context from")
-    parser.add_argument("--backend", choices=("transformers", "openai", "fake"), help="model runner (default transformers)")
+    parser.add_argument("--backend", choices=backend_names(), help="model runner (default transformers)")
     parser.add_argument("--template", help="FIM template name (default: detected from the tokenizer)")
     parser.add_argument("--openai-url", help="base URL of an OpenAI-compatible engine (with --backend openai)")
     parser.add_argument("--max-tokens", type=int, default=64, help="most tokens to generate (default 64)")

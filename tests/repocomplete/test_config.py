@@ -80,3 +80,13 @@ def test_every_field_has_help():
     rows = describe(EngineConfig)
     assert {r["name"] for r in rows} >= {"model", "backend", "adapters", "kv_cache", "openai_url"}
     assert all(r["help"] for r in rows)
+
+
+def test_backend_choices_come_from_the_backend_registry(monkeypatch):
+    from repocomplete import backends
+
+    monkeypatch.setitem(backends._REGISTRY, "echo", backends.BackendEntry("echo", lambda config: None, local_model=False))
+    assert "echo" in backends.backend_names()
+    assert load_config(EngineConfig, env_prefix=None, overrides={"backend": "echo"}).backend == "echo"
+    with pytest.raises(ConfigError, match="choose from: transformers, openai, fake, echo"):
+        load_config(EngineConfig, env_prefix=None, overrides={"backend": "nope"})
