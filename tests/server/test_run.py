@@ -41,7 +41,8 @@ def check_howto(output: str) -> str:
     assert f"curl -s {url}/v1/completions" in output
     assert "Sample completion from the server at " in output and "(no sample" not in output
     assert "code --install-extension" in output and f'"repocomplete.serverUrl": "{url}"' in output
-    assert '"repocomplete", "lsp"' in output and f'serverUrl = "{url}"' in output
+    assert f'"repocomplete.pythonPath": "{sys.executable}"' in output
+    assert f'{{ "{sys.executable}", "-m", "repocomplete", "lsp" }}' in output and f'serverUrl = "{url}"' in output
     assert "Traceback" not in output
     return url
 
