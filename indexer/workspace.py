@@ -20,6 +20,7 @@ import gc
 import hashlib
 import logging
 import os
+import signal
 import sqlite3
 import sys
 import threading
@@ -168,13 +169,46 @@ def _parallel_map(workers: int, jobs: int) -> Iterator[Callable]:
     from concurrent.futures import ProcessPoolExecutor
 
     method = "fork" if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(max_workers=min(count, jobs // 16 + 1), initializer=_yield_to_the_writer,
-                             mp_context=multiprocessing.get_context(method)) as pool:
+    with ProcessPoolExecutor(max_workers=min(count, jobs // 16 + 1), initializer=_start_worker,
+                             initargs=(os.getpid(),), mp_context=multiprocessing.get_context(method)) as pool:
         yield lambda fn, items: pool.map(fn, items, chunksize=8)
 
 
+def _start_worker(writer_pid: int) -> None:
+    """Worker start-up: die with the writer, and yield the CPU to it."""
+    _die_with_parent(writer_pid)
+    _yield_to_the_writer()
+
+
+def _die_with_parent(writer_pid: int) -> None:
+    """A killed writer (``kill -9`` of ``repocomplete index``) takes its workers along.
+
+    Without this they wait forever on the task queue, whose pipe other workers keep open.
+    On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``); elsewhere
+    a daemon thread polls the parent's pid. Either way a parent already gone ends the worker.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0:   # PR_SET_PDEATHSIG
+                if os.getppid() != writer_pid:             # it died before the call
+                    os._exit(1)
+                return
+        except OSError:
+            pass
+
+    def watch() -> None:
+        while os.getppid() == writer_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _yield_to_the_writer() -> None:
-    """Worker start-up: a lower CPU priority than the writing process. Workers and writer
+    """A lower CPU priority than the writing process. Workers and writer
     share the CPUs; the writer is the critical path (records queue up for it), so it runs
     whenever it has work and the workers fill the remaining time.
 

@@ -88,3 +88,41 @@ class ProcessTracker:
         for proc in reversed(self.started):
             kill_tree(proc)
         self.started.clear()
+
+
+# --- /proc inspection (Linux): proving that nothing was left running ------------------------
+
+def _stat_fields(pid: int | str) -> list[bytes]:
+    """Fields of ``/proc/PID/stat`` after the command name (state first), [] when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return []
+    return stat[stat.rfind(b")") + 2:].split()
+
+
+def cmdline(pid: int | str) -> str:
+    """The command line of ``pid``, arguments joined by spaces ("" when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def children_of(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (zombies included)."""
+    return [int(name) for name in os.listdir("/proc")
+            if name.isdigit() and (fields := _stat_fields(name)) and int(fields[1]) == pid]
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] != b"Z"
+
+
+def processes_with(marker: str) -> list[int]:
+    """Live processes whose command line contains ``marker``."""
+    return [int(name) for name in os.listdir("/proc") if name.isdigit() and marker in cmdline(name) and alive(int(name))]

@@ -62,26 +62,11 @@ import pytest
 
 from evals import sandbox
 from evals.sandbox import execute
+from tests.processes import processes_with, timeout, wait_for
 
 
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for name in os.listdir("/proc"):
-        try:
-            cmdline = Path(f"/proc/{name}/cmdline").read_bytes() if name.isdigit() else b""
-        except OSError:
-            continue
-        if marker.encode() in cmdline.replace(b"\0", b" "):
-            found.append(int(name))
-    return found
-
-
-def _gone(marker: str, within_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while _processes_with(marker):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
+def _gone(marker: str) -> bool:
+    wait_for(lambda: not processes_with(marker), 5, f"{marker!r} to exit")
     return True
 
 
@@ -89,7 +74,7 @@ def test_a_setsid_grandchild_neither_holds_the_run_nor_survives_it():
     marker = "sleep 47.2104"  # a unique duration, so only this test's process matches
     start = time.monotonic()
     result = execute(["sh", "-c", f"setsid {marker} & echo started"], {}, SandboxLimits(timeout_s=2.0))
-    assert time.monotonic() - start < 4.0, "the daemonised grandchild held the run"
+    assert time.monotonic() - start < timeout(4.0), "the daemonised grandchild held the run"
     assert result.passed and result.stdout.strip() == "started"
     assert _gone(marker), "the setsid grandchild outlived the run"
 
@@ -99,7 +84,7 @@ def test_a_program_that_never_ends_times_out_and_leaves_nothing():
     script = f"(setsid {marker} &); (sleep 47.2105 &); exec sleep infinity"
     start = time.monotonic()
     result = execute(["sh", "-c", script], {}, SandboxLimits(timeout_s=2.0))
-    assert result.status == "timeout" and time.monotonic() - start < 5.0
+    assert result.status == "timeout" and time.monotonic() - start < timeout(5.0)
     assert _gone(marker)
 
 
@@ -112,7 +97,7 @@ def test_800_mb_of_output_stop_the_program_and_the_parent_stays_flat():
     assert result.status == "failed" and "output over 1048576 bytes" in result.stderr
     assert len(result.stdout) <= SandboxLimits().max_output_bytes + 100
     assert grown_mb < 64, f"the parent grew by {grown_mb:.0f} MB"
-    assert time.monotonic() - start < 30
+    assert time.monotonic() - start < timeout(30)
 
 
 @pytest.fixture

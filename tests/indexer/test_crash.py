@@ -16,6 +16,7 @@ import pytest
 from indexer.types import RetrievalQuery
 from indexer.workspace import Workspace
 from tests.indexer.stdlib_repos import STDLIB, copy_stdlib
+from tests.processes import alive, children_of, cmdline, timeout, wait_for
 
 
 def _wal(db: Path) -> Path:
@@ -70,3 +71,38 @@ def test_sigkill_mid_index_keeps_the_previous_index(tmp_path):
         (repo / "json" / "extra.py").write_text("def after_the_crash():\n    return 1\n")
         summary = ws.index()
         assert summary.files_indexed == 1 and ws.symbols("after_the_crash")
+
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
+                    reason="reads /proc; one CPU parses without workers")
+def test_sigkill_of_the_index_command_takes_its_workers_along(tmp_path):
+    """Issue 21.14: after ``kill -9`` of ``repocomplete index`` its parse workers stayed alive (> 60 s)."""
+    repo = tmp_path / "repo"
+    for copy in ("lib", "lib2"):
+        (repo / copy).mkdir(parents=True)
+        for module in STDLIB.glob("*.py"):
+            shutil.copy2(module, repo / copy / module.name)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen([sys.executable, "-m", "repocomplete", "index", str(repo), "--cache-dir",
+                             str(tmp_path / "cache")], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        def two_workers() -> bool:
+            nonlocal workers
+            assert proc.poll() is None, "indexing ended before its workers were seen"
+            workers = [pid for pid in children_of(proc.pid) if "python" in cmdline(pid)]  # not git
+            return len(workers) >= 2
+
+        wait_for(two_workers, 120, "two parse workers", interval=0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=timeout(10)) == -signal.SIGKILL
+        wait_for(lambda: not any(alive(pid) for pid in workers), 10, "the workers of the killed index command to exit")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
