@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 from repocomplete.errors import BackendUnavailableError, RepocompleteError
 from repocomplete.types import CompletionRequest
+from repocomplete.wire import request_to_json, result_from_json
 
 T = TypeVar("T")
 
@@ -97,33 +98,6 @@ def scripted_engine(answers: list[tuple[str, str, str]], *, wrong: str | None = 
     return EngineCompleter(Engine(FakeBackend(rule=rule)), label)
 
 
-def request_json(request: CompletionRequest) -> dict:
-    """The HTTP body of DESIGN.md's completion contract for ``request``."""
-    segments = request.segments
-    body: dict[str, Any] = {
-        "language": request.language,
-        "segments": {
-            "prefix": segments.prefix,
-            "suffix": segments.suffix,
-            "filepath": segments.filepath,
-            "declarations": [{"filepath": d.filepath, "body": d.body} for d in segments.declarations],
-            "snippets": [{"filepath": s.filepath, "body": s.body, "score": s.score} for s in segments.snippets],
-        },
-        "max_tokens": request.max_tokens,
-        "temperature": request.temperature,
-        "mode": request.mode,
-        "debug_options": {
-            "return_prompt": request.debug_options.return_prompt,
-            "return_snippets": request.debug_options.return_snippets,
-            "disable_retrieval": request.debug_options.disable_retrieval,
-        },
-    }
-    optional = {"workspace": request.workspace, "adapter": request.adapter, "seed": request.seed,
-                "sources": request.sources, "stop": request.stop or None}
-    body.update({k: v for k, v in optional.items() if v is not None})
-    return body
-
-
 class HttpCompleter:
     """Completes through a running server's ``POST /v1/completions``."""
 
@@ -146,16 +120,15 @@ class HttpCompleter:
     def complete(self, request: CompletionRequest) -> CompletionOutput:
         start = time.perf_counter()
         try:
-            reply = self._client.post("/v1/completions", json=request_json(request))
+            reply = self._client.post("/v1/completions", json=request_to_json(request))
         except self._httpx.HTTPError as exc:
             raise BackendUnavailableError(f"cannot reach server at {self.url}: {type(exc).__name__}") from None
         latency = (time.perf_counter() - start) * 1000
         if reply.status_code != 200:
             raise RepocompleteError(f"server answered {reply.status_code}: {reply.text[:200]}")
-        data = reply.json()
-        choices = data.get("choices") or [{"text": ""}]
-        snippets = (data.get("debug_data") or {}).get("snippets") or []
-        return CompletionOutput(choices[0].get("text", ""), latency, [_snippet_dict(s) for s in snippets])
+        result = result_from_json(reply.json())
+        text = result.choices[0].text if result.choices else ""
+        return CompletionOutput(text, latency, [_snippet_dict(s) for s in (result.snippets or [])])
 
     def visible_text(self, prefix: str, suffix: str, max_tokens: int, filepath: str | None = None) -> str:
         """Unknown: a server does not say how much of the file its model's window holds."""

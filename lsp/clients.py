@@ -21,7 +21,8 @@ from typing import Any, Protocol
 from lsp.events import EventLog
 from lsp.settings import Settings
 from repocomplete.errors import BackendUnavailableError, CancelledError, RepocompleteError
-from repocomplete.types import Choice, CompletionRequest, CompletionResult, Timings
+from repocomplete.types import CompletionRequest, CompletionResult
+from repocomplete.wire import request_to_json, result_from_json
 
 log = logging.getLogger(__name__)
 
@@ -52,32 +53,6 @@ class CompletionClient(Protocol):
 
     async def close(self) -> None:
         """Release connections and threads."""
-
-
-def request_json(request: CompletionRequest) -> dict[str, Any]:
-    """The ``/v1/completions`` body (DESIGN.md contract) for ``request``."""
-    segments: dict[str, Any] = {"prefix": request.segments.prefix, "suffix": request.segments.suffix}
-    if request.segments.filepath:
-        segments["filepath"] = request.segments.filepath
-    body: dict[str, Any] = {
-        "language": request.language,
-        "segments": segments,
-        "max_tokens": request.max_tokens,
-        "temperature": request.temperature,
-        "mode": request.mode,
-    }
-    if request.workspace:
-        body["workspace"] = request.workspace
-    if request.adapter:
-        body["adapter"] = request.adapter
-    return body
-
-
-def result_from_json(data: dict[str, Any]) -> CompletionResult:
-    """A :class:`CompletionResult` from a ``/v1/completions`` reply."""
-    choices = [Choice(index=int(c.get("index", i)), text=str(c.get("text", ""))) for i, c in enumerate(data.get("choices", []))]
-    timings = Timings(**{k: float(v) for k, v in (data.get("timings") or {}).items() if k in Timings.__dataclass_fields__})
-    return CompletionResult(id=str(data.get("id", "")), choices=choices, model=str(data.get("model", "")), timings=timings)
 
 
 def _error_message(response: Any) -> str:
@@ -132,7 +107,7 @@ class HttpClient:
 
     async def complete(self, request: CompletionRequest) -> CompletionResult:
         self.model_calls += 1
-        return result_from_json(await self._send("POST", "/v1/completions", request_json(request)))
+        return result_from_json(await self._send("POST", "/v1/completions", request_to_json(request)))
 
     async def record_event(self, event: dict) -> None:
         try:
