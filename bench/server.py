@@ -109,7 +109,7 @@ def start_server(repo: Path, env: dict, backend: str, mode: str) -> tuple[Callab
     url = f"http://127.0.0.1:{port}"
     events = str(repo.parent / f"events-{port}.sqlite")
     if mode == "process":
-        cmd = [sys.executable, "-m", "repocomplete", "serve", "--backend", backend, "--port", str(port),
+        cmd = [sys.executable, "-m", "repocomplete", "serve", "--no-workspace", "--backend", backend, "--port", str(port),
                "--max-concurrency", "16", "--max-queue", "64", "--log-level", "warning", "--events-db", events]
         proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env})
 

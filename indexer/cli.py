@@ -133,15 +133,14 @@ def _find_root(path: Path, cache_dir: str | None) -> Path:
     """The workspace around ``path``: the nearest folder already indexed, else the nearest
     git work tree, else the current folder if it contains ``path``, else the file's folder."""
     from indexer.config import IndexConfig
-    from indexer.workspace import database_name
+    from indexer.workspace import database_name, git_root
 
     cache = IndexConfig(cache_dir=Path(cache_dir) if cache_dir else None).resolved_cache_dir()
     for folder in path.parents:
         if (cache / database_name(folder)).exists():
             return folder
-    for folder in path.parents:
-        if (folder / ".git").exists():
-            return folder
+    if (repository := git_root(path.parent)) is not None:
+        return repository
     cwd = Path.cwd().resolve()
     return cwd if cwd in path.parents else path.parent
 

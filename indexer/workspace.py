@@ -65,6 +65,16 @@ def database_name(root: Path) -> str:
     return f"{root.name or 'root'}-{digest}.sqlite3"
 
 
+def git_root(path: Path) -> Path | None:
+    """The git work tree containing ``path`` (a file or folder): the nearest folder with a ``.git``
+    (a directory, or a file in worktrees and submodules), or None outside any repository."""
+    path = Path(path).expanduser().resolve()
+    for folder in (path, *path.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
 def content_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 

@@ -37,7 +37,9 @@ def serve_parser() -> argparse.ArgumentParser:
         epilog="Settings precedence: defaults < [server]/[engine] of --config < REPOCOMPLETE_* env < flags. "
         "Tokens are better passed as REPOCOMPLETE_TOKENS=tok1,tok2 than on the command line.",
     )
-    parser.add_argument("--workspace", action="append", metavar="DIR", help="repository to index and serve (repeatable)")
+    parser.add_argument("--workspace", action="append", metavar="DIR",
+                        help="repository to index and serve (repeatable; default: the git repository of the current directory)")
+    parser.add_argument("--no-workspace", action="store_true", help="serve no repository at start (register them later by API)")
     parser.add_argument("--model", help="'default' (embedded model), a local model directory or a cached hub id")
     parser.add_argument("--adapter", action="append", metavar="NAME=PATH", help="LoRA adapter to load (repeatable)")
     parser.add_argument("--backend", choices=backend_names(), help="model runner (default: transformers)")
@@ -74,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = serve_parser().parse_args(argv)
     settings = settings_from_args(args)
+    if not settings.workspaces and not args.no_workspace:
+        settings.workspaces = default_workspaces()
     check_workspaces(settings.workspaces)
     # Built here rather than in the lifespan so a bad model is a one-line error, not a traceback.
     engine = build_engine(settings)
@@ -85,6 +89,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout_graceful_shutdown=2,
     )
     return 0
+
+
+def default_workspaces() -> list[str]:
+    """The git repository around the current directory, as ``context`` and ``complete`` choose it; said on stderr."""
+    from pathlib import Path
+
+    from indexer.workspace import git_root
+
+    root = git_root(Path.cwd())
+    if root is None:
+        return []
+    print(f"repocomplete serve: no --workspace given: serving the git repository of the current directory, {root} "
+          "(--workspace DIR to choose, --no-workspace for none)", file=sys.stderr, flush=True)
+    return [str(root)]
 
 
 def run_main(argv: Sequence[str] | None = None) -> int:

@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--col", type=int, required=True, help="1-based column of the cursor (characters; line length + 1 = end of line)")
     parser.add_argument("--model", help="'default', a local model directory, or a hub id in the local cache")
     parser.add_argument("--adapter", help="LoRA adapter directory (or NAME=DIR)")
-    parser.add_argument("--workspace", metavar="DIR", help="repository to index (incrementally) and retrieve context from")
+    parser.add_argument("--workspace", metavar="DIR",
+                        help="repository to index (incrementally) and retrieve context from (default: FILE's git repository)")
+    parser.add_argument("--no-workspace", action="store_true", help="no repository context, only FILE itself")
     parser.add_argument("--backend", choices=backend_names(), help="model runner (default transformers)")
     parser.add_argument("--template", help="FIM template name (default: detected from the tokenizer)")
     parser.add_argument("--openai-url", help="base URL of an OpenAI-compatible engine (with --backend openai)")
@@ -89,12 +91,16 @@ def main(argv: list[str]) -> int:
     config = load_config(EngineConfig, toml_path=args.config, section="engine", overrides=overrides)
     config.adapters = {**config.adapters, **adapters}
 
+    from indexer.workspace import git_root
     from repocomplete.engine import Engine
 
+    workspace_dir = None if args.no_workspace else args.workspace or git_root(path)
+    # Loading a real model takes 20-45 s on a laptop CPU: say what is happening (stderr: stdout is the answer).
+    print(f"loading model {config.model or 'default'} ...", file=sys.stderr, flush=True)
     engine = Engine.from_config(config)
     filepath = path.name
-    if args.workspace:
-        workspace = engine.workspaces.register(args.workspace)
+    if workspace_dir:
+        workspace = engine.workspaces.register(str(workspace_dir))
         if not args.json:
             rows = {row["name"]: row for row in engine.workspaces.list()}
             print(f"indexed {workspace.root}: {rows[engine.workspaces.name_of(workspace)]['files']} files", file=sys.stderr)
@@ -103,7 +109,7 @@ def main(argv: list[str]) -> int:
         filepath = resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(resolved)
     request = CompletionRequest(
         segments=Segments(prefix=prefix, suffix=suffix, filepath=filepath),
-        workspace=engine.workspaces.name_of(workspace) if args.workspace else None,
+        workspace=engine.workspaces.name_of(workspace) if workspace_dir else None,
         adapter=adapter, max_tokens=args.max_tokens, temperature=args.temperature, mode=args.mode,
         debug_options=DebugOptions(return_prompt=args.show_prompt, return_snippets=args.json),
     )

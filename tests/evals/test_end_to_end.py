@@ -91,7 +91,7 @@ def server(tmp_path):
     """``repocomplete serve --backend fake`` in a real process."""
     port = _free_port()
     log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "repocomplete", "serve", "--backend", "fake", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "repocomplete", "serve", "--no-workspace", "--backend", "fake", "--port", str(port)],
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

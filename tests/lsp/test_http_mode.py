@@ -63,7 +63,7 @@ def test_against_a_real_repocomplete_serve(spawn_lsp, tmp_path: Path):
     port = free_port()
     env = {"REPOCOMPLETE_CACHE_DIR": str(tmp_path / "cache"), "REPOCOMPLETE_FAKE_TEXT": FAKE_TEXT}
     serve = subprocess.Popen(
-        [sys.executable, "-m", "repocomplete", "serve", "--backend", "fake", "--port", str(port), "--token", "s3cret",
+        [sys.executable, "-m", "repocomplete", "serve", "--no-workspace", "--backend", "fake", "--port", str(port), "--token", "s3cret",
          "--events-db", str(tmp_path / "events.db")],
         cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.err", "wb"),
     )

@@ -122,3 +122,17 @@ def test_openai_backend_down_and_up(source_file):
         assert up.returncode == 0, up.stderr
         assert json.loads(up.stdout)["text"] == "os.path.join(*parts)"
         assert server.requests[-1]["suffix"] == " os.path.join(*parts)\n"
+
+
+def test_the_files_git_repository_is_the_workspace_unless_told_otherwise(source_file):
+    """Like `context`: no --workspace needed inside a git repository; --no-workspace turns retrieval off."""
+    (source_file.parent / ".git").mkdir()
+    source_file.write_text("import os\n\nparts = make_parts(root)\n\n\ndef join_all(parts):\n    return os.path.join(*parts)\n")
+    env = {"REPOCOMPLETE_FAKE_TEXT": "return 42\n", "REPOCOMPLETE_CACHE_DIR": str(source_file.parent.parent / "cache")}
+    found = run(str(source_file), "--line", "7", "--col", "5", "--backend", "fake", "--json", env_extra=env)
+    assert found.returncode == 0, found.stderr
+    assert "loading model default ..." in found.stderr.splitlines()[0]
+    snippets = json.loads(found.stdout)["snippets"]
+    assert any(s["filepath"] == "helpers.py" and "def make_parts" in s["body"] for s in snippets), snippets
+    alone = run(str(source_file), "--line", "7", "--col", "5", "--backend", "fake", "--json", "--no-workspace", env_extra=env)
+    assert alone.returncode == 0 and not any(s["filepath"] == "helpers.py" for s in json.loads(alone.stdout)["snippets"])

@@ -64,7 +64,8 @@ class Served:
                 self.proc.wait(5)
 
 
-def start_server(tmp: Path, *args: str, env: dict | None = None, token: str | None = None, wait_s: float = 60) -> Served:
+def start_server(tmp: Path, *args: str, env: dict | None = None, token: str | None = None, wait_s: float = 60,
+                 cwd: Path = ROOT) -> Served:
     """Start ``repocomplete serve --backend fake`` (unless args choose another) and wait for health."""
     port = free_port()
     log = tmp / f"server-{port}.log"
@@ -73,10 +74,12 @@ def start_server(tmp: Path, *args: str, env: dict | None = None, token: str | No
     if token:
         full_env["REPOCOMPLETE_TOKENS"] = token
     backend = [] if "--backend" in args else ["--backend", "fake"]
+    # In this repository, serve without --workspace would index it (its git root) in the background.
+    backend += ["--no-workspace"] if cwd == ROOT and "--workspace" not in args else []
     cmd = [sys.executable, "-m", "repocomplete", "serve", *backend, "--port", str(port),
            "--events-db", str(events_db), *args]
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=full_env)
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=full_env)
     served = Served(f"http://127.0.0.1:{port}", proc, log, events_db, token,
                     {"Authorization": f"Bearer {token}"} if token else {})
     deadline = time.monotonic() + wait_s

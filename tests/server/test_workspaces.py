@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 STDLIB_JSON = Path(sys.modules["json"].__file__).parent  # the stdlib's json package: real code, a few files
@@ -72,3 +73,19 @@ def test_bad_roots_are_refused(shared_server, root, status):
 def test_unknown_workspace_is_404(shared_server):
     with shared_server.client() as http:
         assert http.get("/v1/workspaces/nope").json()["error"]["type"] == "workspace_not_found"
+
+
+def test_serve_without_workspace_serves_the_git_repository_it_runs_in(repo):
+    """Like `context` and `complete`: started inside a git repository, serve serves it, and says so."""
+    from tests.server.conftest import start_server
+
+    (repo / ".git").mkdir()
+    (repo / "sub").mkdir()
+    served = start_server(repo.parent, "--log-level", "info", cwd=repo / "sub")
+    try:
+        assert httpx.get(f"{served.url}/v1/health", timeout=10).json()["workspaces"] == ["jsonrepo"]
+        log = served.output()
+        assert f"serving the git repository of the current directory, {repo}" in log
+        assert "repocomplete serving model" in log and f"workspaces: {repo}" in log
+    finally:
+        served.stop()
