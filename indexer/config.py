@@ -9,16 +9,23 @@ from typing import Any
 
 from indexer.retrieve.sources import DEFAULT_SOURCES
 
-#: Environment variable that moves every index database (tests, CI, shared machines).
+#: Environment variable that moves every cache of repocomplete (tests, CI, shared machines).
 CACHE_DIR_ENV = "REPOCOMPLETE_CACHE_DIR"
 
 
-def default_cache_dir() -> Path:
-    """``$REPOCOMPLETE_CACHE_DIR`` or ``~/.cache/repocomplete/index`` (never inside a repository)."""
+def cache_root(override: str | Path | None = None) -> Path:
+    """The cache directory of every component (indexes, events, models): ``override``, else
+    ``$REPOCOMPLETE_CACHE_DIR``, else ``~/.cache/repocomplete``. The one place it is computed."""
+    if override:
+        return Path(override).expanduser()
     env = os.environ.get(CACHE_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "repocomplete" / "index"
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "repocomplete"
+
+
+def default_cache_dir() -> Path:
+    """Where index databases go: ``$REPOCOMPLETE_CACHE_DIR`` itself when set, else
+    ``~/.cache/repocomplete/index`` (never inside a repository)."""
+    return cache_root() if os.environ.get(CACHE_DIR_ENV) else cache_root() / "index"
 
 
 @dataclass

@@ -18,9 +18,9 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Protocol
 
-from lsp.events import EventLog
 from lsp.settings import Settings
 from repocomplete.errors import BackendUnavailableError, CancelledError, RepocompleteError
+from repocomplete.events import EventStore, default_events_path
 from repocomplete.types import CompletionRequest, CompletionResult
 from repocomplete.wire import request_to_json, result_from_json
 
@@ -121,11 +121,6 @@ class HttpClient:
         await self._http.aclose()
 
 
-def default_cache_dir() -> Path:
-    """The cache directory: $REPOCOMPLETE_CACHE_DIR, else ~/.cache/repocomplete."""
-    return Path(os.environ.get("REPOCOMPLETE_CACHE_DIR") or Path.home() / ".cache" / "repocomplete")
-
-
 class InProcessClient:
     """The engine in this process, on the configured (default: embedded) model.
 
@@ -145,7 +140,7 @@ class InProcessClient:
         self.root = str(Path(root).resolve()) if root else None
         self.on_status = on_status
         self.model_calls = 0
-        self.events = EventLog(events_path or default_cache_dir() / "lsp-events.jsonl")
+        self.events = EventStore(events_path or default_events_path())
         self._engine: Future = Future()
         self._workspace: Any = None
         self._pending: dict[str, str | None] = {}
@@ -266,7 +261,8 @@ class InProcessClient:
         return None if requests is None else len(requests)
 
     async def record_event(self, event: dict) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.events.append, event)
+        await asyncio.get_running_loop().run_in_executor(None, self.events.add, event)
 
     async def close(self) -> None:
-        """Nothing to release: worker threads are daemons and the index closes with the process."""
+        """Close the event store; worker threads are daemons and the index closes with the process."""
+        self.events.close()

@@ -2,15 +2,12 @@
 
 An event is ``{"type": "view|select|dismiss|partial", "completion_id", "choice_index",
 "elapsed_ms", "accepted_chars"}`` (DESIGN.md). In HTTP mode events go to the server's
-``/v1/events``; in-process they are appended to a JSON Lines file in the cache directory.
+``/v1/events``; in-process they go to the same SQLite store (:mod:`repocomplete.events`).
 """
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from pathlib import Path
 from typing import Any
 
 EVENT_TYPES = ("view", "select", "dismiss", "partial")
@@ -32,25 +29,3 @@ def completion_event(kind: str, payload: Any, now: float | None = None) -> dict:
         "elapsed_ms": int(round(elapsed)),
         "accepted_chars": int(accepted or 0) if kind in ("select", "partial") else 0,
     }
-
-
-class EventLog:
-    """Append-only JSON Lines file of events (the in-process mode's event store)."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-
-    def append(self, event: dict) -> None:
-        """Write one event as a line; creates the file and its folder when needed."""
-        line = json.dumps({**event, "time": round(time.time(), 3)}, ensure_ascii=False)
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(line + "\n")
-
-    def read(self) -> list[dict]:
-        """All events recorded so far (oldest first)."""
-        if not self.path.exists():
-            return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]

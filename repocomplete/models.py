@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from indexer.config import cache_root
 from repocomplete.errors import ModelNotFoundError
 
 #: The embedded default model (weights committed by the pretraining work).
@@ -31,12 +32,8 @@ class ResolvedModel:
     is_tiny: bool = False
 
 
-def cache_dir(override: str | Path | None = None) -> Path:
-    """The cache directory: ``override``, else $REPOCOMPLETE_CACHE_DIR, else ~/.cache/repocomplete."""
-    if override:
-        return Path(override).expanduser()
-    env = os.environ.get("REPOCOMPLETE_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "repocomplete"
+#: The cache directory (``override``, else $REPOCOMPLETE_CACHE_DIR, else ~/.cache/repocomplete).
+cache_dir = cache_root
 
 
 def has_weights(path: Path) -> bool:

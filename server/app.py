@@ -12,7 +12,7 @@ from repocomplete import __version__
 from repocomplete.errors import RepocompleteError
 from server.auth import AccessGuard
 from server.errors import install_error_handlers
-from server.events import EventStore
+from repocomplete.events import EventStore
 from server.indexing import IndexJobs
 from server.limits import BodyLimit, Limiter
 from server.metrics import RequestMetrics, ServerMetrics

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
-from server.events import EventStore
+from repocomplete.events import EventStore
 from server.indexing import IndexJobs
 from server.limits import Limiter
 from server.metrics import ServerMetrics

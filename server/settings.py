@@ -35,7 +35,7 @@ class ServerSettings:
     max_body_bytes: int = setting(1_000_000, "largest request body, bytes (then 413)")
     max_prompt_chars: int = setting(200_000, "largest prefix + suffix + client context, characters (then 413)")
     max_tokens_limit: int = setting(1024, "largest max_tokens a request may ask for (then 422)")
-    events_db: str | None = setting(None, "SQLite file of completion events (default ~/.cache/repocomplete/events.sqlite)")
+    events_db: str | None = setting(None, "SQLite file of completion events (default <cache dir>/events.sqlite; cache dir: $REPOCOMPLETE_CACHE_DIR or ~/.cache/repocomplete)")
     allowed_hosts: list[str] = setting(help="Host header names accepted; empty = loopback names when bound to loopback, else any", factory=list)
     config_file: str | None = setting(None, "TOML file these settings came from (its [engine] section configures the engine)")
     log_level: str = setting("info", "uvicorn log level: critical, error, warning, info, debug")
@@ -51,7 +51,9 @@ class ServerSettings:
     def events_path(self) -> Path:
         if self.events_db:
             return Path(self.events_db).expanduser()
-        return Path.home() / ".cache" / "repocomplete" / "events.sqlite"
+        from repocomplete.events import default_events_path
+
+        return default_events_path()
 
     @property
     def url(self) -> str:

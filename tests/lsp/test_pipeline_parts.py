@@ -10,7 +10,8 @@ from lsprotocol import types
 from lsp.cache import CompletionCache
 from lsp.converters import ACCEPT_COMMAND, UTF16, lsp_completion_list, lsp_inline_completion_list, lsp_word_before
 from lsp.debounce import Debouncer
-from lsp.events import EventLog, completion_event
+from lsp.events import completion_event
+from repocomplete.events import EventStore
 from lsp.settings import Settings
 from repocomplete.errors import ConfigError
 
@@ -78,12 +79,12 @@ def test_completion_fallback_replaces_the_word_so_clients_do_not_filter_it_out()
     assert lsp_word_before("a.b_c1") == "b_c1" and lsp_word_before("x(") == ""
 
 
-def test_events_are_appended_as_json_lines(tmp_path):
-    log = EventLog(tmp_path / "sub" / "events.jsonl")
+def test_events_go_to_the_shared_sqlite_store(tmp_path):
+    log = EventStore(tmp_path / "sub" / "events.sqlite")
     event = completion_event("select", {"completion_id": "c9", "accepted_chars": 5, "shown_at": 100.0}, now=100.25)
-    log.append(event)
-    log.append(completion_event("dismiss", {"completion_id": "c9"}))
-    rows = log.read()
+    log.add(event)
+    log.add(completion_event("dismiss", {"completion_id": "c9"}))
+    rows = log.recent()[::-1]
     assert [r["type"] for r in rows] == ["select", "dismiss"]
     assert rows[0]["elapsed_ms"] == 250.0 and rows[0]["accepted_chars"] == 5 and rows[1]["accepted_chars"] == 0
     with pytest.raises(ValueError):

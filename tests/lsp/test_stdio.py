@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from hypothesis import strategies as st
 
 from repocomplete.backends.fake import FakeBackend
 from repocomplete.engine import Engine
+from repocomplete.events import EventStore
 from repocomplete.types import CompletionRequest, Segments
 from tests.lsp.conftest import FAKE_TEXT, fake_env
 from tests.lsp.jsonrpc import LspProcess, frame
@@ -86,7 +86,7 @@ def test_accept_and_dismiss_commands_are_recorded_as_events(fake_lsp):
     command = item["command"]
     fake_lsp.request("workspace/executeCommand", {"command": command["command"], "arguments": command["arguments"]})
     fake_lsp.request("workspace/executeCommand", {"command": "repocomplete.dismiss", "arguments": command["arguments"]})
-    rows = [json.loads(line) for line in (fake_lsp.cache_dir / "lsp-events.jsonl").read_text().splitlines()]
+    rows = EventStore(fake_lsp.cache_dir / "events.sqlite").recent()[::-1]  # the store the server uses too
     completion_id = command["arguments"][0]["completion_id"]
     mine = [row for row in rows if row["completion_id"] == completion_id]
     assert [row["type"] for row in mine] == ["view", "select", "dismiss"]

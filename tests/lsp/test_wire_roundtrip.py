@@ -74,7 +74,7 @@ def test_server_mode_hands_the_engine_what_in_process_mode_does(tmp_path):
     assert not thread.is_alive()
 
     local = RecordingEngine(tmp_path)
-    in_process = InProcessClient(Settings(), None, lambda state, message: None, events_path=tmp_path / "ev.jsonl")
+    in_process = InProcessClient(Settings(), None, lambda state, message: None, events_path=tmp_path / "ev.sqlite")
     in_process._engine.set_result(local)  # the engine it would load, already built
     in_process._started = True
     local_result = asyncio.run(in_process.complete(copy.deepcopy(sent)))

@@ -14,7 +14,7 @@ from repocomplete.errors import OverloadedError
 from server.app import create_app
 from server.auth import bearer_token, host_name, token_is_valid
 from server.errors import QueueTimeoutError
-from server.events import EventStore
+from repocomplete.events import EventStore
 from server.limits import Limiter
 from server.mapping import completion_request
 from server.schemas import CompletionIn, EventIn, SegmentsIn
@@ -119,3 +119,11 @@ def test_event_store_acceptance_rate(tmp_path):
     assert store.counts() == {"view": 3, "partial": 1, "dismiss": 1}
     assert store.recent(1)[0]["type"] == "dismiss"
     store.close()
+
+
+def test_events_db_defaults_to_the_cache_dir_the_environment_names(monkeypatch, tmp_path):
+    from server.settings import ServerSettings
+
+    monkeypatch.setenv("REPOCOMPLETE_CACHE_DIR", str(tmp_path / "cache"))
+    assert ServerSettings().events_path() == tmp_path / "cache" / "events.sqlite"
+    assert ServerSettings(events_db=str(tmp_path / "e.db")).events_path() == tmp_path / "e.db"

@@ -1,5 +1,8 @@
 """Completion events (view / select / dismiss / partial), stored locally in SQLite, never sent anywhere.
 
+One store for every front-end: the server's ``/v1/events`` and the language server's
+in-process mode write here (by default ``<cache dir>/events.sqlite``).
+
 Accepts our event body and Tabby's (``elapsed`` for ``elapsed_ms``, ``view_id``,
 ``select_kind``); unknown event types are stored too, so newer clients are not refused.
 """
@@ -11,6 +14,8 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+
+from indexer.config import cache_root
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -27,6 +32,11 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_completion ON events (completion_id);
 """
+
+def default_events_path() -> Path:
+    """``events.sqlite`` in the cache directory (honours ``$REPOCOMPLETE_CACHE_DIR``)."""
+    return cache_root() / "events.sqlite"
+
 
 #: Event types that mean the user took (part of) a completion.
 ACCEPTING = ("select", "partial")
