@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from repocomplete.config import parse_adapter, parse_adapters
 from repocomplete.errors import BackendUnavailableError, RepocompleteError
 from repocomplete.types import CompletionRequest
 from repocomplete.wire import request_to_json, result_from_json
@@ -148,17 +149,11 @@ class ModelSpec:
 
     @property
     def adapter_name(self) -> str | None:
-        if not self.adapter:
-            return None
-        name, sep, path = self.adapter.partition("=")
-        return name if sep else Path(self.adapter).name
+        return parse_adapter(self.adapter)[0] if self.adapter else None
 
     @property
     def adapter_path(self) -> str | None:
-        if not self.adapter:
-            return None
-        _, sep, path = self.adapter.partition("=")
-        return path if sep else self.adapter
+        return parse_adapter(self.adapter)[1] if self.adapter else None
 
     def label(self) -> str:
         base = f"server {self.server}" if self.server else f"{self.backend or 'transformers'}:{self.model or 'default'}"
@@ -171,15 +166,11 @@ def build_completer(spec: ModelSpec, **engine_overrides: Any) -> Completer:
         completer = HttpCompleter(spec.server, token=spec.token)
         completer.check()
         return completer
-    from repocomplete.config import EngineConfig, load_config
     from repocomplete.engine import Engine
 
-    adapters = {spec.adapter_name: spec.adapter_path} if spec.adapter else None
-    config = load_config(
-        EngineConfig,
-        overrides={"model": spec.model, "backend": spec.backend, "adapters": adapters, **engine_overrides},
-    )
-    return EngineCompleter(Engine.from_config(config), spec.label())
+    adapters = parse_adapters([spec.adapter]) if spec.adapter else None
+    engine = Engine.from_settings(model=spec.model, backend=spec.backend, adapters=adapters, **engine_overrides)
+    return EngineCompleter(engine, spec.label())
 
 
 class ResultLog:

@@ -173,14 +173,10 @@ class InProcessClient:
             self.on_status("ready", f"ready ({engine.backend.model_name})")
 
     def _build_engine(self) -> Any:
-        from repocomplete.config import EngineConfig, load_config
         from repocomplete.engine import Engine
 
-        overrides: dict[str, Any] = {"model": self.settings.model, "backend": self.settings.backend}
-        adapter = self.settings.adapter
-        if adapter and Path(adapter).exists():
-            overrides["adapters"] = {Path(adapter).name: adapter}
-        return Engine.from_config(load_config(EngineConfig, overrides=overrides))
+        return Engine.from_settings(model=self.settings.model, backend=self.settings.backend,
+                                    adapters=self.settings.adapters() or None)
 
     def _index(self, engine: Any) -> None:
         self.on_status("indexing", f"indexing {self.root}")

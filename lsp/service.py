@@ -250,7 +250,7 @@ class CompletionService:
             ),
             language=document.language_id or None,
             workspace=settings.workspace,
-            adapter=Path(settings.adapter).name if settings.adapter and Path(settings.adapter).exists() else settings.adapter,
+            adapter=settings.adapter_name(),
             max_tokens=settings.max_tokens,
             mode=settings.mode,  # type: ignore[arg-type]
         )

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from repocomplete.config import parse_adapter
 from repocomplete.errors import ConfigError
 
 #: camelCase option name -> dataclass field name.
@@ -47,7 +49,7 @@ class Settings:
     token: str | None = None
     #: Model for the in-process engine (path or ``default``); ignored with a server URL.
     model: str | None = None
-    #: LoRA adapter name or path, per request.
+    #: LoRA adapter per request: a name the server knows, a local PATH or NAME=PATH.
     adapter: str | None = None
     #: In-process engine backend (``transformers``, ``openai``, ``fake``); None = configured default.
     backend: str | None = None
@@ -66,6 +68,19 @@ class Settings:
     max_suffix_chars: int = 4_000
     #: Index the workspace root in the background (in-process mode).
     index: bool = True
+
+    def adapters(self) -> dict[str, str]:
+        """Adapters the in-process engine loads: the configured one when it names a local path."""
+        if not self.adapter:
+            return {}
+        name, path = parse_adapter(self.adapter)
+        return {name: path} if Path(path).exists() else {}
+
+    def adapter_name(self) -> str | None:
+        """The adapter name requests carry: a local adapter's name, else the setting as given."""
+        if not self.adapter:
+            return None
+        return next(iter(self.adapters()), self.adapter)
 
     def enabled_for(self, language_id: str | None) -> bool:
         """Whether completions are on for documents of ``language_id``."""

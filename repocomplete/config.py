@@ -82,6 +82,28 @@ class EngineConfig:
     fake_delay_s: float = setting(0.0, "fake backend: delay per generated token, seconds (load tests)")
 
 
+def load_engine_config(config_file: str | Path | None = None, **overrides: Any) -> EngineConfig:
+    """The engine's config: ``[engine]`` of ``config_file`` < ``REPOCOMPLETE_*`` env < ``overrides``
+    (None values: not given). What every front-end builds its engine from."""
+    return load_config(EngineConfig, toml_path=config_file, section="engine", overrides=overrides)
+
+
+def parse_adapter(spec: str) -> tuple[str, str]:
+    """An adapter as given on a command line or in settings: ``NAME=PATH``, or ``PATH`` (named
+    after its folder) -> ``(name, path)``; ConfigError (one line) when a part is empty."""
+    name, sep, path = spec.partition("=")
+    if not sep:
+        name, path = Path(spec).name or spec, spec
+    if not name.strip() or not path.strip():
+        raise ConfigError(f"an adapter is NAME=PATH or PATH, got {spec!r}")
+    return name.strip(), path.strip()
+
+
+def parse_adapters(specs: Sequence[str] | None) -> dict[str, str]:
+    """Several :func:`parse_adapter` specs -> ``{name: path}``."""
+    return dict(parse_adapter(spec) for spec in specs or ())
+
+
 def config_keys(cls: type) -> list[str]:
     """Names of a config dataclass's fields."""
     return [f.name for f in dataclasses.fields(cls)]

@@ -80,6 +80,14 @@ class Engine:
         self._snippet_memo = SnippetMemo()
 
     @classmethod
+    def from_settings(cls, config_file: str | Path | None = None, **overrides) -> Engine:
+        """The engine every front-end builds: ``[engine]`` of ``config_file`` < env < ``overrides``
+        (None values: not given; see :func:`repocomplete.config.load_engine_config`)."""
+        from repocomplete.config import load_engine_config
+
+        return cls.from_config(load_engine_config(config_file, **overrides))
+
+    @classmethod
     def from_config(cls, config: EngineConfig) -> Engine:
         """Build the backend (resolving the model) and the engine from one config."""
         from repocomplete.backends import create_backend

@@ -7,19 +7,8 @@ import sys
 from collections.abc import Sequence
 
 from repocomplete.backends import backend_names
+from repocomplete.config import parse_adapters
 from repocomplete.errors import ConfigError
-
-
-def _parse_adapters(pairs: Sequence[str] | None) -> dict[str, str] | None:
-    if not pairs:
-        return None
-    adapters = {}
-    for pair in pairs:
-        name, sep, path = pair.partition("=")
-        if not sep or not name or not path:
-            raise ConfigError(f"--adapter expects NAME=PATH, got {pair!r}")
-        adapters[name] = path
-    return adapters
 
 
 def check_workspaces(roots: Sequence[str]) -> None:
@@ -60,7 +49,7 @@ def settings_from_args(args: argparse.Namespace):
     from server.settings import load_settings
 
     overrides = {
-        "workspaces": args.workspace, "model": args.model, "adapters": _parse_adapters(args.adapter),
+        "workspaces": args.workspace, "model": args.model, "adapters": parse_adapters(args.adapter) or None,
         "backend": args.backend, "openai_url": args.openai_url, "host": args.host, "port": args.port, "tokens": args.token,
         "max_concurrency": args.max_concurrency, "max_queue": args.max_queue,
         "request_timeout_s": args.request_timeout, "events_db": args.events_db, "log_level": args.log_level,

@@ -25,11 +25,10 @@ log = logging.getLogger("repocomplete.server")
 
 def engine_config(settings: ServerSettings):
     """The ``EngineConfig``: ``[engine]`` of the config file, env, then the server's model/backend/adapters."""
-    from repocomplete.config import EngineConfig, load_config
+    from repocomplete.config import load_engine_config
 
-    overrides = {"model": settings.model, "backend": settings.backend, "adapters": settings.adapters or None,
-                 "openai_url": settings.openai_url}
-    return load_config(EngineConfig, toml_path=settings.config_file, section="engine", overrides=overrides)
+    return load_engine_config(settings.config_file, model=settings.model, backend=settings.backend,
+                              adapters=settings.adapters or None, openai_url=settings.openai_url)
 
 
 def build_engine(settings: ServerSettings):

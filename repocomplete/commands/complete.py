@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from repocomplete.backends import backend_names
-from repocomplete.config import EngineConfig, load_config
+from repocomplete.config import load_engine_config, parse_adapter, parse_adapters
 from repocomplete.errors import InvalidRequestError
 from repocomplete.types import CompletionRequest, DebugOptions, Segments
 
@@ -71,24 +71,14 @@ def read_position(path: Path, line: int, col: int) -> tuple[str, str]:
     return text[:offset], text[offset:]
 
 
-def _adapter_spec(spec: str | None) -> tuple[str | None, dict[str, str]]:
-    if not spec:
-        return None, {}
-    name, sep, path = spec.partition("=")
-    if not sep:
-        name, path = Path(spec).name or spec, spec
-    return name, {name: path}
-
-
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     path = Path(args.file).expanduser()
     prefix, suffix = read_position(path, args.line, args.col)
 
-    adapter, adapters = _adapter_spec(args.adapter)
-    overrides = {"model": args.model, "backend": args.backend, "template": args.template,
-                 "device": args.device, "openai_url": args.openai_url}
-    config = load_config(EngineConfig, toml_path=args.config, section="engine", overrides=overrides)
+    adapter, adapters = (None, {}) if not args.adapter else (parse_adapter(args.adapter)[0], parse_adapters([args.adapter]))
+    config = load_engine_config(args.config, model=args.model, backend=args.backend, template=args.template,
+                                device=args.device, openai_url=args.openai_url)
     config.adapters = {**config.adapters, **adapters}
 
     from indexer.workspace import git_root

@@ -90,3 +90,35 @@ def test_backend_choices_come_from_the_backend_registry(monkeypatch):
     assert load_config(EngineConfig, env_prefix=None, overrides={"backend": "echo"}).backend == "echo"
     with pytest.raises(ConfigError, match="choose from: transformers, openai, fake, echo"):
         load_config(EngineConfig, env_prefix=None, overrides={"backend": "nope"})
+
+
+@pytest.mark.parametrize(("spec", "parsed"), [
+    ("mine=/adapters/x", ("mine", "/adapters/x")),
+    ("/adapters/json-lora", ("json-lora", "/adapters/json-lora")),
+    ("relative/dir", ("dir", "relative/dir")),
+    ("name= path ", ("name", "path")),
+])
+def test_adapter_specs(spec, parsed):
+    from repocomplete.config import parse_adapter
+
+    assert parse_adapter(spec) == parsed
+
+
+@pytest.mark.parametrize("spec", ["=path", "name=", "="])
+def test_bad_adapter_specs_are_one_line_errors(spec):
+    from repocomplete.config import parse_adapter, parse_adapters
+
+    with pytest.raises(ConfigError, match="NAME=PATH or PATH"):
+        parse_adapters(["ok=/x", spec])
+    with pytest.raises(ConfigError):
+        parse_adapter(spec)
+
+
+def test_engine_config_from_file_env_and_overrides(tmp_path, monkeypatch):
+    from repocomplete.config import load_engine_config
+
+    path = tmp_path / "c.toml"
+    path.write_text('[engine]\nmodel = "from-file"\ncontext_tokens = 100\n')
+    monkeypatch.setenv("REPOCOMPLETE_CONTEXT_TOKENS", "200")
+    config = load_engine_config(path, model=None, backend="fake")
+    assert (config.model, config.context_tokens, config.backend) == ("from-file", 200, "fake")
