@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import subprocess
 
 import pytest
+
+from tests.processes import factor, kill_tree
+
+pytest_plugins = ["pytester"]  # tests/test_processes.py runs a failing test session inside the suite
 
 
 def require_interpreters() -> bool:
@@ -43,3 +49,51 @@ def processes():
         yield tracker
     finally:
         tracker.close()
+
+
+def _scaled(method):
+    """``Popen.wait``/``communicate`` with their ``timeout`` stretched by the CI factor."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if "timeout" in kwargs and kwargs["timeout"] is not None:
+            kwargs["timeout"] *= factor()
+        elif method.__name__ == "wait" and args and args[0] is not None:
+            args = (args[0] * factor(), *args[1:])
+        elif method.__name__ == "communicate" and len(args) > 1 and args[1] is not None:
+            args = (args[0], args[1] * factor(), *args[2:])
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _subprocess_waits_scale_with_the_ci_factor():
+    """Every subprocess wait of the suite (``subprocess.run(timeout=)`` included) times out
+    ``REPOCOMPLETE_TEST_TIMEOUT_FACTOR`` times later: one knob for a slow CI machine."""
+    factor()  # a bad value fails the session at once, with its message
+    originals = subprocess.Popen.wait, subprocess.Popen.communicate
+    subprocess.Popen.wait, subprocess.Popen.communicate = map(_scaled, originals)
+    yield
+    subprocess.Popen.wait, subprocess.Popen.communicate = originals
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """Kill every process the test body started (and their children) when it ends, pass or fail:
+    a timed-out test must not leave its server running. Fixtures stop their own."""
+    started: list[subprocess.Popen] = []
+    original = subprocess.Popen.__init__
+
+    @functools.wraps(original)
+    def tracking_init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        started.append(self)
+
+    subprocess.Popen.__init__ = tracking_init
+    try:
+        yield
+    finally:
+        subprocess.Popen.__init__ = original
+        for proc in reversed(started):
+            kill_tree(proc)

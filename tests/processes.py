@@ -1,15 +1,17 @@
 """Waiting for and cleaning up the real processes tests start.
 
-Every wait on a subprocess goes through :func:`timeout` so that one environment variable,
-``REPOCOMPLETE_TEST_TIMEOUT_FACTOR`` (default 1), stretches all of them on a slow or loaded
-CI machine. :class:`ProcessTracker` (the ``processes`` fixture) kills what a test started,
-children included, however the test ends.
+One environment variable, ``REPOCOMPLETE_TEST_TIMEOUT_FACTOR`` (default 1), stretches every
+wait of the suite on a slow or loaded CI machine: subprocess waits through the hook in
+``tests/conftest.py`` (which scales the ``timeout`` of every ``Popen.wait``/``communicate``,
+so ``subprocess.run(timeout=...)`` too), and every other deadline (a server becoming healthy,
+an LSP response) through :func:`timeout`. The same hook kills every process a test started,
+children included, however the test ends; :class:`ProcessTracker` (the ``processes`` fixture)
+does it for fixtures.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -30,7 +32,7 @@ def factor() -> float:
 
 
 def timeout(seconds: float) -> float:
-    """``seconds`` scaled by the CI factor: the only way tests should spell a subprocess timeout."""
+    """``seconds`` scaled by the CI factor: how tests spell a deadline that is not a subprocess wait."""
     return seconds * factor()
 
 
@@ -47,40 +49,42 @@ def wait_for(condition: Callable[[], object], seconds: float, what: str, interva
 
 
 def kill_tree(proc: subprocess.Popen) -> None:
-    """Kill ``proc`` and every process in its process group (started with ``start_new_session=True``)."""
-    if proc.poll() is None or _group_alive(proc.pid):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            proc.kill()
+    """Kill ``proc`` and all its descendants (a server's workers, Neovim's language server...)."""
+    import psutil
+
     try:
-        proc.wait(timeout(10))
+        parent = psutil.Process(proc.pid)
+        family = [*parent.children(recursive=True), parent] if proc.poll() is None else parent.children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
+    for member in family:
+        try:
+            member.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(family, timeout=10)
+    if proc.poll() is None:
+        proc.kill()
+    try:
+        proc.wait(10)
     except subprocess.TimeoutExpired:
         pass
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
-
-
 class ProcessTracker:
-    """Starts subprocesses in their own session and kills each whole tree at :meth:`close`."""
+    """Starts subprocesses and kills each whole tree at :meth:`close`."""
 
     def __init__(self) -> None:
         self.started: list[subprocess.Popen] = []
 
     def popen(self, args, **kwargs) -> subprocess.Popen:
-        """:class:`subprocess.Popen` in a new session, tracked for cleanup."""
-        proc = subprocess.Popen(args, start_new_session=True, **kwargs)
+        """:class:`subprocess.Popen`, tracked for cleanup."""
+        proc = subprocess.Popen(args, **kwargs)
         self.started.append(proc)
         return proc
 
     def track(self, proc: subprocess.Popen) -> subprocess.Popen:
-        """Track a process started elsewhere (ideally with ``start_new_session=True``)."""
+        """Track a process started elsewhere."""
         self.started.append(proc)
         return proc
 

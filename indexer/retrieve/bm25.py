@@ -152,7 +152,7 @@ class BM25:
 
         Building takes seconds on a large repository, so by default it happens in a
         background thread and this returns None meanwhile (FTS5 answers alone);
-        ``wait=True`` builds in the caller.
+        ``wait=True`` waits for that build, or builds in the caller when none is running.
         """
         snap = self._snapshot
         if snap is not None and self._usable(snap):
@@ -166,6 +166,15 @@ class BM25:
             except (OSError, ValueError, KeyError) as exc:
                 log.warning("BM25 snapshot %s unreadable (%s); rebuilding it", self.cache_path, exc)
         if wait:
+            # One build at a time: a background build already running is the one to wait for
+            # (building a second one here would be replaced by the first when it lands).
+            with self._lock:
+                builder = self._builder
+            if builder is not None and builder.is_alive():
+                builder.join()
+                snap = self._snapshot
+                if snap is not None and self._usable(snap):
+                    return snap
             self._install(Snapshot.build(self.store))
             return self._snapshot
         with self._lock:

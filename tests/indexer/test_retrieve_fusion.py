@@ -139,9 +139,8 @@ def test_bm25_answers_from_fts5_while_the_snapshot_builds_and_survives_small_rei
         building = BM25(ws.store, cache_path=tmp_path / "fresh.npz")
         assert building.snapshot() is None  # a background build has started
         from_fts = building.search(terms, 5)
-        building._builder.join(60)
-        snap = building.snapshot()
-        assert snap is not None and (tmp_path / "fresh.npz").exists()
+        snap = building.snapshot(wait=True)  # waits for the background build, however slow the machine
+        assert snap is not None and building.snapshot() is snap and (tmp_path / "fresh.npz").exists()
         assert [cid for cid, _ in building.search(terms, 5)] == [cid for cid, _ in from_fts]
 
         own = ws.retriever.bm25
@@ -152,6 +151,34 @@ def test_bm25_answers_from_fts5_while_the_snapshot_builds_and_survives_small_rei
         assert own.snapshot() is kept  # a small change does not rebuild the snapshot
         hits = own.search(["marsupial", "wombat"], 3)
         assert ws.store.chunks([hits[0][0]])[0].path == "json/tool.py"
+
+
+def test_waiting_for_a_snapshot_joins_the_background_build_instead_of_racing_it(tmp_path, monkeypatch):
+    """The snapshot test was flaky: a wait=True build landed first, then the slower background build replaced it."""
+    import threading
+
+    from indexer.retrieve.bm25 import BM25, Snapshot
+    from indexer.workspace import Workspace
+    from tests.indexer.stdlib_repos import copy_stdlib
+
+    build = Snapshot.build
+    released = threading.Event()
+
+    def slow_in_background(store):
+        if threading.current_thread().name == "bm25-snapshot":
+            released.wait(5)  # the background build lands after any foreground one would have
+        return build(store)
+
+    repo = copy_stdlib(tmp_path / "repo", "json")
+    with Workspace(repo, cache_dir=tmp_path / "cache") as ws:
+        ws.index()
+        monkeypatch.setattr(Snapshot, "build", staticmethod(slow_in_background))
+        bm25 = BM25(ws.store, cache_path=tmp_path / "snap.npz")
+        assert bm25.snapshot() is None  # the background build starts, and is held
+        threading.Timer(0.3, released.set).start()
+        kept = bm25.snapshot(wait=True)
+        assert kept is not None and not bm25._builder.is_alive()
+        assert bm25.snapshot() is kept
 
 
 def test_the_files_own_similar_lines_lead_the_fused_context():

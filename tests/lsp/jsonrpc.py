@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.processes import timeout as scaled
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -107,7 +109,7 @@ class LspProcess:
         return msg_id
 
     def wait_response(self, msg_id: Any, timeout: float = 60.0) -> dict:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         with self._cond:
             while msg_id not in self.responses:
                 remaining = deadline - time.monotonic()
@@ -127,7 +129,7 @@ class LspProcess:
 
     def wait_notification(self, predicate, timeout: float = 60.0) -> dict:
         """The first notification (already received or coming) that satisfies ``predicate``."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         with self._cond:
             while True:
                 for message in self.notifications:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.processes import timeout
 from tests.lsp.jsonrpc import ROOT
 from tests.lsp.standin import serve_json
 from tests.lsp.test_stdio import engine_text
@@ -68,7 +69,7 @@ def test_against_a_real_repocomplete_serve(spawn_lsp, tmp_path: Path):
         cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.err", "wb"),
     )
     try:
-        deadline = time.monotonic() + 180  # a loaded 2-core machine starts uvicorn slowly
+        deadline = time.monotonic() + timeout(180)  # a loaded 2-core machine starts uvicorn slowly
         while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:

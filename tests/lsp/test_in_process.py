@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from indexer.workspace import Workspace
+from tests.processes import timeout
 from tests.lsp.conftest import fake_env
 from tests.lsp.jsonrpc import frame
 
@@ -73,7 +74,7 @@ def test_tcp_mode_serves_the_same_protocol(spawn_lsp, tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     lsp = spawn_lsp("--tcp", str(port), env=fake_env(tmp_path / "cache"))
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout(30)
     while True:
         try:
             sock = socket.create_connection(("127.0.0.1", port), timeout=30)

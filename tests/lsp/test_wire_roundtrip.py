@@ -17,6 +17,7 @@ from repocomplete.backends.fake import FakeBackend
 from repocomplete.engine import Engine
 from server.app import create_app
 from server.settings import ServerSettings
+from tests.processes import timeout
 from tests.repocomplete.test_wire import full_request, wire_fields
 
 
@@ -44,7 +45,7 @@ def _served(engine: Engine, tmp_path):
     server = uvicorn.Server(uvicorn.Config(create_app(settings, engine=engine), port=settings.port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout(30)
     while not server.started:
         assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
         time.sleep(0.02)

@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.processes import timeout
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -82,7 +84,7 @@ def start_server(tmp: Path, *args: str, env: dict | None = None, token: str | No
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=full_env)
     served = Served(f"http://127.0.0.1:{port}", proc, log, events_db, token,
                     {"Authorization": f"Bearer {token}"} if token else {})
-    deadline = time.monotonic() + wait_s
+    deadline = time.monotonic() + timeout(wait_s)
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}:\n{served.output()}")
@@ -93,7 +95,7 @@ def start_server(tmp: Path, *args: str, env: dict | None = None, token: str | No
             pass
         time.sleep(0.1)
     served.stop()
-    raise RuntimeError(f"server did not become healthy in {wait_s} s:\n{served.output()}")
+    raise RuntimeError(f"server did not become healthy in {timeout(wait_s):.0f} s:\n{served.output()}")
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import pytest
 from repocomplete.backends.fake import FakeBackend
 from repocomplete.engine import Engine
 from repocomplete.types import CompletionRequest, Segments
+from tests.processes import timeout
 from tests.server.conftest import FAKE_TEXT
 
 PREFIX = "def add_offset(values, offset):\n    total = sum(values)\n    "
@@ -212,7 +213,7 @@ def test_request_timeout_is_504_and_stops_generation(serve):
 
 
 def wait_until(predicate, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + timeout(timeout_s)
     while time.monotonic() < deadline:
         if predicate():
             return True
