@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 
 from indexer.fim_data import SpanConfig
@@ -49,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--holdout-commits", type=int, default=1, help="recent commits whose files are held out")
     parser.add_argument("--max-files", type=int, help="files per repository (default: all)")
     parser.add_argument("--no-context", action="store_true", help="no repository context in prompts (ablation)")
+    parser.add_argument("--allow-no-improvement", action="store_true",
+                        help="publish the adapter even if it does not beat the base on held-out loss "
+                             "(marked \"improved\": false); by default such a run fails and writes nothing")
     parser.add_argument("--json", action="store_true", help="print the result as JSON (no progress bar)")
     parser.add_argument("--param-digest-dir", help=argparse.SUPPRESS)
     return parser
@@ -71,15 +75,17 @@ def finetune_main(argv: list[str]) -> int:
         learning_rate=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum, max_steps=args.max_steps,
         max_seq_len=args.max_seq_len, loss_on=args.loss_on, precision=args.precision, eval_every=args.eval_every,
         save_every=args.save_every, patience=args.patience, eval_samples=args.eval_samples,
-        em_samples=args.em_samples, seed=args.seed, param_digest_dir=args.param_digest_dir)
+        em_samples=args.em_samples, seed=args.seed, allow_no_improvement=args.allow_no_improvement,
+        param_digest_dir=args.param_digest_dir)
     data = _data_config(args)
     log = (lambda *a: print(*a, file=sys.stderr))
     result = finetune(args.repos, args.base, args.out, config, data, resume=args.resume, force=args.force,
-                      show_progress=not args.json, log=log)
+                      show_progress=not args.json, log=log, command=shlex.join(["repocomplete", "finetune", *argv]))
     if not result.is_main:
         return 0
     if args.json:
         print(json.dumps({"out_dir": result.out_dir, "steps": result.steps, "stopped_early": result.stopped_early,
+                          "improved": result.improved,
                           "metrics": {k: v for k, v in result.metrics.items() if k != "history"},
                           "counts": result.data_manifest.get("counts")}, indent=2))
         return 0
@@ -102,5 +108,7 @@ def _print_table(result) -> None:
                   f"{counts.get('heldout', {}).get('total', 0)} held-out FIM samples "
                   f"(held-out files: those changed in the most recent commits)")
     console.print(table)
+    if result.improved is False:
+        console.print("[bold red]NOT IMPROVED[/]: this adapter does not beat the base model on the held-out samples")
     console.print(f"adapter written to {result.out_dir} (metrics in metrics.json)")
 

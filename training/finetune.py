@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from repocomplete.errors import RepocompleteError
-from training import checkpoint, publish
+from training import adapter_card, checkpoint, publish
 from training.data import DataConfig, build_dataset, load_manifest, read_samples
 
 METHODS = ("lora", "qlora", "full")
@@ -101,6 +101,8 @@ class FinetuneConfig:
     #: Skip the before/after evaluation (benchmarks).
     evaluate: bool = True
     seed: int = 0
+    #: Publish an adapter that does not beat the base on held-out loss (marked in its metadata).
+    allow_no_improvement: bool = False
     #: Hidden test hook: each rank writes a digest of its parameters here at the end.
     param_digest_dir: str | None = None
 
@@ -119,6 +121,8 @@ class FinetuneResult:
     data_manifest: dict = field(default_factory=dict)
     #: False on the other ranks of a multi-process run: only the main process reports.
     is_main: bool = True
+    #: Whether the published weights beat the base on held-out loss (None: not measured).
+    improved: bool | None = None
 
 
 # --- preflight: everything that can fail before a byte is written -----------------------------
@@ -464,6 +468,18 @@ def next_line_exact_match(model, tokenizer, samples: list[TokenizedSample], stop
     return hits / len(samples)
 
 
+def improvement(before: dict, after: dict) -> bool | None:
+    """Whether the held-out loss after training is below the one before (None: not measured)."""
+    b, a = before.get("heldout_loss"), after.get("heldout_loss")
+    return None if b is None or a is None else a < b
+
+
+def lora_b_all_zero(model) -> bool | None:
+    """True when every LoRA B matrix is zero, so the adapter is the identity; None without LoRA."""
+    matrices = [p for name, p in model.named_parameters() if "lora_B" in name]
+    return None if not matrices else not any(bool(p.detach().any()) for p in matrices)
+
+
 # --- checkpoints ----------------------------------------------------------------------------
 
 
@@ -558,12 +574,13 @@ def _work_dir(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
 
 
-def _write_adapter(out: Path, model, tokenizer, metadata: dict, method: str) -> None:
-    """Write the adapter (or full model) with its metadata; ``out`` appears in one rename."""
+def _write_adapter(out: Path, model, tokenizer, metadata: dict, method: str, command: str | None) -> None:
+    """Write the adapter (or full model) with its metadata and card; ``out`` appears in one rename."""
     with publish.publishing(out) as staging:
         model.save_pretrained(staging)
         if method == "full":
             tokenizer.save_pretrained(staging)
+        adapter_card.write(staging / "README.md", metadata, out, command)   # replaces peft's empty template
         (staging / ADAPTER_METADATA).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
         (staging / METRICS_FILE).write_text(json.dumps(metadata["metrics"], indent=2) + "\n", encoding="utf-8")
 
@@ -581,8 +598,11 @@ def _lr_lambda(warmup: int, total: int):
 def finetune(repos: list[str | os.PathLike[str]], base: str | None = "default", out: str | os.PathLike[str] | None = None,
              config: FinetuneConfig | None = None, data_config: DataConfig | None = None, *,
              resume: bool = False, force: bool = False, show_progress: bool = True,
-             log=print) -> FinetuneResult:
-    """Fine-tune ``base`` on ``repos`` and write the adapter (or full model) to ``out``."""
+             log=print, command: str | None = None) -> FinetuneResult:
+    """Fine-tune ``base`` on ``repos`` and write the adapter (or full model) to ``out``.
+
+    ``command``: the command line that started the run, recorded in the adapter's card.
+    """
     config = config or FinetuneConfig()
     repo_paths = [Path(r).resolve() for r in repos]
     out_path = Path(out) if out else Path("adapters") / repo_paths[0].name
@@ -613,7 +633,7 @@ def finetune(repos: list[str | os.PathLike[str]], base: str | None = "default", 
     fresh = not work.exists()
     try:
         return _run(repo_paths, model_path, model_label, n_params, out_path, work, config, data_config,
-                    accelerator, resume=resume, bf16=bf16, show_progress=show_progress, log=log)
+                    accelerator, resume=resume, bf16=bf16, show_progress=show_progress, log=log, command=command)
     except BaseException:
         # A run that fails before its first checkpoint leaves nothing behind.
         if fresh and accelerator.is_main_process and not _checkpoints(work / "checkpoints"):
@@ -672,7 +692,7 @@ def _data_progress(enabled: bool):
 
 def _run(repos, model_path, model_label, n_params, out: Path, work: Path, config: FinetuneConfig,
          data_config: DataConfig | None, accelerator, *, resume: bool, bf16: bool, show_progress: bool,
-         log) -> FinetuneResult:
+         log, command: str | None = None) -> FinetuneResult:
     import torch
     from transformers import AutoTokenizer
 
@@ -758,7 +778,10 @@ def _run(repos, model_path, model_label, n_params, out: Path, work: Path, config
             tokens = state["tokens"] + step_tokens * accelerator.num_processes
             bar.update(state["step"], last_loss, tokens / max(elapsed, 1e-9))
             state["history"].append({"step": state["step"], "loss": last_loss})
-            at_eval = config.eval_every and state["step"] % config.eval_every == 0 and eval_loss_set and config.evaluate
+            # the last step is always evaluated: a run shorter than the interval must not keep step 0 as "best"
+            due = bool(config.eval_every) and (state["step"] % config.eval_every == 0
+                                               or state["step"] == config.max_steps)
+            at_eval = due and eval_loss_set and config.evaluate
             if at_eval:
                 best = _early_stopping(state, evaluate() if main else {}, raw, best, config, accelerator)
             if config.save_every and state["step"] % config.save_every == 0 and state["step"] < config.max_steps:
@@ -776,6 +799,9 @@ def _run(repos, model_path, model_label, n_params, out: Path, work: Path, config
     if best is not None:
         load_trainable_state(raw, best)   # early stopping keeps the best held-out weights (main process)
     after = evaluate() if main else {}
+    improved = improvement(state["before"] or {}, after) if main else None
+    zero_b = lora_b_all_zero(raw) if main else None
+    _refuse_untrained(improved, zero_b, state, after, out, config, accelerator, log)
     metrics = {"before": state["before"] or {}, "after": after, "steps": state["step"],
                "final_train_loss": last_loss, "best_step": state["best_step"],
                "stopped_early": state["stopped_early"], "train_tokens": state["tokens"],
@@ -789,12 +815,45 @@ def _run(repos, model_path, model_label, n_params, out: Path, work: Path, config
             "template": template.name, "target_modules": targets, "config": asdict(config),
             "data_manifest": manifest, "metrics": metrics,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "world_size": accelerator.num_processes,
+            "world_size": accelerator.num_processes, "improved": improved, "lora_b_all_zero": zero_b,
         }
-        _write_adapter(out, raw, tokenizer, metadata, config.method)
+        _write_adapter(out, raw, tokenizer, metadata, config.method, command)
         publish.remove(work)
     accelerator.wait_for_everyone()
-    return FinetuneResult(str(out), state["step"], state["stopped_early"], metrics, manifest, main)
+    return FinetuneResult(str(out), state["step"], state["stopped_early"], metrics, manifest, main, improved)
+
+
+def _refuse_untrained(improved: bool | None, zero_b: bool | None, state: dict, after: dict, out: Path,
+                      config: FinetuneConfig, accelerator, log) -> None:
+    """Stop an adapter that does not beat its base from being published silently.
+
+    Raises :class:`FinetuneError` on every rank (the main process decides) unless
+    ``config.allow_no_improvement``, in which case the main process warns and the adapter is
+    published with ``"improved": false`` in its metadata and card.
+    """
+    import torch
+
+    untrained = accelerator.is_main_process and (improved is False or bool(zero_b))
+    flag = torch.tensor([1.0 if untrained else 0.0], device=accelerator.device)
+    if accelerator.reduce(flag, reduction="sum").item() == 0:
+        return
+    if not accelerator.is_main_process:
+        if config.allow_no_improvement:
+            return
+        raise FinetuneError("training did not improve on the base model (see the main process)")
+    before = (state["before"] or {}).get("heldout_loss")
+    reasons = []
+    if improved is False:
+        reasons.append(f"held-out loss {before:.4f} before training, {after['heldout_loss']:.4f} after "
+                       f"{state['step']} steps (best at step {state['best_step']})")
+    if zero_b:
+        reasons.append("every LoRA B matrix is zero (the adapter changes nothing)")
+    what = "training did not improve on the base model: " + "; ".join(reasons)
+    if config.allow_no_improvement:
+        log(f"warning: {what}; publishing it anyway (--allow-no-improvement), marked \"improved\": false")
+        return
+    raise FinetuneError(f"{what}; nothing written to {out}. Train longer or with another --lr, or pass "
+                        "--allow-no-improvement to publish it marked as not improved")
 
 
 def _early_stopping(state: dict, result: dict, model, best: dict | None, config: FinetuneConfig, accelerator):

@@ -1,0 +1,110 @@
+"""``README.md`` of a fine-tuned adapter: our model card, from the run's recorded facts only.
+
+peft's ``save_pretrained`` writes Hugging Face's empty model-card template; the adapter folder
+gets this card instead: which base (name and sha256) it belongs to, what data it saw, how long
+it trained, the held-out loss and next-line exact match before and after, whether training
+improved on the base at all, and the commands that serve and reproduce it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+
+def _fmt(value, kind: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1%}" if kind == "share" else f"{value:.4f}"
+
+
+def _before_after(metrics: dict, key: str, kind: str) -> str:
+    before, after = metrics.get("before", {}).get(key), metrics.get("after", {}).get(key)
+    text = f"{_fmt(before, kind)} → {_fmt(after, kind)}"
+    if before is not None and after is not None:
+        text += f" ({after - before:+.1%})" if kind == "share" else f" ({after - before:+.4f})"
+    return text
+
+
+def _model_argument(base: dict) -> str:
+    """How ``--model`` names the base: its catalogue name or ``default``, else its folder."""
+    spec = str(base.get("spec") or "")
+    return spec if spec and not Path(spec).exists() else str(base.get("path") or spec)
+
+
+def render(metadata: dict, out_dir: Path, command: str | None) -> str:
+    """The card's Markdown for the adapter in ``out_dir`` described by ``metadata``."""
+    base, metrics, config = metadata["base_model"], metadata["metrics"], metadata["config"]
+    manifest = metadata.get("data_manifest") or {}
+    counts = manifest.get("counts", {})
+    name = metadata["name"]
+    improved = metadata.get("improved")
+    status = {True: "yes: the held-out loss after training is below the base model's",
+              False: "**NO — not improved**: the published weights do not beat the base model on the held-out "
+                     "samples; do not serve this adapter expecting a gain",
+              None: "not measured (evaluation was off)"}[improved]
+    if metadata.get("lora_b_all_zero"):
+        status += "; every LoRA B matrix is zero, so the adapter changes nothing (an untrained adapter)"
+    method = metadata["method"]
+    if method in ("lora", "qlora"):
+        method += (f", r={config['lora_r']}, alpha={config['lora_alpha']}, dropout={config['lora_dropout']}, "
+                   f"targets {', '.join(metadata.get('target_modules') or [])}")
+    repos = manifest.get("repos", [])
+    data_lines = []
+    for repo in repos:
+        files, split = repo.get("files", {}), repo.get("split", {})
+        commit = repo.get("commit")
+        data_lines.append(f"- `{repo.get('name')}`" + (f" at commit `{commit[:12]}`" if commit else "")
+                          + f": {len(files.get('train', []))} training files, {len(files.get('heldout', []))} "
+                            f"held-out files (split: {split.get('method', '?')})")
+    model_arg = _model_argument(base)
+    names = [f"`{r.get('name')}`" for r in repos]
+    lines = [
+        f"# {name}: a repository adapter for {base.get('spec')}",
+        "",
+        f"Trained by `repocomplete finetune` on {', '.join(names) or 'a repository'} with fill-in-the-middle "
+        "samples whose repository context comes from the serving retrieval.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Base model | `{base.get('spec')}` ({base.get('model_type')}, {base.get('parameters') or 0:,} parameters) |",
+        f"| Base model sha256 | `{base.get('hash')}` |",
+        f"| Method | {method} |",
+        f"| FIM template | {metadata.get('template')} |",
+        f"| Samples | {counts.get('train', {}).get('total', 0)} training, {counts.get('heldout', {}).get('total', 0)} held-out |",
+        f"| Steps | {metrics.get('steps')} (best held-out loss at step {metrics.get('best_step')}"
+        f"{', stopped early' if metrics.get('stopped_early') else ''}), {metrics.get('train_tokens', 0):,} tokens, "
+        f"{metrics.get('tokens_per_s', 0):,.0f} tokens/s |",
+        f"| Held-out loss (middle tokens) | {_before_after(metrics, 'heldout_loss', 'loss')} |",
+        f"| Held-out next-line exact match | {_before_after(metrics, 'heldout_next_line_em', 'share')} |",
+        f"| Improved on the base | {status} |",
+        f"| Created | {metadata.get('created_at')} |",
+        "",
+        "## Data",
+        "",
+        *(data_lines or ["- (no manifest)"]),
+        "",
+        "Held-out samples come from the files changed after the training files (the time split); "
+        "their content never appears in a training prompt.",
+        "",
+        "## Serve it",
+        "",
+        "It fits only the base model above (its sha256 is recorded in `repocomplete-adapter.json`).",
+        "",
+        "```sh",
+        f"repocomplete serve --model {shlex.quote(model_arg)} --adapter {shlex.quote(f'{name}={out_dir}')}",
+        f"repocomplete complete FILE --line L --col C --model {shlex.quote(model_arg)} "
+        f"--adapter {shlex.quote(f'{name}={out_dir}')}",
+        "```",
+        "",
+        "Requests choose it with `\"adapter\": \"" + name + "\"`.",
+    ]
+    if command:
+        lines += ["", "## Reproduce", "", "```sh", command, "```"]
+    lines += ["", "Full metadata: `repocomplete-adapter.json`; per-step losses: `metrics.json`.", ""]
+    return "\n".join(lines)
+
+
+def write(path: Path, metadata: dict, out_dir: Path, command: str | None) -> None:
+    """Write the card to ``path`` (inside the staging folder; published with the adapter)."""
+    path.write_text(render(metadata, out_dir, command), encoding="utf-8")
