@@ -110,7 +110,8 @@ def start_server(repo: Path, env: dict, backend: str, mode: str) -> tuple[Callab
     events = str(repo.parent / f"events-{port}.sqlite")
     if mode == "process":
         cmd = [sys.executable, "-m", "repocomplete", "serve", "--no-workspace", "--backend", backend, "--port", str(port),
-               "--max-concurrency", "16", "--max-queue", "64", "--log-level", "warning", "--events-db", events]
+               "--max-concurrency", "16", "--max-queue", "64", "--log-level", "warning", "--events-db", events,
+               "--allow-root", str(repo)]
         proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env})
 
         def stop() -> None:
@@ -122,7 +123,8 @@ def start_server(repo: Path, env: dict, backend: str, mode: str) -> tuple[Callab
         from server.app import build_engine, create_app
         from server.settings import ServerSettings
 
-        settings = ServerSettings(port=port, backend=backend, max_concurrency=16, max_queue=64, events_db=events)
+        settings = ServerSettings(port=port, backend=backend, max_concurrency=16, max_queue=64, events_db=events,
+                                  allow_roots=[str(repo)])
         server = uvicorn.Server(uvicorn.Config(create_app(settings, engine=build_engine(settings)), port=port,
                                                log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)

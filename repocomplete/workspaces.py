@@ -84,7 +84,7 @@ class WorkspaceRegistry:
             key = str(name_or_root)
             if key in self._by_name:
                 return self._by_name[key]
-            found = self._find_root(Path(key).expanduser().resolve()) if key else None
+            found = self._find_root(path) if key and (path := _normalised(key)) is not None else None
             if found is not None:
                 return found
             known = ", ".join(sorted(self._by_name)) or "none registered"
@@ -102,7 +102,9 @@ class WorkspaceRegistry:
         with self._lock:
             workspaces = list(self._by_name.items())
         if filepath and Path(filepath).is_absolute():
-            path = Path(filepath).expanduser().resolve()
+            path = _normalised(filepath)
+            if path is None:
+                return None
             containing = [w for _, w in workspaces if path.is_relative_to(Path(w.root).resolve())]
             if containing:
                 return max(containing, key=lambda w: len(Path(w.root).resolve().parts))
@@ -169,3 +171,11 @@ class WorkspaceRegistry:
         while candidate in self._by_name:
             candidate, n = f"{name}-{n}", n + 1
         return candidate
+
+
+def _normalised(path: str) -> Path | None:
+    """``path`` expanded and resolved; None when it cannot name a file (a NUL byte, ``~nosuchuser``)."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (ValueError, RuntimeError, OSError):
+        return None

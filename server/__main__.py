@@ -11,12 +11,16 @@ from repocomplete.config import parse_adapters
 from repocomplete.errors import ConfigError
 
 
-def check_workspaces(roots: Sequence[str]) -> None:
-    from pathlib import Path
+def check_settings(settings) -> None:
+    """Refuse unsafe or impossible settings in one line before the model loads; warn loudly when open."""
+    from server.paths import PathPolicy
 
-    for root in roots:
-        if not Path(root).expanduser().is_dir():
-            raise ConfigError(f"--workspace {root}: not a directory")
+    policy = PathPolicy.from_settings(settings.allow_roots, settings.workspaces, settings.adapter_dirs)
+    for root in settings.workspaces:
+        policy.startup_root(root)
+    warning = settings.check_exposure()
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
 
 
 def serve_parser() -> argparse.ArgumentParser:
@@ -37,6 +41,15 @@ def serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, help="TCP port (default 8765)")
     parser.add_argument("--config", metavar="FILE", help="TOML config with [server] and [engine] sections")
     parser.add_argument("--token", action="append", help="bearer token clients must send (repeatable)")
+    parser.add_argument("--admin-token", action="append", metavar="TOKEN",
+                        help="token that may also read indexed content back (debug options) and manage workspaces (repeatable)")
+    parser.add_argument("--allow-no-token", action="store_true", default=None,
+                        help="serve a non-loopback --host without any token (otherwise refused)")
+    parser.add_argument("--allowed-host", action="append", metavar="NAME", help="Host header name accepted (repeatable)")
+    parser.add_argument("--allow-root", action="append", metavar="DIR",
+                        help="folder under which clients may register workspaces (repeatable; default: the --workspace roots)")
+    parser.add_argument("--adapter-dir", action="append", metavar="DIR",
+                        help="folder from which requests may load adapters by path (repeatable; default: none)")
     parser.add_argument("--max-concurrency", type=int, help="generations at once (default 4)")
     parser.add_argument("--max-queue", type=int, help="requests waiting for a slot before 429 (default 16)")
     parser.add_argument("--request-timeout", type=float, metavar="SECONDS", help="per-request timeout (default 30)")
@@ -51,6 +64,8 @@ def settings_from_args(args: argparse.Namespace):
     overrides = {
         "workspaces": args.workspace, "model": args.model, "adapters": parse_adapters(args.adapter) or None,
         "backend": args.backend, "openai_url": args.openai_url, "host": args.host, "port": args.port, "tokens": args.token,
+        "admin_tokens": args.admin_token, "allow_no_token": args.allow_no_token, "allowed_hosts": args.allowed_host,
+        "allow_roots": args.allow_root, "adapter_dirs": args.adapter_dir,
         "max_concurrency": args.max_concurrency, "max_queue": args.max_queue,
         "request_timeout_s": args.request_timeout, "events_db": args.events_db, "log_level": args.log_level,
     }
@@ -67,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = settings_from_args(args)
     if not settings.workspaces and not args.no_workspace:
         settings.workspaces = default_workspaces()
-    check_workspaces(settings.workspaces)
+    check_settings(settings)
     # Built here rather than in the lifespan so a bad model is a one-line error, not a traceback.
     engine = build_engine(settings)
     uvicorn.run(

@@ -16,6 +16,7 @@ from repocomplete.events import EventStore
 from server.indexing import IndexJobs
 from server.limits import BodyLimit, Limiter
 from server.metrics import RequestMetrics, ServerMetrics
+from server.paths import PathPolicy
 from server.routers import completions, events, health, metrics, openai, workspaces
 from server.runtime import Runtime
 from server.settings import ServerSettings
@@ -59,13 +60,14 @@ def create_app(settings: ServerSettings, *, engine=None) -> FastAPI:
         runtime = Runtime(
             settings=settings, engine=built, limiter=limiter, metrics=server_metrics, events=store,
             jobs=IndexJobs(built), adapters=_adapters(built, settings), info=health.static_info(built),
+            paths=PathPolicy.from_settings(settings.allow_roots, settings.workspaces, settings.adapter_dirs),
         )
         server_metrics.bind(
             queue_depth=lambda: limiter.waiting, in_flight=lambda: limiter.running, acceptance=store.acceptance_rate
         )
         for root in settings.workspaces:
             try:
-                runtime.jobs.start(root)
+                runtime.jobs.start(runtime.paths.startup_root(root))
             except RepocompleteError as exc:  # keep serving the others; say why in one line
                 log.error("workspace %s not served: %s", root, exc)
         app.state.runtime = runtime
@@ -93,7 +95,8 @@ def create_app(settings: ServerSettings, *, engine=None) -> FastAPI:
     _document_limits(app, settings)
     # Added last = outermost: metrics see every status, the guard runs before any body is read.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(AccessGuard, allowed_hosts=settings.host_allowlist(), tokens=settings.tokens)
+    app.add_middleware(AccessGuard, allowed_hosts=settings.host_allowlist(), tokens=settings.all_tokens(),
+                       admin_tokens=settings.admin_tokens)
     app.add_middleware(RequestMetrics, metrics=server_metrics)
     return app
 

@@ -1,13 +1,16 @@
-"""Access guard: Host-header check (DNS rebinding) and optional bearer tokens.
+"""Access guard: Host-header check (DNS rebinding), optional bearer tokens, admin role.
 
 A pure ASGI middleware so it also covers streaming responses and unknown routes.
-Tokens are compared in constant time and never logged or echoed.
+Tokens are compared in constant time and never logged or echoed. Whether the caller
+holds an admin token is recorded in the request state (``request.state.admin``) for
+the routes that return indexed content or manage workspaces.
 """
 
 from __future__ import annotations
 
 import hmac
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.errors import HostNotAllowedError, UnauthorizedError, domain_error_response
@@ -39,24 +42,36 @@ def token_is_valid(token: str | None, tokens: list[str]) -> bool:
     return any([hmac.compare_digest(candidate, t.encode()) for t in tokens])
 
 
-class AccessGuard:
-    """Refuse foreign Host headers (403) and requests without a valid token (401)."""
+def is_admin(request: Request) -> bool:
+    """True when the request carried an admin token (set by :class:`AccessGuard`)."""
+    return bool(getattr(request.state, "admin", False))
 
-    def __init__(self, app: ASGIApp, *, allowed_hosts: set[str] | None, tokens: list[str]) -> None:
+
+class AccessGuard:
+    """Refuse foreign Host headers (403) and requests without a valid token (401).
+
+    ``tokens`` are every accepted token, ``admin_tokens`` those among them with the admin role.
+    """
+
+    def __init__(self, app: ASGIApp, *, allowed_hosts: set[str] | None, tokens: list[str],
+                 admin_tokens: list[str] = ()) -> None:
         self.app = app
         self.allowed_hosts = allowed_hosts
         self.tokens = list(tokens)
+        self.admin_tokens = list(admin_tokens)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        token = bearer_token(headers.get("authorization", ""))
+        scope.setdefault("state", {})["admin"] = bool(self.admin_tokens) and token_is_valid(token, self.admin_tokens)
         error = None
         if self.allowed_hosts is not None and host_name(headers.get("host", "")) not in self.allowed_hosts:
             error = HostNotAllowedError("Host header not allowed: this server only answers to its loopback name")
         elif self.tokens and scope["path"] not in PUBLIC_PATHS:
-            if not token_is_valid(bearer_token(headers.get("authorization", "")), self.tokens):
+            if not token_is_valid(token, self.tokens):
                 error = UnauthorizedError("missing or invalid bearer token (send 'Authorization: Bearer TOKEN')")
         if error is None:
             await self.app(scope, receive, send)

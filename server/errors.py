@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from repocomplete.errors import OverloadedError, RepocompleteError
+from repocomplete.errors import AdapterError, OverloadedError, RepocompleteError
 
 log = logging.getLogger("repocomplete.server")
 
@@ -46,9 +46,37 @@ class HostNotAllowedError(RepocompleteError):
     error_type = "host_not_allowed"
 
 
-def error_response(status: int, error_type: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The error body every route and middleware answers with."""
-    return JSONResponse({"error": {"type": error_type, "message": message}}, status_code=status, headers=headers)
+class ForbiddenError(RepocompleteError):
+    """The caller's token does not allow this (e.g. indexed content without an admin token)."""
+
+    http_status = 403
+    error_type = "forbidden"
+
+
+class PathNotAllowedError(RepocompleteError):
+    """A path outside what the operator allows (``--allow-root``), or one that is never allowed."""
+
+    http_status = 403
+    error_type = "path_not_allowed"
+
+
+class ConflictError(RepocompleteError):
+    """The resource is busy in a way that forbids this now (e.g. deleting a workspace being indexed)."""
+
+    http_status = 409
+    error_type = "conflict"
+
+
+class UnknownAdapterError(AdapterError):
+    """An adapter that is neither loaded nor inside an allowed adapter folder; the text names no path."""
+
+
+def error_response(status: int, error_type: str, message: str, headers: dict[str, str] | None = None,
+                   param: str | None = None) -> JSONResponse:
+    """The error body every route and middleware answers with (OpenAI's shape: ``code`` repeats
+    ``type`` and ``param`` names the field at fault, so OpenAI clients read it too)."""
+    body = {"type": error_type, "message": message, "code": error_type, "param": param}
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 def domain_error_response(exc: RepocompleteError) -> JSONResponse:
@@ -58,14 +86,22 @@ def domain_error_response(exc: RepocompleteError) -> JSONResponse:
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
     elif isinstance(exc, UnauthorizedError):
         headers = {"WWW-Authenticate": "Bearer"}
-    return error_response(exc.http_status, exc.error_type, str(exc) or exc.error_type, headers)
+    message = str(exc) or exc.error_type
+    if isinstance(exc, AdapterError) and not isinstance(exc, UnknownAdapterError):
+        # Raised while loading or using an adapter: the text may name server paths; the log keeps it.
+        log.warning("adapter error: %s", message)
+        message = "the adapter could not be loaded or used (the server log has the details)"
+    return error_response(exc.http_status, exc.error_type, message, headers, getattr(exc, "param", None))
 
 
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "string_pattern_mismatch":  # only path fields have patterns (server.schemas.PathText)
+            msg = "not an accepted path: no NUL or control characters; a root is absolute ('~' is not expanded)"
+        parts.append(f"{where}: {msg}")
     return "invalid request: " + "; ".join(parts)
 
 

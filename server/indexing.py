@@ -9,7 +9,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from repocomplete.errors import InvalidRequestError, RepocompleteError, WorkspaceNotFoundError
+from repocomplete.errors import RepocompleteError, WorkspaceNotFoundError
+from server.errors import ConflictError
 from server.schemas import WorkspaceOut
 
 log = logging.getLogger("repocomplete.server")
@@ -43,16 +44,11 @@ class IndexJobs:
         self._jobs: dict[str, IndexJob] = {}
         self._lock = threading.Lock()
 
-    def start(self, root: str, name: str | None = None) -> IndexJob:
-        """Register ``root`` now (so requests can name it) and index it in the background."""
-        path = Path(root).expanduser()
-        if not path.is_absolute():
-            raise InvalidRequestError(f"workspace root must be an absolute path on the server: {root!r}")
-        if not path.is_dir():
-            raise WorkspaceNotFoundError(f"no such directory on the server: {root}")
-        if path.resolve() == Path(path.anchor):
-            raise InvalidRequestError("refusing to index a filesystem root")
-        workspace = self.engine.workspaces.register(str(path.resolve()), name=name, index=False)
+    def start(self, root: Path, name: str | None = None) -> IndexJob:
+        """Register ``root`` now (so requests can name it) and index it in the background.
+
+        ``root`` has passed :class:`server.paths.PathPolicy` (normalised, allowed)."""
+        workspace = self.engine.workspaces.register(str(root), name=name, index=False)
         job = IndexJob(name=self.engine.workspaces.name_of(workspace), root=str(workspace.root))
         with self._lock:
             running = self._jobs.get(job.name)
@@ -70,6 +66,21 @@ class IndexJobs:
         job.finished = time.monotonic()
         with self._lock:
             self._jobs[job.name] = job
+        return job
+
+    def remove(self, name: str) -> IndexJob:
+        """Unregister a workspace (its index stays in the cache for a later registration).
+
+        409 while it is being indexed: the indexing thread still writes to its store."""
+        job = self.get(name)
+        if job.status in ("queued", "indexing"):
+            raise ConflictError(f"workspace {name!r} is being indexed; delete it once indexing has finished")
+        with self._lock:
+            self._jobs.pop(name, None)
+        try:
+            self.engine.workspaces.unregister(name)
+        except WorkspaceNotFoundError:
+            pass  # registered by name only in the job list (never opened): nothing to close
         return job
 
     def _index(self, workspace, job: IndexJob) -> None:

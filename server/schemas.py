@@ -8,9 +8,9 @@ never a 422, so newer clients keep working. Responses carry Tabby's required fie
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from indexer.retrieve.sources import SOURCES
 
@@ -22,6 +22,16 @@ SourceName = Literal[SOURCES]  # type: ignore[valid-type]
 MAX_SEED = 2**32 - 1
 #: Counters (ms, characters): exact as JSON doubles.
 MAX_COUNT = 2**52
+
+#: Longest path a request may name (PATH_MAX on Linux).
+MAX_PATH_CHARS = 4096
+#: A path's text: no NUL, no other control character (``server.paths.check_text`` enforces it too).
+PRINTABLE_PATH = re.compile(r"[^\x00-\x1f\x7f]*\Z")
+#: The wire type of every path field (``server.paths`` normalises and judges the path itself).
+PathText = Annotated[str, StringConstraints(max_length=MAX_PATH_CHARS, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+#: A root to register: absolute (``~`` is never expanded for clients).
+AbsolutePathText = Annotated[str, StringConstraints(max_length=MAX_PATH_CHARS, pattern=r"^/[^\x00-\x1f\x7f]*$")]
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -62,7 +72,7 @@ class SnippetIn(Tolerant):
 class SegmentsIn(Tolerant):
     prefix: str = ""
     suffix: str | None = None
-    filepath: str | None = None
+    filepath: PathText | None = None
     git_url: str | None = None
     declarations: list[DeclarationIn] | None = None
     #: Ours (DESIGN.md).
@@ -83,13 +93,24 @@ class DebugOptionsIn(Tolerant):
     disable_retrieval_augmented_code_completion: bool = False
 
 
+#: What a completion needs (Tabby answers 400 without either): the segments around the cursor,
+#: or Tabby's ``debug_options.raw_prompt`` text.
+_SEGMENTS_OR_RAW_PROMPT = {"anyOf": [
+    {"required": ["segments"], "properties": {"segments": {"type": "object"}}},
+    {"required": ["debug_options"],
+     "properties": {"debug_options": {"type": "object", "required": ["raw_prompt"], "properties": {"raw_prompt": {"type": "string"}}}}},
+]}
+
+
 class CompletionIn(Tolerant):
     """``POST /v1/completions``: DESIGN.md's contract, a superset of Tabby's request."""
 
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_SEGMENTS_OR_RAW_PROMPT)
+
     language: str | None = None
     segments: SegmentsIn | None = None
-    workspace: str | None = None
-    adapter: str | None = None
+    workspace: PathText | None = None
+    adapter: PathText | None = None
     max_tokens: int = Field(64, ge=1)
     temperature: float = Field(0.0, ge=0.0, le=2.0, allow_inf_nan=False)
     top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
@@ -188,7 +209,7 @@ class ServerSettingOut(BaseModel):
 
 class WorkspaceIn(Tolerant):
     #: Absolute path of the repository to index, on the server's machine.
-    root: str = Field(..., min_length=1, max_length=4096)
+    root: AbsolutePathText
     name: str | None = Field(None, min_length=1, max_length=200)
 
 
@@ -219,6 +240,9 @@ class AdapterList(BaseModel):
 class ErrorBody(BaseModel):
     type: str
     message: str
+    #: OpenAI's names: ``code`` repeats ``type``; ``param`` is the request field at fault, if any.
+    code: str | None = None
+    param: str | None = None
 
 
 class ErrorOut(BaseModel):

@@ -12,6 +12,7 @@ import ipaddress
 from pathlib import Path
 
 from repocomplete.config import setting
+from repocomplete.errors import ConfigError
 
 #: Host names a loopback-bound server answers to (anything else is a DNS-rebinding attempt).
 LOOPBACK_NAMES: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
@@ -24,8 +25,17 @@ class ServerSettings:
     host: str = setting("127.0.0.1", "interface to bind; loopback by default")
     port: int = setting(8765, "TCP port")
     tokens: list[str] = setting(help="bearer tokens; empty = no auth (env: REPOCOMPLETE_TOKENS=a,b)", factory=list)
+    admin_tokens: list[str] = setting(help="bearer tokens that may also read indexed content back (debug_options."
+                                      "return_prompt / return_snippets) and, when set, alone may (un)register "
+                                      "workspaces (env: REPOCOMPLETE_ADMIN_TOKENS=a,b)", factory=list)
+    allow_no_token: bool = setting(False, "serve on a non-loopback interface without any token (anyone who reaches "
+                                   "the port may use the server); refused otherwise")
     workspaces: list[str] = setting(help="repository roots registered and indexed (in the background) at start", factory=list)
+    allow_roots: list[str] = setting(help="folders under which clients may register workspaces over the API "
+                                     "(besides the start-up workspaces); empty = only the start-up workspaces", factory=list)
     adapters: dict[str, str] = setting(help="LoRA adapters to load at start, name -> path", factory=dict)
+    adapter_dirs: list[str] = setting(help="folders from which requests may load adapters by path; empty = only the "
+                                      "adapters loaded at start", factory=list)
     model: str | None = setting(None, "model: 'default', a local directory or a cached hub id (default: [engine] model)")
     backend: str | None = setting(None, "transformers, openai or fake (default: [engine] backend)")
     openai_url: str | None = setting(None, "with backend openai: base URL of vLLM / llama.cpp / TGI (default: [engine] openai_url)")
@@ -47,6 +57,24 @@ class ServerSettings:
         if is_loopback(self.host):
             return set(LOOPBACK_NAMES)
         return None
+
+    def all_tokens(self) -> list[str]:
+        """Every token the server accepts (admin tokens are tokens too)."""
+        return [*self.tokens, *self.admin_tokens]
+
+    def check_exposure(self) -> str | None:
+        """ConfigError when bound beyond loopback with no token and no explicit consent;
+        otherwise a warning to print loudly when the server is open to the network, or None."""
+        if is_loopback(self.host) or self.all_tokens():
+            return None
+        if not self.allow_no_token:
+            raise ConfigError(
+                f"refusing to serve on {self.host} without a token: anyone who can reach port {self.port} could "
+                "use this server and read what it indexed. Set REPOCOMPLETE_TOKENS (or --token), or pass "
+                "--allow-no-token to accept that risk")
+        hosts = ", ".join(sorted(self.host_allowlist() or ())) or "any Host header (no DNS-rebinding check)"
+        return (f"WARNING: serving on {self.host} WITHOUT A TOKEN (--allow-no-token): anyone who can reach port "
+                f"{self.port} can use this server; accepted Host names: {hosts}")
 
     def events_path(self) -> Path:
         if self.events_db:

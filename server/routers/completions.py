@@ -6,6 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Depends, Request
 
+from server.auth import is_admin
 from server.errors import ERROR_RESPONSES
 from server.mapping import completion_request, completion_response
 from server.runtime import Runtime, runtime
@@ -20,7 +21,7 @@ STREAM_DOC = stream_doc('with "stream": true, server-sent events of {"id", "choi
 @router.post("/v1/completions", response_model=CompletionOut, responses={**ERROR_RESPONSES, 200: STREAM_DOC})
 async def complete(body: CompletionIn, request: Request, rt: Runtime = Depends(runtime)):
     """Complete the code between ``segments.prefix`` and ``segments.suffix``."""
-    req = completion_request(body, rt.settings)
+    req = completion_request(body, rt.settings, paths=rt.paths, adapters=rt.adapter_names(), admin=is_admin(request))
     deadline = rt.limiter.deadline()
     if body.stream:
         stream_id = f"cmpl-{uuid.uuid4().hex[:24]}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from fastapi import APIRouter, Depends
@@ -35,19 +36,30 @@ async def server_setting() -> ServerSettingOut:
 TABBY_API_LEVEL = "0.11.0"
 
 
+#: An absolute server path inside a text (not the path part of a URL): kept as its last part.
+_SERVER_PATH = re.compile(r"(?<![\w:/.~-])(?:~|/)(?:[^\s/'\"]*/)*([^\s/'\"]+)")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with every absolute server path cut to its last part (health is public)."""
+    return _SERVER_PATH.sub(r"\1", text)
+
+
 def static_info(engine) -> dict:
-    """Health fields that never change while serving, read once at start."""
+    """Health fields that never change while serving, read once at start; no server paths
+    (``/v1/health`` answers without a token)."""
     import os
     import platform
 
     from repocomplete import __version__
 
     info = engine.info()
-    backend = info.get("backend") or {}
+    backend = {k: without_paths(v) if isinstance(v, str) else v for k, v in (info.get("backend") or {}).items()
+               if k not in ("path", "url")}
     device = str(backend.get("device", "cpu"))
     return {
-        "model": str(info.get("model") or "unknown"),
-        "model_label": str(info.get("model_label") or info.get("model") or "unknown"),
+        "model": without_paths(str(info.get("model") or "unknown")),
+        "model_label": without_paths(str(info.get("model_label") or info.get("model") or "unknown")),
         "device": device,
         "arch": platform.machine() or "unknown",
         "cpu_info": _cpu_name(),

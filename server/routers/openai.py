@@ -22,10 +22,20 @@ def _model_name(rt: Runtime) -> str:
     return str(rt.info.get("model", "default"))
 
 
+def served_names(rt: Runtime) -> set[str]:
+    """Names a request's ``model`` may give the served model: its listed id, its label, the
+    ``--model`` it was started with (and that path's last part), and ``default`` for the
+    embedded default model."""
+    configured = rt.settings.model or "default"
+    names = {_model_name(rt), str(rt.info.get("model_label") or ""), configured,
+             configured.rstrip("/").rsplit("/", 1)[-1]}
+    return {n for n in names if n}
+
+
 @router.post("/completions", response_model=OpenAICompletionOut, responses={**ERROR_RESPONSES, 200: STREAM_DOC})
 async def completions(body: OpenAICompletionIn, request: Request, rt: Runtime = Depends(runtime)):
     """``prompt`` is the code before the cursor, ``suffix`` the code after it; ``model`` may name an adapter."""
-    req = openai_request(body, rt.settings, rt.adapter_names())
+    req = openai_request(body, rt.settings, rt.adapter_names(), served_names(rt))
     deadline = rt.limiter.deadline()
     created, model = int(time.time()), body.model or _model_name(rt)
     if body.stream:

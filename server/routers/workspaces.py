@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from server.errors import ERROR_RESPONSES
+from server.auth import is_admin
 from server.runtime import Runtime, runtime
 from server.schemas import AdapterList, AdapterOut, WorkspaceIn, WorkspaceList, WorkspaceOut
 
@@ -12,9 +13,10 @@ router = APIRouter(tags=["workspaces"])
 
 
 @router.post("/v1/workspaces", response_model=WorkspaceOut, status_code=202, responses=ERROR_RESPONSES)
-def register_workspace(body: WorkspaceIn, rt: Runtime = Depends(runtime)) -> WorkspaceOut:
-    """Register a repository on the server's disk and index it in the background."""
-    return rt.jobs.start(body.root, body.name).view()
+def register_workspace(body: WorkspaceIn, request: Request, rt: Runtime = Depends(runtime)) -> WorkspaceOut:
+    """Register a repository on the server's disk (inside a root the operator allows) and index it in the background."""
+    rt.require_manager(request)
+    return rt.jobs.start(rt.paths.workspace_root(body.root), body.name).view()
 
 
 @router.get("/v1/workspaces", response_model=WorkspaceList, responses=ERROR_RESPONSES)
@@ -28,6 +30,15 @@ def get_workspace(name: str, rt: Runtime = Depends(runtime)) -> WorkspaceOut:
     return rt.jobs.get(name).view()
 
 
+@router.delete("/v1/workspaces/{name}", response_model=WorkspaceOut, responses=ERROR_RESPONSES)
+def unregister_workspace(name: str, request: Request, rt: Runtime = Depends(runtime)) -> WorkspaceOut:
+    """Stop serving a workspace; requests naming it get 404 from now on (its index cache is kept)."""
+    rt.require_manager(request)
+    return rt.jobs.remove(name).view()
+
+
 @router.get("/v1/adapters", response_model=AdapterList, responses=ERROR_RESPONSES)
-def list_adapters(rt: Runtime = Depends(runtime)) -> AdapterList:
-    return AdapterList(adapters=[AdapterOut(name=name, path=path) for name, path in sorted(rt.adapters.items())])
+def list_adapters(request: Request, rt: Runtime = Depends(runtime)) -> AdapterList:
+    """Adapters loaded at start; their server paths only for an admin token."""
+    admin = is_admin(request)
+    return AdapterList(adapters=[AdapterOut(name=name, path=path if admin else None) for name, path in sorted(rt.adapters.items())])

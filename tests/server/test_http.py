@@ -62,9 +62,12 @@ def test_streaming_deltas_add_up_to_the_plain_answer(shared_server):
     assert "".join(f["choices"][0]["text"] for f in frames) == in_process_text(PREFIX)
 
 
-def test_debug_options_return_prompt_and_tabby_raw_prompt(shared_server):
-    with shared_server.client() as http:
-        debug = http.post("/v1/completions", json={**BODY, "debug_options": {"return_prompt": True, "return_snippets": True}}).json()
+def test_debug_options_return_prompt_to_an_admin_and_tabby_raw_prompt(serve):
+    served = serve("--admin-token", "adm", env={"REPOCOMPLETE_FAKE_TEXT": FAKE_TEXT})
+    served.headers["Authorization"] = "Bearer adm"
+    debug_body = {**BODY, "debug_options": {"return_prompt": True, "return_snippets": True}}
+    with served.client() as http:
+        debug = http.post("/v1/completions", json=debug_body).json()
         raw = http.post("/v1/completions", json={"debug_options": {"raw_prompt": "print("}}).json()
     assert PREFIX in debug["debug_data"]["prompt"]
     assert debug["debug_data"]["snippets"] == []
@@ -127,14 +130,15 @@ def test_unknown_route_and_method_have_the_error_shape(shared_server):
     assert httpx.get(f"{shared_server.url}/v1/completions").json()["error"]["type"] == "method_not_allowed"
 
 
-def test_tabby_fields_are_tolerated_and_unknown_ones_ignored(shared_server):
+def test_tabby_fields_are_tolerated_and_unknown_ones_ignored(serve):
+    served = serve("--admin-token", "adm", env={"REPOCOMPLETE_FAKE_TEXT": FAKE_TEXT})
     body = {"language": "python", "user": "me", "seed": 7, "mode": "line", "future_field": {"x": 1},
             "segments": {"prefix": PREFIX, "suffix": "", "git_url": "https://github.com/a/b.git", "clipboard": "clip",
                          "declarations": [{"filepath": "util.py", "body": "def helper(): ..."}],
                          "relevant_snippets_from_changed_files": [{"filepath": "x.py", "body": "x = 1", "score": 0.3}],
                          "another_future_field": True},
             "debug_options": {"disable_retrieval_augmented_code_completion": True, "return_prompt": True}}
-    reply = httpx.post(f"{shared_server.url}/v1/completions", json=body, timeout=30)
+    reply = httpx.post(f"{served.url}/v1/completions", json=body, timeout=30, headers={"Authorization": "Bearer adm"})
     assert reply.status_code == 200, reply.text
     prompt = reply.json()["debug_data"]["prompt"]
     assert "def helper(): ..." in prompt and "x = 1" in prompt

@@ -127,3 +127,54 @@ def test_events_db_defaults_to_the_cache_dir_the_environment_names(monkeypatch, 
     monkeypatch.setenv("REPOCOMPLETE_CACHE_DIR", str(tmp_path / "cache"))
     assert ServerSettings().events_path() == tmp_path / "cache" / "events.sqlite"
     assert ServerSettings(events_db=str(tmp_path / "e.db")).events_path() == tmp_path / "e.db"
+
+
+@pytest.mark.parametrize(("path", "why"), [
+    ("/", "the filesystem root"), ("/home/alice", "a home directory"), ("/home", "a folder holding home directories"),
+    ("/home/alice/src", None), ("/srv/repo", None), ("/homes", None),
+])
+def test_forbidden_workspace_roots(path, why):
+    from server.paths import forbidden_root
+
+    assert forbidden_root(Path(path), [Path("/home/alice"), Path("/")]) == why
+
+
+@pytest.mark.parametrize("value", ["a\x00b", "/tmp/\x1b[2J", "x" * 5000, "tab\there"])
+def test_path_text_with_control_characters_or_too_long_is_refused(value):
+    from repocomplete.errors import InvalidRequestError
+    from server.paths import check_text
+
+    with pytest.raises(InvalidRequestError):
+        check_text(value, "root")
+
+
+@pytest.mark.parametrize(("value", "normalised"), [
+    (None, None), ("pkg/mod.py", "pkg/mod.py"), ("~user.py", "~user.py"), ("/srv//repo/./a/../b.py", "/srv/repo/b.py"),
+])
+def test_filepaths_are_normalised_labels(value, normalised):
+    from server.paths import PathPolicy
+
+    assert PathPolicy.filepath(value) == normalised
+
+
+@pytest.mark.parametrize(("text", "public"), [
+    ("/work/dl/qwen-0.5b-hf", "qwen-0.5b-hf"), ("tiny model (/root/.cache/rc/tiny)", "tiny model (tiny)"),
+    ("qwen at http://127.0.0.1:8000/v1", "qwen at http://127.0.0.1:8000/v1"), ("~/models/x", "x"), ("fake", "fake"),
+    ("a/b", "a/b"),
+])
+def test_health_texts_lose_server_paths(text, public):
+    from server.routers.health import without_paths
+
+    assert without_paths(text) == public
+
+
+def test_debug_output_needs_admin_and_segments_are_required():
+    from repocomplete.errors import InvalidRequestError
+    from server.errors import ForbiddenError
+
+    debug = CompletionIn.model_validate({"segments": {"prefix": "x"}, "debug_options": {"return_snippets": True}})
+    with pytest.raises(ForbiddenError):
+        completion_request(debug, ServerSettings())
+    assert completion_request(debug, ServerSettings(), admin=True).debug_options.return_snippets
+    with pytest.raises(InvalidRequestError, match="segments is required"):
+        completion_request(CompletionIn.model_validate({"language": "python"}), ServerSettings())

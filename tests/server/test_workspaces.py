@@ -20,16 +20,26 @@ def repo(tmp_path):
     return root
 
 
+ADMIN = "admin-token-for-the-test"
+
+
+def wait_ready(http, name: str, timeout_s: float = 60) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while (state := http.get(f"/v1/workspaces/{name}").json())["status"] in ("queued", "indexing"):
+        assert time.monotonic() < deadline, state
+        time.sleep(0.1)
+    return state
+
+
 def test_register_index_in_background_and_retrieve(serve, repo, tmp_path):
-    served = serve(env={"REPOCOMPLETE_CACHE_DIR": str(tmp_path / "cache")})
+    served = serve("--allow-root", str(tmp_path), "--admin-token", ADMIN,
+                   env={"REPOCOMPLETE_CACHE_DIR": str(tmp_path / "cache")})
+    served.headers["Authorization"] = f"Bearer {ADMIN}"  # debug output (indexed content) needs the admin token
     with served.client() as http:
         accepted = http.post("/v1/workspaces", json={"root": str(repo), "name": "stdjson"})
         assert accepted.status_code == 202, accepted.text
         assert accepted.json()["name"] == "stdjson"
-        deadline = time.monotonic() + 60
-        while (state := http.get("/v1/workspaces/stdjson").json())["status"] in ("queued", "indexing"):
-            assert time.monotonic() < deadline, state
-            time.sleep(0.1)
+        state = wait_ready(http, "stdjson")
         assert state["status"] == "ready", state
         assert state["files_done"] == state["files_total"] >= 4
         assert [w["name"] for w in http.get("/v1/workspaces").json()["workspaces"]] == ["stdjson"]
@@ -62,12 +72,40 @@ def test_register_index_in_background_and_retrieve(serve, repo, tmp_path):
         assert [s for s in unresolved["debug_data"]["snippets"] if s["source"] != "in_file"] == []
 
 
-@pytest.mark.parametrize(("root", "status"), [("relative/path", 400), ("/no/such/dir", 404), ("/", 400)])
+@pytest.mark.parametrize(("root", "status"), [("relative/path", 422), ("~/x", 422), ("/no/such/dir", 403), ("/", 403)])
 def test_bad_roots_are_refused(shared_server, root, status):
     with shared_server.client() as http:
         reply = http.post("/v1/workspaces", json={"root": root})
     assert reply.status_code == status, reply.text
     assert reply.json()["error"]["message"]
+
+
+def test_a_missing_root_inside_an_allowed_one_is_404(serve, tmp_path):
+    served = serve("--allow-root", str(tmp_path))
+    with served.client() as http:
+        reply = http.post("/v1/workspaces", json={"root": str(tmp_path / "not-there")})
+    assert reply.status_code == 404, reply.text
+
+
+def test_delete_unregisters_a_workspace(serve, repo, tmp_path):
+    served = serve("--allow-root", str(tmp_path), env={"REPOCOMPLETE_CACHE_DIR": str(tmp_path / "cache")})
+    body = {"workspace": "stdjson", "segments": {"prefix": "def dumps(", "filepath": "__init__.py"}}
+    with served.client() as http:
+        assert http.post("/v1/workspaces", json={"root": str(repo), "name": "stdjson"}).status_code == 202
+        assert wait_ready(http, "stdjson")["status"] == "ready"
+        assert http.post("/v1/completions", json=body).status_code == 200
+        deleted = http.delete("/v1/workspaces/stdjson")
+        assert deleted.status_code == 200, deleted.text
+        assert deleted.json()["name"] == "stdjson"
+        assert http.get("/v1/workspaces/stdjson").status_code == 404
+        assert http.get("/v1/workspaces").json()["workspaces"] == []
+        assert "stdjson" not in http.get("/v1/health").json()["workspaces"]
+        named = http.post("/v1/completions", json=body)
+        assert named.status_code == 404 and named.json()["error"]["type"] == "workspace_not_found"
+        assert http.delete("/v1/workspaces/stdjson").status_code == 404
+        # Registering it again works (the index cache was kept).
+        assert http.post("/v1/workspaces", json={"root": str(repo), "name": "stdjson"}).status_code == 202
+        assert wait_ready(http, "stdjson")["status"] == "ready"
 
 
 def test_unknown_workspace_is_404(shared_server):
