@@ -53,3 +53,14 @@ def test_wrong_key_is_an_authentication_error(client):
     bad = openai.OpenAI(base_url=str(client.base_url), api_key="wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         bad.completions.create(model="default", prompt="x", max_tokens=4)
+
+
+def test_an_unknown_model_is_404_model_not_found_like_vllm(client):
+    """Issue 24.7: "gpt-4" was served silently by the local model."""
+    with pytest.raises(openai.NotFoundError) as raised:
+        client.completions.create(model="gpt-4", prompt=PREFIX, max_tokens=8)
+    assert raised.value.status_code == 404
+    assert raised.value.code == "model_not_found" and raised.value.param == "model"
+    assert "gpt-4" in raised.value.message
+    for name in ("fake", "default", "myrepo"):  # the served model's names and the adapters still work
+        assert client.completions.create(model=name, prompt=PREFIX, max_tokens=8).choices[0].text
