@@ -26,7 +26,7 @@ from evals.humaneval import Problem, load_problems, python_program, sample
 from evals.metrics import ndcg_at_k, recall_at_k
 from evals.repository import Repository, client_snippets
 from evals.runner import Completer, ResultLog, run_samples
-from evals.sandbox import SandboxLimits, run_python
+from evals.sandbox import SandboxLimits, checked, run_python
 from evals.stdlib_docs import doc_id_of, gold_documents, write_corpus
 from indexer.retrieve.sources import DEFAULT_SOURCES
 from indexer.types import Snippet
@@ -192,7 +192,7 @@ def _generate(task: DocTask, setting: str, snippets: list[Snippet], completer: C
         stop=list(_STOPS), debug_options=DebugOptions(disable_retrieval=True),
     )
     output = completer.complete(request)
-    result = run_python(python_program(problem.prompt + output.text, problem.test, problem.entry_point), limits)
+    result = checked(run_python(python_program(problem.prompt + output.text, problem.test, problem.entry_point), limits))
     return {"key": f"{task.id}:generation:{setting}", "setting": f"humaneval/generation:{setting}", "id": task.id,
             "completion": output.text, "status": result.status, "latency_ms": output.latency_ms,
             "context_docs": [doc_id_of(s.filepath) for s in snippets], "metrics": {"pass@1": float(result.passed)}}

@@ -18,7 +18,7 @@ import argparse
 from evals.humaneval import INFILLING_FILES, InfillingTask, load_infilling, python_program, sample
 from evals.metrics import edit_similarity, exact_match
 from evals.runner import Completer, ResultLog, run_samples, scripted_engine
-from evals.sandbox import SandboxLimits, run_python
+from evals.sandbox import SandboxLimits, checked, run_python
 from repocomplete.types import CompletionRequest, DebugOptions, Segments
 
 NAME = "fim"
@@ -99,7 +99,7 @@ def score_completion(task: InfillingTask, completion: str, limits: SandboxLimits
 
 
 def _score_program(task: InfillingTask, middle: str, program: str, limits: SandboxLimits) -> dict:
-    result = run_python(program, limits)
+    result = checked(run_python(program, limits))
     return {
         "status": result.status,
         "metrics": {

@@ -21,7 +21,7 @@ import argparse
 from evals.humaneval import Problem, load_problems, sample
 from evals.lowres_translate import FILE_NAMES, LANGUAGES, Language, TranslatedProblem, translate, translate_all
 from evals.runner import Completer, ResultLog, run_samples
-from evals.sandbox import ExecutionResult, SandboxLimits, run_r, run_racket
+from evals.sandbox import ExecutionResult, SandboxLimits, checked, require_programs, run_r, run_racket
 from repocomplete.types import CompletionRequest, DebugOptions, Segments
 
 NAME = "lowres"
@@ -93,6 +93,7 @@ list(...): heterogeneous list; x[[i]]: list element; NULL: nothing
 
 _COMMENT = {"r": "# ", "racket": ";; "}
 _RUN = {"r": run_r, "racket": run_racket}
+_PROGRAM = {"r": "Rscript", "racket": "racket"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -158,10 +159,13 @@ def prompt_with_context(target: TranslatedProblem, context: str) -> str:
 
 
 def execute(target: TranslatedProblem, completion: str, limits: SandboxLimits) -> ExecutionResult:
-    return _RUN[target.language](target.program(completion), limits)
+    """Run the program; HarnessError (nothing recorded) when it could not run at all."""
+    return checked(_RUN[target.language](target.program(completion), limits))
 
 
 def run(targets: list[TranslatedProblem], args: argparse.Namespace, completer: Completer | None, log: ResultLog) -> list[dict]:
+    # A missing interpreter is named up front, not scored as every answer being wrong.
+    require_programs([_PROGRAM[language] for language in dict.fromkeys(t.language for t in targets)])
     limits = SandboxLimits(timeout_s=args.timeout)
     if args.self_check:
         items = [(kind, t) for t in targets for kind in ("correct", "wrong")]

@@ -191,6 +191,10 @@ class ResultLog:
                 self._remember(record)
 
     def _remember(self, record: dict) -> None:
+        if record.get("status") == "error":
+            # The harness could not run the program (written by versions that stored such records):
+            # not a result, so the sample runs again.
+            return
         self._records[record["key"]] = record
         if record.get("item_done", True):  # the last record of an item marks the item finished
             self._items.add(record.get("item", record["key"]))

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Literal
 
 from evals.sandbox_supervisor import landlock_abi, seccomp_supported
+from repocomplete.errors import RepocompleteError
 
 Status = Literal["passed", "failed", "timeout", "error"]
 
@@ -58,6 +59,32 @@ _SUPERVISOR = str(Path(__file__).with_name("sandbox_supervisor.py"))
 #: Extra time the parent gives the supervisor beyond the program's timeout before it gives up.
 _GRACE_S = 5.0
 ALLOW_NETWORK_ENV = "REPOCOMPLETE_SANDBOX_ALLOW_NETWORK"
+
+#: Interpreter -> the Debian/Ubuntu package that installs it.
+PACKAGES = {"Rscript": "r-base-core", "racket": "racket", "python3": "python3"}
+
+
+class HarnessError(RepocompleteError):
+    """The harness could not run a program (interpreter missing, no isolation, supervisor failure).
+
+    Not a result: nothing is recorded for the sample, so a resumed run tries it again.
+    """
+
+
+def require_programs(programs: list[str]) -> None:
+    """HarnessError naming every missing interpreter and the command that installs them all."""
+    missing = [p for p in dict.fromkeys(programs) if shutil.which(p) is None]
+    if missing:
+        packages = " ".join(PACKAGES.get(p, p) for p in missing)
+        raise HarnessError(f"{' and '.join(missing)} not installed: the tests of the translated problems cannot run "
+                           f"(install: apt-get install {packages})")
+
+
+def checked(result: ExecutionResult) -> ExecutionResult:
+    """``result``, unless the program never ran: then HarnessError, so no wrong answer is recorded."""
+    if result.harness_error:
+        raise HarnessError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "the sandbox failed")
+    return result
 
 #: Run before a Python program: disable the network, spawning and destructive file calls.
 _PYTHON_BOOT = r'''
@@ -122,6 +149,11 @@ class ExecutionResult:
     @property
     def passed(self) -> bool:
         return self.status == "passed"
+
+    @property
+    def harness_error(self) -> bool:
+        """The program did not run at all (status "error"): a fault of the harness, not of the program."""
+        return self.status == "error"
 
 
 @dataclass(frozen=True)

@@ -103,3 +103,46 @@ def test_gold_and_wrong_completers_through_every_variant(interpreters, tmp_path,
     wrong = ScriptedCompleter(lambda request: "  (/ 1 0))" if request.language == "racket" else "    stop('no')\n}")
     table = summarize(lowres.run(targets, args, wrong, ResultLog(tmp_path / "wrong.jsonl")))
     assert all(row["pass@1"] == 0.0 for row in table.values())
+
+
+def test_missing_interpreters_are_named_with_how_to_install_them_not_scored_as_wrong(tmp_path):
+    """Without Rscript and racket the self-check (and a model run) stops with one line, recording nothing."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.evals.conftest import ROOT
+
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "repocomplete", "eval", "lowres", "--self-check", "--limit", "2",
+                           "--no-progress", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=os.environ | {"PYTHONPATH": str(ROOT), "PATH": str(empty)})
+    assert done.returncode == 2, done.stderr
+    assert "Rscript and racket not installed" in done.stderr and "apt-get install r-base-core racket" in done.stderr
+    assert "self-check FAILED" not in done.stderr and "Traceback" not in done.stderr
+    assert not (out / "samples.jsonl").exists() or (out / "samples.jsonl").read_text() == ""
+
+
+def test_a_harness_error_is_not_a_result_and_runs_again_on_resume(tmp_path):
+    """Records an older version stored for programs that never ran ("Rscript is not installed") are retried."""
+    import json
+
+    from evals.runner import run_samples
+    from evals.sandbox import ExecutionResult, HarnessError, checked
+
+    path = tmp_path / "samples.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in (
+        {"key": "r:correct:1", "setting": "r/correct", "status": "error", "stderr": "Rscript is not installed",
+         "metrics": {"pass@1": 0.0}},
+        {"key": "r:correct:2", "setting": "r/correct", "status": "passed", "metrics": {"pass@1": 1.0}})))
+    log = ResultLog(path)
+    assert "r:correct:1" not in log and "r:correct:2" in log
+    ran = []
+    records = run_samples(["1", "2"], lambda i: f"r:correct:{i}", lambda i: ran.append(i) or
+                          {"setting": "r/correct", "status": "passed", "metrics": {"pass@1": 1.0}}, log, "t", show_progress=False)
+    assert ran == ["1"] and sorted(r["key"] for r in records) == ["r:correct:1", "r:correct:2"]
+    assert all(r["status"] == "passed" for r in records)
+    with pytest.raises(HarnessError, match="Rscript is not installed"):
+        checked(ExecutionResult("error", None, "", "Rscript is not installed", 0.0))
