@@ -179,30 +179,34 @@ class InProcessClient:
                                     adapters=self.settings.adapters() or None)
 
     def _index(self, engine: Any) -> None:
+        """Index the workspace root in the background (the engine's indexing service)."""
         self.on_status("indexing", f"indexing {self.root}")
 
-        def progress(update: Any) -> None:
-            done, total = getattr(update, "files_done", None), getattr(update, "files_total", None)
-            if done is not None and total and (done % 50 == 0 or done == total):
+        def progress(job: Any) -> None:
+            done, total = job.files_done, job.files_total
+            if total and (done % 50 == 0 or done == total):
                 self.on_status("indexing", f"indexing {done}/{total} files")
 
+        def finished(job: Any) -> None:
+            if job.status != "ready":  # completions still work without an index
+                self.on_status("ready", f"ready without repository context (indexing failed: {job.error})")
+                return
+            self.indexed = True
+            files = job.summary["files_indexed"] + job.summary["files_unchanged"]
+            self.on_status("ready", f"ready ({engine.backend.model_name}, {files} files indexed)")
+
         try:
-            # Registered first, indexed second: live buffers can be pushed while it indexes.
-            workspace = engine.workspaces.register(self.root, index=False)
-            self._workspace = workspace
-            summary = workspace.index(progress)
+            job = engine.indexing.start(self.root, on_progress=progress, on_done=finished)
+            # registered before indexing: live buffers can be pushed while it indexes
+            self._workspace = engine.indexing.workspace(job)
         except Exception as exc:  # noqa: BLE001 - completions still work without an index
             log.exception("indexing failed")
             self.on_status("ready", f"ready without repository context (indexing failed: {exc})")
-            return
-        self.indexed = True
-        files = summary.files_indexed + summary.files_unchanged
-        self.on_status("ready", f"ready ({engine.backend.model_name}, {files} files indexed)")
 
     def reindex(self) -> None:
         if not self._engine.done() or self._engine.exception() is not None or not self.root:
             return
-        threading.Thread(target=self._index, args=(self._engine.result(),), daemon=True).start()
+        self._index(self._engine.result())
 
     def buffer_changed(self, path: str, text: str | None) -> None:
         if self.root and path.startswith(self.root + os.sep):
@@ -217,11 +221,9 @@ class InProcessClient:
             pending, self._pending = self._pending, {}
         for path, text in pending.items():
             try:
-                if text is None and Path(path).is_file():
-                    # a closed buffer's unsaved edits are gone: the saved file is the truth again
-                    self._workspace.update(path, Path(path).read_text(encoding="utf-8", errors="replace"))
-                elif text is None:
-                    self._workspace.remove(path)
+                if text is None:
+                    # a closed buffer's unsaved edits are gone: the file on disk (or its absence) is the truth
+                    self._workspace.revert(path)
                 else:
                     self._workspace.update(path, text)
                 self.buffers_pushed += 1

@@ -26,6 +26,7 @@ from repocomplete.errors import (
     RepocompleteError,
     RequestTooLargeError,
 )
+from repocomplete.indexing import IndexJobs
 from repocomplete.fim import FimOrder, FimTemplate, SuffixParamTemplate, check_compatible, detect_template, get_template
 from repocomplete.postprocess import infer_mode, postprocess
 from repocomplete.prompt import assemble_prompt, window_text
@@ -78,6 +79,8 @@ class Engine:
         self.model_label = model_label or backend.model_name
         self._adapter_lock = threading.Lock()
         self._snippet_memo = SnippetMemo()
+        #: Background indexing of this engine's workspaces (:mod:`repocomplete.indexing`).
+        self.indexing = IndexJobs(self)
 
     @classmethod
     def from_settings(cls, config_file: str | Path | None = None, **overrides) -> Engine:

@@ -48,6 +48,13 @@ class WorkspaceNotFoundError(RepocompleteError):
     error_type = "workspace_not_found"
 
 
+class WorkspaceBusyError(RepocompleteError):
+    """A workspace is being indexed, so it cannot be removed now."""
+
+    http_status = 409
+    error_type = "conflict"
+
+
 class ConfigError(RepocompleteError):
     """An invalid configuration file, key or value."""
 

@@ -13,7 +13,6 @@ from repocomplete.errors import RepocompleteError
 from server.auth import AccessGuard
 from server.errors import install_error_handlers
 from repocomplete.events import EventStore
-from server.indexing import IndexJobs
 from server.limits import BodyLimit, Limiter
 from server.metrics import RequestMetrics, ServerMetrics
 from server.paths import PathPolicy
@@ -59,7 +58,7 @@ def create_app(settings: ServerSettings, *, engine=None) -> FastAPI:
         store = EventStore(settings.events_path())
         runtime = Runtime(
             settings=settings, engine=built, limiter=limiter, metrics=server_metrics, events=store,
-            jobs=IndexJobs(built), adapters=_adapters(built, settings), info=health.static_info(built),
+            jobs=built.indexing, adapters=_adapters(built, settings), info=health.static_info(built),
             paths=PathPolicy.from_settings(settings.allow_roots, settings.workspaces, settings.adapter_dirs),
         )
         server_metrics.bind(

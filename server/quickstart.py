@@ -58,10 +58,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     if tiny:
         print("NOTE: this is a tiny untrained stand-in model (no trained default model is embedded in this build):\n"
               "      completions show the plumbing works, not real suggestions. Use --model DIR for a real model.")
-    workspace, summary = _index(engine, root)
+    _index(engine, root)
     server, thread = _start(settings, engine)
     try:
-        server.config.app.state.runtime.jobs.adopt(workspace, summary)
         _print_howto(settings, root, engine)
         print("Serving until Ctrl-C.", flush=True)
         while thread.is_alive():
@@ -103,14 +102,16 @@ def _index(engine, root: Path):
                   transient=False) as progress:
         task = progress.add_task(root.name, total=None)
 
-        def update(p) -> None:
-            progress.update(task, completed=p.files_done, total=p.files_total or None)
+        def update(job) -> None:
+            progress.update(task, completed=job.files_done, total=job.files_total or None)
 
-        workspace = engine.workspaces.register(str(root), index=False)
-        summary = workspace.index(update)
-    files = summary.files_indexed + summary.files_unchanged
-    print(f"Indexed {files} files ({summary.symbols} symbols, {summary.chunks} chunks) in {summary.elapsed_s:.1f} s")
-    return workspace, summary
+        job = engine.indexing.start(str(root), on_progress=update)
+        engine.indexing.wait(timeout_s=float("inf"))
+    if job.status != "ready":
+        raise RepocompleteError(f"indexing {root} failed: {job.error}")
+    summary = job.summary
+    files = summary["files_indexed"] + summary["files_unchanged"]
+    print(f"Indexed {files} files ({summary['symbols']} symbols, {summary['chunks']} chunks) in {summary['elapsed_s']:.1f} s")
 
 
 def _start(settings, engine):

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from repocomplete.events import EventStore
+from repocomplete.indexing import IndexJobs
 from server.auth import is_admin
 from server.errors import ForbiddenError
-from server.indexing import IndexJobs
 from server.limits import Limiter
 from server.metrics import ServerMetrics
 from server.paths import PathPolicy

@@ -16,25 +16,25 @@ router = APIRouter(tags=["workspaces"])
 def register_workspace(body: WorkspaceIn, request: Request, rt: Runtime = Depends(runtime)) -> WorkspaceOut:
     """Register a repository on the server's disk (inside a root the operator allows) and index it in the background."""
     rt.require_manager(request)
-    return rt.jobs.start(rt.paths.workspace_root(body.root), body.name).view()
+    return WorkspaceOut(**rt.jobs.start(rt.paths.workspace_root(body.root), body.name).as_dict())
 
 
 @router.get("/v1/workspaces", response_model=WorkspaceList, responses=ERROR_RESPONSES)
 def list_workspaces(rt: Runtime = Depends(runtime)) -> WorkspaceList:
-    return WorkspaceList(workspaces=[job.view() for job in rt.jobs.all()])
+    return WorkspaceList(workspaces=[WorkspaceOut(**job.as_dict()) for job in rt.jobs.all()])
 
 
 @router.get("/v1/workspaces/{name}", response_model=WorkspaceOut, responses=ERROR_RESPONSES)
 def get_workspace(name: str, rt: Runtime = Depends(runtime)) -> WorkspaceOut:
     """Indexing progress (files done / total) and, once ready, the index summary."""
-    return rt.jobs.get(name).view()
+    return WorkspaceOut(**rt.jobs.get(name).as_dict())
 
 
 @router.delete("/v1/workspaces/{name}", response_model=WorkspaceOut, responses=ERROR_RESPONSES)
 def unregister_workspace(name: str, request: Request, rt: Runtime = Depends(runtime)) -> WorkspaceOut:
     """Stop serving a workspace; requests naming it get 404 from now on (its index cache is kept)."""
     rt.require_manager(request)
-    return rt.jobs.remove(name).view()
+    return WorkspaceOut(**rt.jobs.remove(name).as_dict())
 
 
 @router.get("/v1/adapters", response_model=AdapterList, responses=ERROR_RESPONSES)

@@ -1,4 +1,9 @@
-"""Background indexing of workspaces, with progress that clients can poll."""
+"""Background indexing of workspaces, with progress that clients can poll.
+
+One service for every front-end: the server's ``/v1/workspaces`` and its start-up
+workspaces, ``repocomplete run`` and the language server's in-process mode all index
+through an engine's :attr:`repocomplete.engine.Engine.indexing`.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,16 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from repocomplete.errors import RepocompleteError, WorkspaceNotFoundError
-from server.errors import ConflictError
-from server.schemas import WorkspaceOut
+from repocomplete.errors import RepocompleteError, WorkspaceBusyError, WorkspaceNotFoundError
 
-log = logging.getLogger("repocomplete.server")
+log = logging.getLogger("repocomplete.indexing")
+
+#: ``on_progress(job)`` after each progress update; ``on_done(job)`` once it is ready or failed.
+JobCallback = Callable[["IndexJob"], None]
 
 
 @dataclass
@@ -28,12 +35,16 @@ class IndexJob:
     error: str | None = None
     summary: dict | None = None
 
-    def view(self) -> WorkspaceOut:
+    def as_dict(self) -> dict:
+        """What clients poll: name, root, status, progress, elapsed seconds, error, summary."""
         end = self.finished or time.monotonic()
-        return WorkspaceOut(
-            name=self.name, root=self.root, status=self.status, files_done=self.files_done,
-            files_total=self.files_total, elapsed_s=round(end - self.started, 3), error=self.error, summary=self.summary,
-        )
+        return {"name": self.name, "root": self.root, "status": self.status, "files_done": self.files_done,
+                "files_total": self.files_total, "elapsed_s": round(end - self.started, 3), "error": self.error,
+                "summary": self.summary}
+
+    @property
+    def running(self) -> bool:
+        return self.status in ("queued", "indexing")
 
 
 class IndexJobs:
@@ -44,37 +55,35 @@ class IndexJobs:
         self._jobs: dict[str, IndexJob] = {}
         self._lock = threading.Lock()
 
-    def start(self, root: Path, name: str | None = None) -> IndexJob:
+    def start(self, root: str | Path, name: str | None = None, *, on_progress: JobCallback | None = None,
+              on_done: JobCallback | None = None) -> IndexJob:
         """Register ``root`` now (so requests can name it) and index it in the background.
 
-        ``root`` has passed :class:`server.paths.PathPolicy` (normalised, allowed)."""
+        ``root`` is trusted: the server passes it through :class:`server.paths.PathPolicy` first.
+        Starting a workspace that is being indexed returns the running job (no callbacks).
+        """
         workspace = self.engine.workspaces.register(str(root), name=name, index=False)
         job = IndexJob(name=self.engine.workspaces.name_of(workspace), root=str(workspace.root))
         with self._lock:
             running = self._jobs.get(job.name)
-            if running is not None and running.status in ("queued", "indexing"):
+            if running is not None and running.running:
                 return running
             self._jobs[job.name] = job
-        threading.Thread(target=self._index, args=(workspace, job), name=f"index-{job.name}", daemon=True).start()
+        threading.Thread(target=self._index, args=(workspace, job, on_progress, on_done), name=f"index-{job.name}",
+                         daemon=True).start()
         return job
 
-    def adopt(self, workspace, summary) -> IndexJob:
-        """Record a workspace the caller has already registered and indexed."""
-        job = IndexJob(name=self.engine.workspaces.name_of(workspace), root=str(workspace.root), status="ready")
-        job.summary = dataclasses.asdict(summary) if dataclasses.is_dataclass(summary) else None
-        job.files_done = job.files_total = (job.summary or {}).get("files_indexed", 0) + (job.summary or {}).get("files_unchanged", 0)
-        job.finished = time.monotonic()
-        with self._lock:
-            self._jobs[job.name] = job
-        return job
+    def workspace(self, job: IndexJob):
+        """The engine's workspace of ``job`` (usable while it indexes: live buffers can be pushed)."""
+        return self.engine.workspaces.get(job.name)
 
     def remove(self, name: str) -> IndexJob:
         """Unregister a workspace (its index stays in the cache for a later registration).
 
-        409 while it is being indexed: the indexing thread still writes to its store."""
+        WorkspaceBusyError (409) while it is being indexed: the indexing thread still writes to its store."""
         job = self.get(name)
-        if job.status in ("queued", "indexing"):
-            raise ConflictError(f"workspace {name!r} is being indexed; delete it once indexing has finished")
+        if job.running:
+            raise WorkspaceBusyError(f"workspace {name!r} is being indexed; delete it once indexing has finished")
         with self._lock:
             self._jobs.pop(name, None)
         try:
@@ -83,11 +92,13 @@ class IndexJobs:
             pass  # registered by name only in the job list (never opened): nothing to close
         return job
 
-    def _index(self, workspace, job: IndexJob) -> None:
+    def _index(self, workspace, job: IndexJob, on_progress: JobCallback | None, on_done: JobCallback | None) -> None:
         job.status = "indexing"
 
         def progress(p) -> None:
             job.files_done, job.files_total = p.files_done, p.files_total
+            if on_progress is not None:
+                on_progress(job)
 
         try:
             summary = workspace.index(progress=progress)
@@ -100,6 +111,8 @@ class IndexJobs:
             job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
         finally:
             job.finished = time.monotonic()
+            if on_done is not None:
+                on_done(job)
 
     def get(self, name: str) -> IndexJob:
         with self._lock:
@@ -119,7 +132,7 @@ class IndexJobs:
     def wait(self, timeout_s: float) -> bool:
         """Block until no job is running (used by ``repocomplete run``); False on timeout."""
         deadline = time.monotonic() + timeout_s
-        while any(j.status in ("queued", "indexing") for j in self.all()):
+        while any(j.running for j in self.all()):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.05)
