@@ -21,6 +21,9 @@ from tests.processes import timeout
 from tests.repocomplete.test_wire import full_request, wire_fields
 
 
+ADMIN = "admin-token-for-the-test"
+
+
 class RecordingEngine(Engine):
     """The real engine, remembering every request it is handed."""
 
@@ -41,7 +44,8 @@ def _free_port() -> int:
 
 
 def _served(engine: Engine, tmp_path):
-    settings = ServerSettings(port=_free_port(), events_db=str(tmp_path / "events.sqlite"), log_level="warning")
+    settings = ServerSettings(port=_free_port(), events_db=str(tmp_path / "events.sqlite"), log_level="warning",
+                              admin_tokens=[ADMIN])  # debug output (the prompt) needs an admin token
     server = uvicorn.Server(uvicorn.Config(create_app(settings, engine=engine), port=settings.port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -62,7 +66,7 @@ def test_server_mode_hands_the_engine_what_in_process_mode_does(tmp_path):
     server, thread, url = _served(remote, tmp_path)
     try:
         async def over_http():
-            client = HttpClient(url)
+            client = HttpClient(url, token=ADMIN)
             try:
                 return await client.complete(copy.deepcopy(sent))
             finally:
