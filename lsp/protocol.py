@@ -18,9 +18,10 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
+from lsp.errors import INVALID_REQUEST, PARSE_ERROR
+
 log = logging.getLogger(__name__)
 
-PARSE_ERROR, INVALID_REQUEST = -32700, -32600
 
 #: pygls' own log lines for a method without a handler (its format strings, matched exactly).
 _UNKNOWN_METHOD_MESSAGES = ("Ignoring notification for unknown method %r", "Failed to handle request %r, unknown method %r")

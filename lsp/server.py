@@ -9,6 +9,7 @@ from lsprotocol import types
 from pygls.capabilities import ServerCapabilitiesBuilder
 
 from lsp.converters import ACCEPT_COMMAND, DISMISS_COMMAND, lsp_completion_list, lsp_inline_completion_list
+from lsp.errors import answers_errors
 from lsp.protocol import RepocompleteLanguageServer, RepocompleteProtocol
 from lsp.service import CompletionService, uri_to_path
 from repocomplete import __version__
@@ -99,10 +100,12 @@ def create_server() -> RepocompleteLanguageServer:
         )
 
     @server.command(ACCEPT_COMMAND)
+    @answers_errors
     async def accept(*args: Any) -> dict:
         return await service.record_event("select", args[0] if args else None)
 
     @server.command(DISMISS_COMMAND)
+    @answers_errors
     async def dismiss(*args: Any) -> dict:
         return await service.record_event("dismiss", args[0] if args else None)
 

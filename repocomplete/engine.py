@@ -31,13 +31,11 @@ from repocomplete.fim import FimOrder, FimTemplate, SuffixParamTemplate, check_c
 from repocomplete.postprocess import infer_mode, postprocess
 from repocomplete.prompt import assemble_prompt, window_text
 from repocomplete.snippet_memo import SnippetMemo
-from repocomplete.types import Choice, CompletionRequest, CompletionResult, Timings, Usage
+from repocomplete.types import MAX_CHOICES, MAX_TEMPERATURE, Choice, CompletionRequest, CompletionResult, Timings, Usage
 from repocomplete.workspaces import WorkspaceRegistry
 
 log = logging.getLogger(__name__)
 
-#: Most choices one request may ask for.
-MAX_CHOICES = 8
 
 
 @dataclass
@@ -267,8 +265,8 @@ class Engine:
             raise InvalidRequestError(f"max_tokens must be between 1 and {self.config.max_tokens_limit}, got {request.max_tokens}")
         if not 1 <= request.n <= MAX_CHOICES:
             raise InvalidRequestError(f"n must be between 1 and {MAX_CHOICES}, got {request.n}")
-        if request.temperature < 0 or not 0 < request.top_p <= 1:
-            raise InvalidRequestError("temperature must be >= 0 and top_p in (0, 1]")
+        if not 0 <= request.temperature <= MAX_TEMPERATURE or not 0 < request.top_p <= 1:
+            raise InvalidRequestError(f"temperature must be in [0, {MAX_TEMPERATURE}] and top_p in (0, 1]")
         if request.mode not in ("auto", "line", "multiline"):
             raise InvalidRequestError(f"mode must be auto, line or multiline, got {request.mode!r}")
         try:

@@ -1,8 +1,9 @@
 """Typed domain errors.
 
 Every error a user can cause is a :class:`RepocompleteError` subclass with a one-line,
-human-readable message. Front-ends map them to exit codes (CLI), HTTP statuses
-(server, in one place) or JSON-RPC errors (lsp); nothing below the edge formats them.
+human-readable message and a stable ``error_type`` name. Front-ends map them at their
+edge, each with one table: exit codes (CLI), HTTP statuses (``server.errors.HTTP_STATUS``),
+JSON-RPC error codes (``lsp.errors.JSONRPC_CODES``); nothing below the edge formats them.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 class RepocompleteError(Exception):
     """Base class: a problem the user can fix, described in one line."""
 
-    #: HTTP status the server maps this error to.
-    http_status: int = 400
     #: Stable machine-readable type name, used in ``{"error": {"type": ...}}``.
     error_type: str = "invalid_request"
 
@@ -24,7 +23,6 @@ class InvalidRequestError(RepocompleteError):
 class ModelNotFoundError(RepocompleteError):
     """A model path or id that does not exist locally."""
 
-    http_status = 404
     error_type = "model_not_found"
 
 
@@ -37,21 +35,18 @@ class TemplateMismatchError(RepocompleteError):
 class AdapterError(RepocompleteError):
     """An adapter that is unknown, unreadable, or trained for another base model."""
 
-    http_status = 404
     error_type = "adapter_error"
 
 
 class WorkspaceNotFoundError(RepocompleteError):
     """A workspace name or root that is not registered."""
 
-    http_status = 404
     error_type = "workspace_not_found"
 
 
 class WorkspaceBusyError(RepocompleteError):
     """A workspace is being indexed, so it cannot be removed now."""
 
-    http_status = 409
     error_type = "conflict"
 
 
@@ -64,14 +59,12 @@ class ConfigError(RepocompleteError):
 class BackendUnavailableError(RepocompleteError):
     """The model backend (e.g. a remote OpenAI-compatible engine) cannot be reached."""
 
-    http_status = 503
     error_type = "backend_unavailable"
 
 
 class OverloadedError(RepocompleteError):
     """Too many requests in flight or queued; retry later."""
 
-    http_status = 429
     error_type = "overloaded"
 
     def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
@@ -82,12 +75,10 @@ class OverloadedError(RepocompleteError):
 class RequestTooLargeError(RepocompleteError):
     """A body or prompt over the configured size limit."""
 
-    http_status = 413
     error_type = "request_too_large"
 
 
 class CancelledError(RepocompleteError):
     """The request was cancelled by the client (disconnect, ``$/cancelRequest``)."""
 
-    http_status = 499
     error_type = "cancelled"

@@ -14,6 +14,11 @@ from indexer.types import Snippet
 
 CompletionMode = Literal["auto", "line", "multiline"]
 
+#: Bounds of a request's fields, checked by the engine (``Engine._validate``) and stated in the
+#: HTTP schema (``server/schemas.py``) from these same constants.
+MAX_CHOICES = 8
+MAX_TEMPERATURE = 2.0
+
 
 @dataclass
 class Declaration:

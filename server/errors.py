@@ -15,7 +15,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from repocomplete.errors import AdapterError, OverloadedError, RepocompleteError
+from repocomplete.errors import (
+    AdapterError,
+    BackendUnavailableError,
+    CancelledError,
+    ConfigError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    OverloadedError,
+    RepocompleteError,
+    RequestTooLargeError,
+    TemplateMismatchError,
+    WorkspaceBusyError,
+    WorkspaceNotFoundError,
+)
 
 log = logging.getLogger("repocomplete.server")
 
@@ -23,52 +36,67 @@ log = logging.getLogger("repocomplete.server")
 class RequestTimeoutError(RepocompleteError):
     """The request ran past ``request_timeout_s`` (queueing included)."""
 
-    http_status = 504
     error_type = "timeout"
 
 
 class QueueTimeoutError(OverloadedError):
     """Waited in the queue as long as allowed without getting a slot."""
 
-    http_status = 503
     error_type = "unavailable"
 
 
 class UnauthorizedError(RepocompleteError):
-    http_status = 401
     error_type = "unauthorized"
 
 
 class HostNotAllowedError(RepocompleteError):
     """A Host header other than the bound loopback name (DNS rebinding)."""
 
-    http_status = 403
     error_type = "host_not_allowed"
 
 
 class ForbiddenError(RepocompleteError):
     """The caller's token does not allow this (e.g. indexed content without an admin token)."""
 
-    http_status = 403
     error_type = "forbidden"
 
 
 class PathNotAllowedError(RepocompleteError):
     """A path outside what the operator allows (``--allow-root``), or one that is never allowed."""
 
-    http_status = 403
     error_type = "path_not_allowed"
-
-
-class ConflictError(RepocompleteError):
-    """The resource is busy in a way that forbids this now (e.g. deleting a workspace being indexed)."""
-
-    http_status = 409
-    error_type = "conflict"
 
 
 class UnknownAdapterError(AdapterError):
     """An adapter that is neither loaded nor inside an allowed adapter folder; the text names no path."""
+
+
+#: The HTTP status of every error type; an error not listed takes its nearest listed base class's.
+HTTP_STATUS: dict[type[Exception], int] = {
+    RepocompleteError: 400,
+    InvalidRequestError: 400,
+    TemplateMismatchError: 400,
+    ConfigError: 400,
+    UnauthorizedError: 401,
+    HostNotAllowedError: 403,
+    ForbiddenError: 403,
+    PathNotAllowedError: 403,
+    ModelNotFoundError: 404,
+    AdapterError: 404,
+    WorkspaceNotFoundError: 404,
+    WorkspaceBusyError: 409,
+    RequestTooLargeError: 413,
+    OverloadedError: 429,
+    CancelledError: 499,
+    BackendUnavailableError: 503,
+    QueueTimeoutError: 503,
+    RequestTimeoutError: 504,
+}
+
+
+def http_status(exc: RepocompleteError) -> int:
+    """``exc``'s status from :data:`HTTP_STATUS` (along its class hierarchy)."""
+    return next(HTTP_STATUS[cls] for cls in type(exc).__mro__ if cls in HTTP_STATUS)
 
 
 def error_response(status: int, error_type: str, message: str, headers: dict[str, str] | None = None,
@@ -91,7 +119,7 @@ def domain_error_response(exc: RepocompleteError) -> JSONResponse:
         # Raised while loading or using an adapter: the text may name server paths; the log keeps it.
         log.warning("adapter error: %s", message)
         message = "the adapter could not be loaded or used (the server log has the details)"
-    return error_response(exc.http_status, exc.error_type, message, headers, getattr(exc, "param", None))
+    return error_response(http_status(exc), exc.error_type, message, headers, getattr(exc, "param", None))
 
 
 def _validation_message(exc: RequestValidationError) -> str:

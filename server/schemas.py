@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from indexer.retrieve.sources import SOURCES
+from repocomplete.types import MAX_CHOICES, MAX_TEMPERATURE
 
 #: A retrieval source name (``indexer.retrieve.sources.SOURCES``).
 SourceName = Literal[SOURCES]  # type: ignore[valid-type]
@@ -112,9 +113,9 @@ class CompletionIn(Tolerant):
     workspace: PathText | None = None
     adapter: PathText | None = None
     max_tokens: int = Field(64, ge=1)
-    temperature: float = Field(0.0, ge=0.0, le=2.0, allow_inf_nan=False)
+    temperature: float = Field(0.0, ge=0.0, le=MAX_TEMPERATURE, allow_inf_nan=False)
     top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
-    n: int = Field(1, ge=1, le=8)
+    n: int = Field(1, ge=1, le=MAX_CHOICES)
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
     mode: Literal["auto", "line", "multiline"] = "auto"
     stop: list[str] | None = None
@@ -258,9 +259,9 @@ class OpenAICompletionIn(Tolerant):
     prompt: str | list[str] = ""
     suffix: str | None = None
     max_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0.0, le=2.0, allow_inf_nan=False)
+    temperature: float | None = Field(None, ge=0.0, le=MAX_TEMPERATURE, allow_inf_nan=False)
     top_p: float | None = Field(None, gt=0.0, le=1.0, allow_inf_nan=False)
-    n: int = Field(1, ge=1, le=8)
+    n: int = Field(1, ge=1, le=MAX_CHOICES)
     stream: bool = False
     stop: str | list[str] | None = None
     seed: int | None = Field(None, ge=0, le=MAX_SEED)

@@ -236,3 +236,14 @@ def test_unknown_methods_are_answered_without_warnings_in_the_log(spawn_lsp, tmp
     assert lsp.shutdown_and_exit() == 0
     log = (tmp_path / "lsp-0.err").read_text()
     assert "unknown method" not in log and "WARNING" not in log and "ERROR" not in log, log
+
+
+def test_a_bad_accept_command_is_an_invalid_params_error_and_the_server_stays_up(fake_lsp):
+    from lsp.errors import INVALID_PARAMS
+
+    msg_id = fake_lsp.send_request("workspace/executeCommand",
+                                   {"command": "repocomplete.accept", "arguments": [{"choice_index": "first"}]})
+    error = fake_lsp.wait_response(msg_id)["error"]
+    assert error["code"] == INVALID_PARAMS and error["data"] == {"type": "invalid_request"}
+    assert "integers" in error["message"] and "Traceback" not in error["message"]
+    assert fake_lsp.request("repocomplete/debugStats")["status"]

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from repocomplete.errors import OverloadedError
+from repocomplete.events import EventStore
 from server.app import create_app
 from server.auth import bearer_token, host_name, token_is_valid
-from server.errors import QueueTimeoutError
-from repocomplete.events import EventStore
+from server.errors import QueueTimeoutError, http_status
 from server.limits import Limiter
 from server.mapping import completion_request
 from server.schemas import CompletionIn, EventIn, SegmentsIn
@@ -93,7 +93,7 @@ def test_limiter_queues_then_refuses_then_times_out():
         assert (limiter.running, limiter.waiting) == (1, 1)
         with pytest.raises(OverloadedError) as refused:
             await limiter.acquire(time.monotonic() + 1)
-        assert refused.value.http_status == 429 and refused.value.retry_after_s >= 1
+        assert http_status(refused.value) == 429 and refused.value.retry_after_s >= 1
         with pytest.raises(QueueTimeoutError):
             await queued
         release.set()
@@ -178,3 +178,16 @@ def test_debug_output_needs_admin_and_segments_are_required():
     assert completion_request(debug, ServerSettings(), admin=True).debug_options.return_snippets
     with pytest.raises(InvalidRequestError, match="segments is required"):
         completion_request(CompletionIn.model_validate({"language": "python"}), ServerSettings())
+
+
+def test_every_error_type_has_one_http_status():
+    import repocomplete.errors as engine_errors
+    import server.errors as server_errors
+
+    for module in (engine_errors, server_errors):
+        for error in vars(module).values():
+            if isinstance(error, type) and issubclass(error, engine_errors.RepocompleteError):
+                status = http_status(error("x") if error is not engine_errors.OverloadedError else error("x", 1.0))
+                assert 400 <= status < 600 and error.error_type
+    assert http_status(engine_errors.WorkspaceBusyError("x")) == 409
+    assert http_status(server_errors.UnknownAdapterError("x")) == 404  # inherits AdapterError's row
