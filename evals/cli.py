@@ -23,6 +23,7 @@ from evals.report import compare, summarize, write_run_report
 from evals.runner import ModelSpec, ResultLog, build_completer
 from repocomplete.backends import backend_names
 from repocomplete.errors import RepocompleteError
+from repocomplete.models import MODEL_HELP
 
 #: suite name -> module; imported only when chosen (a suite may pull in git, the indexer, ...).
 SUITES: dict[str, str] = {
@@ -45,7 +46,7 @@ def _suite(name: str) -> ModuleType:
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model")
-    model.add_argument("--model", help="model: 'default' (embedded), a local folder or a cached hub id")
+    model.add_argument("--model", help=MODEL_HELP)
     model.add_argument("--adapter", help="LoRA adapter as PATH or NAME=PATH")
     model.add_argument("--backend", choices=backend_names(), help="model runner (default: transformers)")
     model.add_argument("--server", metavar="URL", help="use a running `repocomplete serve` instead of an in-process engine")

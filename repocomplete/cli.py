@@ -18,6 +18,7 @@ from repocomplete.errors import RepocompleteError
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("server.__main__:run_main", "index this repository, serve it on the default model, show how to connect"),
     "complete": ("repocomplete.commands.complete:main", "complete code at FILE --line L --col C"),
+    "models": ("repocomplete.commands.models:main", "list, pull (verified by sha256), verify and remove real code models"),
     "index": ("indexer.cli:index_main", "index a repository (incremental, with progress)"),
     "context": ("indexer.cli:context_main", "show the repository context retrieved at a position"),
     "serve": ("server.__main__:main", "serve completions over HTTP (Tabby- and OpenAI-compatible)"),

@@ -50,7 +50,8 @@ FimOrderSetting = Literal["auto", "psm", "spm"]
 class EngineConfig:
     """How the completion engine loads its model and builds prompts."""
 
-    model: str = setting("default", "model: 'default' (the embedded model), a local directory, or a hub id in the local cache")
+    model: str = setting("default", "model: 'default' (the embedded model), a catalogue name (repocomplete models list), "
+                         "a .gguf file, a local directory, or a hub id in the local cache")
     backend: str = setting("transformers", "model runner: transformers (local), openai (remote OpenAI-compatible), fake (tests)",
                            choices=backend_names)
     template: str = setting("auto", "FIM template name (starcoder, qwen, deepseek, ...) or 'auto' to detect from the tokenizer")

@@ -26,6 +26,12 @@ class ModelNotFoundError(RepocompleteError):
     error_type = "model_not_found"
 
 
+class ModelUnavailableError(ModelNotFoundError):
+    """A catalogue model that is not installed, failed verification, or could not be pulled."""
+
+    error_type = "model_unavailable"
+
+
 class TemplateMismatchError(RepocompleteError):
     """A FIM template was forced on a model whose tokenizer lacks its special tokens."""
 
@@ -82,3 +88,9 @@ class CancelledError(RepocompleteError):
     """The request was cancelled by the client (disconnect, ``$/cancelRequest``)."""
 
     error_type = "cancelled"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when empty): error text for one-line reports."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

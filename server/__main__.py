@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from repocomplete.backends import backend_names
 from repocomplete.config import parse_adapters
 from repocomplete.errors import ConfigError
+from repocomplete.models import MODEL_HELP
 
 
 def check_settings(settings) -> None:
@@ -33,7 +34,7 @@ def serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workspace", action="append", metavar="DIR",
                         help="repository to index and serve (repeatable; default: the git repository of the current directory)")
     parser.add_argument("--no-workspace", action="store_true", help="serve no repository at start (register them later by API)")
-    parser.add_argument("--model", help="'default' (embedded model), a local model directory or a cached hub id")
+    parser.add_argument("--model", help=MODEL_HELP)
     parser.add_argument("--adapter", action="append", metavar="NAME=PATH", help="LoRA adapter to load (repeatable)")
     parser.add_argument("--backend", choices=backend_names(), help="model runner (default: transformers)")
     parser.add_argument("--openai-url", metavar="URL", help="with --backend openai: the engine's base URL, e.g. http://vllm-host:8000/v1")

@@ -1,8 +1,9 @@
 """``repocomplete run [DIR]``: the README's one command for a newcomer.
 
-Index DIR with a progress bar, serve it on the embedded default model, then print the
-URL, a curl example, one real completion fetched from the running server, and how to
-connect VS Code and Neovim; serve until Ctrl-C.
+Choose a model (the best real code model installed or pullable for this machine, else
+the embedded default), index DIR with a progress bar, serve it, then print the URL, a
+curl example, one real completion fetched from the running server, and how to connect
+VS Code and Neovim; serve until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -29,10 +30,14 @@ SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", "build", "d
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="repocomplete run",
-        description="Index a repository, serve it on the embedded default model, and show how to connect an editor.",
+        description="Index a repository, serve it on the best code model this machine has or can pull "
+                    "(else the embedded default model), and show how to connect an editor.",
     )
     p.add_argument("dir", nargs="?", default=".", help="repository to index and serve (default: .)")
-    p.add_argument("--model", default="default", help="'default' (embedded model) or a local model directory")
+    p.add_argument("--model", help="a catalogue name (pulled if needed; see `repocomplete models list`), a .gguf file, "
+                                   "a model directory, or 'default' (the embedded model, no download). Default: "
+                                   "$REPOCOMPLETE_MODEL, else the config file's, else the best catalogue model "
+                                   "installed or pullable for this machine, else the embedded model")
     p.add_argument("--backend", choices=backend_names(), help="model runner (default: transformers)")
     p.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8765; the next free one if taken)")
@@ -47,7 +52,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     root = Path(args.dir).expanduser().resolve()
     if not root.is_dir():
         raise ConfigError(f"not a directory: {args.dir}")
-    model, tiny = _resolve(args.model, args.backend)
+    model, tiny = _resolve(_explicit_model(args), args.backend)
     settings = load_settings(args.config, {"model": model, "backend": args.backend, "host": args.host,
                                            "log_level": "warning"})
     settings.port = free_port(settings.host, args.port or settings.port)
@@ -57,7 +62,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     engine = build_engine(settings)
     if tiny:
         print("NOTE: this is a tiny untrained stand-in model (no trained default model is embedded in this build):\n"
-              "      completions show the plumbing works, not real suggestions. Use --model DIR for a real model.")
+              "      completions show the plumbing works, not real suggestions. "
+              "`--model qwen2.5-coder-0.5b` serves a real code model.")
     _index(engine, root)
     server, thread = _start(settings, engine)
     try:
@@ -73,14 +79,87 @@ def run(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _resolve(spec: str, backend: str | None) -> tuple[str, bool]:
-    """The model path to serve and whether it is the tiny untrained stand-in."""
+def _explicit_model(args) -> str | None:
+    """The model the user named: --model, $REPOCOMPLETE_MODEL, or the config file's; None = choose one."""
+    if args.model:
+        return args.model
+    if os.environ.get("REPOCOMPLETE_MODEL"):
+        return os.environ["REPOCOMPLETE_MODEL"]
+    if args.config:
+        import tomllib
+
+        try:
+            data = tomllib.loads(Path(args.config).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+            return None  # load_settings reports the problem in its own words
+        for section in ("server", "engine"):
+            model = data.get(section, {}).get("model") if isinstance(data.get(section), dict) else None
+            if isinstance(model, str) and model:
+                return model
+    return None
+
+
+def _resolve(spec: str | None, backend: str | None) -> tuple[str, bool]:
+    """The model spec to serve and whether it is the tiny untrained stand-in.
+
+    A named catalogue model is pulled (with progress) when missing; with no name, the best
+    catalogue model for this machine is used, pulled if needed, and the embedded default
+    model when none can be had (one line says which and why).
+    """
     if not backend_entry(backend or "transformers").local_model:
-        return spec, False
+        return spec or "default", False
+    from repocomplete.errors import ModelUnavailableError
+    from repocomplete.model_store import ConsoleProgress
     from repocomplete.models import resolve_model
 
-    resolved = resolve_model(spec)
-    return str(resolved.path), bool(resolved.is_tiny)
+    progress = ConsoleProgress()
+    chosen = spec is None
+    if chosen:
+        spec = _choose_model(progress)
+    try:
+        resolved = resolve_model(spec, pull=True, progress=progress)
+    except ModelUnavailableError as exc:
+        if not chosen:
+            raise
+        print(f"No real code model could be had ({exc}): serving the embedded default model instead.", flush=True)
+        spec, resolved = "default", resolve_model("default")
+    # the engine resolves the name again (now installed and prepared: a stat), keeping its label
+    return (spec if resolved.name else str(resolved.path)), bool(resolved.is_tiny)
+
+
+def _choose_model(progress) -> str:
+    """A catalogue model installed (or pulled now) for this machine, else "default"."""
+    from repocomplete import model_store
+    from repocomplete.catalog import catalog, choose_interactive
+    from repocomplete.errors import ModelUnavailableError
+
+    entries = [e for e in catalog().values() if e.quality > 0]
+    if not entries:
+        return "default"
+    installed = {e.name for e in entries if model_store.state(e).status in ("installed", "unverified")}
+    entry, why = choose_interactive(entries, installed, cores=_cpu_cores(), gpu=_has_gpu())
+    print(f"Model: {why}. (--model NAME to choose another, --model default for the embedded model)", flush=True)
+    try:
+        if entry.name not in installed:
+            model_store.pull(entry, progress=progress)
+        return entry.name
+    except ModelUnavailableError:
+        print(f"No real code model could be had (offline?): serving the embedded default model instead; "
+              f"`repocomplete models pull {entry.name}` fetches it later.", flush=True)
+        return "default"
+
+
+def _cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def free_port(host: str, preferred: int) -> int:

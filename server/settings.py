@@ -36,7 +36,8 @@ class ServerSettings:
     adapters: dict[str, str] = setting(help="LoRA adapters to load at start, name -> path", factory=dict)
     adapter_dirs: list[str] = setting(help="folders from which requests may load adapters by path; empty = only the "
                                       "adapters loaded at start", factory=list)
-    model: str | None = setting(None, "model: 'default', a local directory or a cached hub id (default: [engine] model)")
+    model: str | None = setting(None, "model: 'default', a catalogue name, a .gguf file, a local directory or a cached "
+                                      "hub id (default: [engine] model)")
     backend: str | None = setting(None, "transformers, openai or fake (default: [engine] backend)")
     openai_url: str | None = setting(None, "with backend openai: base URL of vLLM / llama.cpp / TGI (default: [engine] openai_url)")
     max_concurrency: int = setting(4, "generations running at once; more wait in the queue")

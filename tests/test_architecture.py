@@ -97,14 +97,14 @@ HEAVY = {"torch", "transformers", "peft", "bitsandbytes", "accelerate"}
 
 
 def test_cli_help_and_indexer_do_not_import_torch():
-    loaded = _modules_loaded_by("import repocomplete.cli, indexer, indexer.types")
+    loaded = _modules_loaded_by("import repocomplete.cli, repocomplete.commands.models, indexer, indexer.types")
     assert not (HEAVY & loaded), HEAVY & loaded
 
 
 def test_cli_help_is_fast_and_lists_commands():
     out = subprocess.run([sys.executable, "-m", "repocomplete", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
-    for command in ("complete", "index", "context", "serve", "lsp", "finetune", "pretrain", "eval"):
+    for command in ("complete", "models", "index", "context", "serve", "lsp", "finetune", "pretrain", "eval"):
         assert command in out.stdout
 
 

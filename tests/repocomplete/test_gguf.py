@@ -1,0 +1,112 @@
+"""GGUF models: the FIM template from the file's own tokenizer, the one-time transformers folder,
+and completions through `--model FILE.gguf` / `--model NAME` (tiny Qwen2 models written in the test)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from repocomplete.backends.gguf import PREPARED_JSON, gguf_metadata, gguf_template_name, read_prepared
+from repocomplete.errors import ModelNotFoundError
+from repocomplete.models import resolve_model
+from tests.repocomplete.tiny_gguf import catalog_entry, write_tiny_qwen_gguf
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory) -> Path:
+    return write_tiny_qwen_gguf(tmp_path_factory.mktemp("gguf") / "tiny-qwen.gguf")
+
+
+@pytest.mark.parametrize(("family", "filename"), [
+    ("qwen", "model.gguf"),
+    # the name says Qwen, the tokenizer says StarCoder2: the tokenizer decides
+    ("starcoder", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
+    ("deepseek", "starcoder.gguf"),
+])
+def test_the_fim_template_comes_from_the_gguf_tokenizer_not_the_name(tmp_path, family, filename):
+    path = write_tiny_qwen_gguf(tmp_path / filename, template=family, vocab_size=300)
+    assert gguf_template_name(path) == family
+    meta = gguf_metadata(path)
+    assert meta["architecture"] == "qwen2" and meta["name"] == "Tiny Qwen2 test model"
+
+
+def test_a_gguf_whose_sentinels_are_plain_tokens_has_no_template(tmp_path):
+    path = write_tiny_qwen_gguf(tmp_path / "qwen2.5-coder.gguf", vocab_size=300, special_type=1)
+    assert gguf_template_name(path) is None
+
+
+def test_a_file_that_is_not_gguf_is_a_one_line_error(tmp_path):
+    bogus = tmp_path / "model.gguf"
+    bogus.write_bytes(b"not a gguf file at all")
+    with pytest.raises(ModelNotFoundError) as err:
+        resolve_model(str(bogus), cache=tmp_path / "cache")
+    assert "not a readable GGUF file" in str(err.value) and "\n" not in str(err.value)
+    assert not list((tmp_path / "cache" / "prepared").glob("*"))
+
+
+def test_prepared_once_with_its_source_hash_and_the_same_weights(tiny_gguf, tmp_path):
+    from gguf import GGUFReader
+    from safetensors.numpy import load_file
+
+    cache = tmp_path / "cache"
+    resolved = resolve_model(str(tiny_gguf), cache=cache)
+    digest = hashlib.sha256(tiny_gguf.read_bytes()).hexdigest()
+    assert resolved.path == cache / "prepared" / digest[:16] and resolved.sha256 == digest
+    assert resolved.template == "qwen" and resolved.source == tiny_gguf.resolve()
+    record = read_prepared(resolved.path)
+    assert record["source_sha256"] == digest and record["source_file"] == "tiny-qwen.gguf"
+    config = json.loads((resolved.path / "config.json").read_text())
+    assert "quantization_config" not in config and config["model_type"] == "qwen2"
+    weights = load_file(resolved.path / "model.safetensors")
+    tensors = {t.name: t for t in GGUFReader(str(tiny_gguf)).tensors}
+    assert (weights["model.embed_tokens.weight"] == tensors["token_embd.weight"].data).all()
+    assert (weights["model.layers.1.self_attn.k_proj.bias"] == tensors["blk.1.attn_k.bias"].data).all()
+    assert not [p for p in resolved.path.parent.iterdir() if p.name.startswith(".")]  # no staging left
+
+    stamp = (resolved.path / PREPARED_JSON).stat().st_mtime_ns
+    again = resolve_model(str(tiny_gguf), cache=cache)
+    assert again.path == resolved.path and (again.path / PREPARED_JSON).stat().st_mtime_ns == stamp
+
+
+def test_an_architecture_transformers_cannot_load_leaves_nothing_behind(tmp_path):
+    path = write_tiny_qwen_gguf(tmp_path / "odd.gguf", vocab_size=300, architecture="rwkv6")
+    with pytest.raises(ModelNotFoundError) as err:
+        resolve_model(str(path), cache=tmp_path / "cache")
+    assert "rwkv6" in str(err.value) and "\n" not in str(err.value)
+    assert not list((tmp_path / "cache" / "prepared").iterdir())
+
+
+def _complete(env: dict, model: str, source: Path) -> dict:
+    done = subprocess.run([sys.executable, "-m", "repocomplete", "complete", str(source), "--line", "2", "--col", "12",
+                           "--model", model, "--max-tokens", "4", "--json"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_complete_with_a_gguf_file_and_with_a_catalogue_name(tiny_gguf, tmp_path):
+    source = tmp_path / "add.py"
+    source.write_text("def add(a, b):\n    return \n")
+    (tmp_path / "catalog.json").write_text(json.dumps([catalog_entry("tiny-qwen", tiny_gguf.read_bytes())]))
+    env = {**os.environ, "REPOCOMPLETE_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT),
+           "REPOCOMPLETE_CATALOG": str(tmp_path / "catalog.json")}
+
+    by_file = _complete(env, str(tiny_gguf), source)
+    assert by_file["template"] == "qwen" and by_file["model"] == "tiny-qwen"
+    assert by_file["usage"]["completion_tokens"] >= 1 and "<|fim" not in by_file["text"]
+
+    pulled = subprocess.run([sys.executable, "-m", "repocomplete", "models", "pull", "tiny-qwen", "--from", str(tiny_gguf)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert pulled.returncode == 0, pulled.stderr
+    by_name = _complete(env, "tiny-qwen", source)
+    assert by_name["model"] == "tiny-qwen" and by_name["model_label"].startswith("tiny-qwen (0.1M, GGUF F32)")
+    assert by_name["text"] == by_file["text"]  # the same file, the same prepared folder, greedy
+    assert len(list((tmp_path / "cache" / "prepared").iterdir())) == 1
