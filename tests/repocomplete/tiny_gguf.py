@@ -3,7 +3,7 @@
 The layout is what llama.cpp's converter writes for Qwen2 (tensor names ``token_embd``,
 ``blk.N.attn_q`` ...; the ``gpt2`` BPE tokenizer with ``tokenizer.ggml.*`` metadata),
 so transformers' GGUF loader reads it exactly as it reads a real Qwen2.5-Coder file.
-The vocabulary is the byte-level BPE of :func:`repocomplete.tiny_model.build_tokenizer`
+The vocabulary is the byte-level BPE of :func:`tests.tiny_model.build_tokenizer`
 with a family's FIM tokens as control tokens.
 """
 
@@ -28,7 +28,7 @@ def write_tiny_qwen_gguf(path: Path, *, template: str = "qwen", hidden: int = 64
     """
     import gguf
 
-    from repocomplete.tiny_model import build_tokenizer
+    from tests.tiny_model import build_tokenizer
 
     tokenizer = build_tokenizer(template, vocab_size)
     backend = json.loads(tokenizer.backend_tokenizer.to_str())
