@@ -72,7 +72,13 @@ class EngineConfig:
     sources: list[str] | None = setting(None, "retrieval sources to use (default: indexer.types.DEFAULT_SOURCES)")
     cache_dir: str | None = setting(None, "cache directory (built models, indexes); default ~/.cache/repocomplete")
     kv_cache: bool = setting(True, "reuse the KV cache of the unchanged prompt prefix between requests")
-    threads: int | None = setting(None, "CPU threads for the transformers backend (default: torch's; 1 is fastest on a busy machine)")
+    threads: int | None = setting(None, "CPU threads for the transformers backend (default: chosen at start from the idle "
+                                  "physical cores and the model's size, see docs/MODELS.md; REPOCOMPLETE_THREADS overrides)")
+    prefill_dtype: str = setting("auto", "transformers on CPU: dtype of a second copy of the model that processes long prompt "
+                                 "chunks while decoding stays in --dtype: auto (bfloat16 on CPUs with AMX/AVX512-BF16 for "
+                                 "models of 50M+ parameters), bfloat16, off")
+    speculative_tokens: int = setting(8, "prompt-lookup speculative decoding: draft tokens copied from the prompt and "
+                                      "verified in one forward pass (greedy requests); 0 turns it off")
     context_copy: float | None = setting(None, "weight (0-1) of copying text the prompt already holds while decoding "
                                          "(a cache model); default: the model's own (config.json "
                                          "'repocomplete_context_copy'), else 0")

@@ -158,6 +158,10 @@ class Engine:
             on_done(prepared.timings, Usage(prompt_tokens=prepared.prompt_tokens,
                                             completion_tokens=self.backend.count_tokens(raw)))
 
+    def prompt_for(self, request: CompletionRequest) -> str:
+        """The prompt ``request`` would be sent to the model as (benchmarks, debugging)."""
+        return self._prepare(request).generation.prompt
+
     def load_adapter(self, name: str, path: str) -> None:
         """Load a LoRA adapter into the backend under ``name``."""
         self.backend.load_adapter(name, path)
@@ -174,6 +178,19 @@ class Engine:
             "context_length": self.backend.context_length,
             "workspaces": self.workspaces.list(),
         }
+
+    def summary(self) -> str:
+        """One line for start-up messages: model, backend, device, dtype and CPU threads (with why)."""
+        info = self.backend.info()
+        parts = [str(info.get("backend") or type(self.backend).__name__)]
+        parts += [str(info[k]) for k in ("device", "dtype") if info.get(k)]
+        if info.get("prefill_dtype"):
+            parts.append(f"prompt in {info['prefill_dtype']}")
+        if info.get("threads"):
+            threads = info["threads"]
+            parts.append(f"{threads} thread{'s' if threads != 1 else ''}"
+                         + (f" ({info['threads_reason']})" if info.get("threads_reason") else ""))
+        return f"{self.model_label} [{', '.join(parts)}]"
 
     def close(self) -> None:
         self.workspaces.close()

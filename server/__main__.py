@@ -86,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_settings(settings)
     # Built here rather than in the lifespan so a bad model is a one-line error, not a traceback.
     engine = build_engine(settings)
+    print(f"repocomplete serve: {engine.summary()} on {settings.url}", flush=True)
     uvicorn.run(
         create_app(settings, engine=engine),
         host=settings.host,

@@ -246,7 +246,7 @@ def _print_howto(settings, root: Path, engine) -> None:
     import httpx
 
     url = settings.url
-    print(f"\nrepocomplete is serving {root} at {url}  (model: {engine.model_label})\n")
+    print(f"\nrepocomplete is serving {root} at {url}  (model: {engine.summary()})\n")
     example = {"language": "python", "segments": {"prefix": "def add(a, b):\n    return ", "suffix": "\n"}}
     print("Try it:")
     print(f"  curl -s {url}/v1/completions -H 'Content-Type: application/json' \\\n"

@@ -202,6 +202,9 @@ class HealthOut(BaseModel):
     workspaces: list[str]
     uptime_s: float
     backend: dict[str, Any] = {}
+    #: CPU threads the model runs on and why they were chosen (None: not a local CPU model).
+    threads: int | None = None
+    threads_reason: str | None = None
 
 
 class ServerSettingOut(BaseModel):

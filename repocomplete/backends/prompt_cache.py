@@ -74,3 +74,13 @@ class PromptCache:
 
     def clear(self) -> None:
         self._entries.clear()
+
+
+def cast_cache(cache: Any, dtype: Any) -> None:
+    """Convert every cached key/value tensor to ``dtype`` in place (mixed-precision prefill/decode)."""
+    for layer in getattr(cache, "layers", ()):
+        keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+        if keys is not None and getattr(keys, "dtype", dtype) != dtype:
+            layer.keys = keys.to(dtype)
+        if values is not None and getattr(values, "dtype", dtype) != dtype:
+            layer.values = values.to(dtype)

@@ -2,9 +2,18 @@
 
 Decoding is our own loop rather than ``model.generate`` so that one request can reuse
 the KV cache of the previous request's prompt prefix (the keystroke case), check the
-cancel event and stop strings after every token, and stream text. Several LoRA
+cancel event and stop strings after every forward pass, and stream text. Several LoRA
 adapters live on one base model; each request picks one (or none) without reloading.
 One lock serialises use of the model: requests are answered one at a time.
+
+On CPU two more levers, both measured in ``bench/cpu_engines.py`` (docs/MODELS.md):
+
+- mixed precision: on a CPU with native bf16 matrix units (AMX / AVX512-BF16) a bf16 copy
+  of the model processes long prompt chunks (≈3× fp32's prefill speed there), while
+  decoding stays in fp32 (batch-1 bf16 matrix-vector products are slower than fp32's);
+  the KV cache is cast between the two;
+- prompt-lookup speculative decoding (greedy requests): drafts copied from the prompt,
+  verified in one forward pass (:mod:`repocomplete.backends.prompt_lookup`).
 """
 
 from __future__ import annotations
@@ -22,10 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 from repocomplete.backends.base import GenerationRequest, GenerationResult
 from repocomplete.backends.context_copy import CopySettings, TokenTexts, mix_copy, propose_copy
-from repocomplete.backends.prompt_cache import PromptCache
+from repocomplete.backends.prompt_cache import PromptCache, cast_cache, crop_cache
+from repocomplete.backends.prompt_lookup import SpeculationStats, accepted_length, draft_tokens
 from repocomplete.backends.stopping import StopScanner
 from repocomplete.errors import AdapterError, ConfigError, InvalidRequestError, ModelNotFoundError, RequestTooLargeError
 from repocomplete.fim import declared_fim_order
+from repocomplete.threads import SMALL_MODEL_PARAMETERS, ThreadChoice, resolve_threads
 
 if TYPE_CHECKING:
     from repocomplete.config import EngineConfig
@@ -33,6 +44,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _DTYPES = ("float32", "bfloat16", "float16")
+#: ``prefill_dtype`` values: auto (bf16 prefill where it pays, see :func:`_resolve_prefill_dtype`), off, bfloat16.
+PREFILL_DTYPES = ("auto", "off", "bfloat16")
+#: Chunks shorter than this run on the decoding model: casting the KV cache costs more than they save.
+MIXED_PREFILL_MIN_TOKENS = 16
 
 
 def ignore_known_library_deprecations() -> None:
@@ -68,12 +83,20 @@ class TransformersBackend:
         threads: int | None = None,
         context_copy: float | None = None,
         context_copy_min_chars: int = 8,
+        prefill_dtype: str = "auto",
+        speculative_tokens: int = 0,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        if threads:
-            torch.set_num_threads(threads)  # process-wide: torch has no per-model thread pool
+        if prefill_dtype not in PREFILL_DTYPES:
+            raise ConfigError(f"unknown prefill_dtype {prefill_dtype!r}; choose from: {', '.join(PREFILL_DTYPES)}")
+        if speculative_tokens < 0:
+            raise ConfigError(f"speculative_tokens must be 0 (off) or more, not {speculative_tokens}")
+        # Chosen before loading (the load average must not count our own loading), from the
+        # weights' size; process-wide: torch has no per-model thread pool.
+        self.thread_choice: ThreadChoice = resolve_threads(estimate_parameters(model_path), threads)
+        torch.set_num_threads(self.thread_choice.threads)
 
         self.path = Path(model_path)
         # a prepared GGUF folder is named by hash: callers pass the model's own name
@@ -118,6 +141,19 @@ class TransformersBackend:
             raise ConfigError(str(exc)) from None
         # built at start-up, not on the first keystroke (20 ms for the default model's 8k tokens)
         self._token_texts = _vocabulary_texts(self.tokenizer) if self.copy.enabled else None
+        self.speculative_tokens = speculative_tokens
+        self.speculation = SpeculationStats()
+        self._special_ids = frozenset(self.tokenizer.all_special_ids) | frozenset(
+            i for i, t in self.tokenizer.added_tokens_decoder.items() if t.special)
+        self._parameters = sum(p.numel() for p in model.parameters())
+        #: A bf16 copy of the base model for long prompt chunks (None: one model does all).
+        self.prefill_dtype = _resolve_prefill_dtype(prefill_dtype, self.device, self.torch_dtype,
+                                                    self.quantization, self._parameters)
+        self._prefill_model = None
+        if self.prefill_dtype is not None:
+            import copy
+
+            self._prefill_model = copy.deepcopy(model).to(self.prefill_dtype).eval()
 
     @classmethod
     def from_config(cls, config: EngineConfig) -> TransformersBackend:
@@ -128,7 +164,8 @@ class TransformersBackend:
                    load_in_8bit=config.load_in_8bit, kv_cache=config.kv_cache, label=resolved.label,
                    name=resolved.name or (resolved.source.stem if resolved.source else None),
                    threads=config.threads, context_copy=config.context_copy,
-                   context_copy_min_chars=config.context_copy_min_chars)
+                   context_copy_min_chars=config.context_copy_min_chars, prefill_dtype=config.prefill_dtype,
+                   speculative_tokens=config.speculative_tokens)
 
     # -- protocol ------------------------------------------------------------------------
 
@@ -147,8 +184,11 @@ class TransformersBackend:
             "device": self.device, "dtype": str(self.torch_dtype).removeprefix("torch."),
             "quantization": self.quantization, "adapters": self.adapters(),
             "context_length": self.context_length, "kv_cache": self.kv_cache_enabled,
-            "parameters": sum(p.numel() for p in self.base_model.parameters()),
+            "parameters": self._parameters,
             "context_copy": self.copy.weight,
+            "threads": self.thread_choice.threads, "threads_reason": self.thread_choice.reason,
+            "prefill_dtype": str(self.prefill_dtype).removeprefix("torch.") if self.prefill_dtype else None,
+            "speculative_tokens": self.speculative_tokens,
         }
 
     def load_adapter(self, name: str, path: str) -> None:
@@ -198,7 +238,10 @@ class TransformersBackend:
     # -- decoding ------------------------------------------------------------------------
 
     def _decode(self, request: GenerationRequest, prompt_ids: list[int], generator) -> Iterator[tuple[str, str, int, int]]:
-        """Yield (text delta, finish reason so far, tokens produced, prompt tokens reused) per token."""
+        """Yield (text delta, finish reason so far, tokens produced, prompt tokens reused) per token.
+
+        Invariant: ``cache`` holds the keys/values of ``ids[:len(ids) - len(pending)]``.
+        """
         import torch
 
         model = self._select_adapter(request.adapter)
@@ -218,48 +261,88 @@ class TransformersBackend:
         copying = token_texts is not None
         if copying:
             before_cursor = request.prompt if request.cursor_prefix is None else request.cursor_prefix
+        # Drafts are checked against the greedy choice: sampling and copy mixing decode one by one.
+        speculate = self.speculative_tokens if (request.temperature <= 0 and not copying) else 0
+        line_only = "\n" in request.stop
+        # The bf16 copy is the plain base model: requests with an adapter stay on the adapted one.
+        prefill = self._prefill_model if key is None else None
         context = model.disable_adapter() if (key is None and model is not self.base_model) else contextlib.nullcontext()
         try:
             with torch.inference_mode(), context:
-                for step in range(max_new):
+                while len(generated) < max_new:
                     if request.cancel is not None and request.cancel.is_set():
                         reason = "cancelled"
                         break
-                    logits = self._forward(model, pending, cache)
-                    if copying:
-                        proposal = propose_copy(request.prompt, before_cursor + text_so_far, token_texts, self.copy,
-                                                stops=self._specials)
-                        keep = self._eos_ids if proposal.at_line_end else ()
-                        logits = mix_copy(logits, proposal.token_ids, self.copy.weight, keep_ids=keep)
-                    token = _next_token(logits, request.temperature, request.top_p, generator)
-                    ids.append(token)
-                    pending = [token]
-                    if token in self._eos_ids:
-                        reason = "stop"
+                    room = max_new - len(generated) - 1
+                    draft = self._draft(ids, min(speculate, room), line_only) if speculate and room > 0 else []
+                    logits = self._forward(model, pending + draft, cache, keep=len(draft) + 1, prefill=prefill)
+                    if draft:
+                        choices = logits.argmax(dim=-1).tolist()
+                        accepted = accepted_length(draft, choices)
+                        self.speculation.drafted += len(draft)
+                        self.speculation.accepted += accepted
+                        crop_cache(cache, len(ids) + accepted)  # drop the rejected draft tokens
+                        new_tokens = draft[:accepted] + [choices[accepted]]
+                    else:
+                        last = logits[-1]
+                        if copying:
+                            proposal = propose_copy(request.prompt, before_cursor + text_so_far, token_texts,
+                                                    self.copy, stops=self._specials)
+                            keep = self._eos_ids if proposal.at_line_end else ()
+                            last = mix_copy(last, proposal.token_ids, self.copy.weight, keep_ids=keep)
+                        new_tokens = [_next_token(last, request.temperature, request.top_p, generator)]
+                    self.speculation.forwards += 1
+                    ids.extend(new_tokens)
+                    pending = [new_tokens[-1]]
+                    for token in new_tokens:
+                        if token in self._eos_ids:
+                            reason = "stop"
+                            break
+                        generated.append(token)
+                        decoded = self.tokenizer.decode(generated, skip_special_tokens=False)
+                        if decoded.endswith("\ufffd"):
+                            continue  # half of a multi-byte character: wait for the rest
+                        delta = scanner.feed(decoded[len(text_so_far):])
+                        text_so_far = decoded
+                        if scanner.stopped:
+                            reason = "stop"
+                        yield delta, reason, len(generated), reused
+                        if scanner.stopped:
+                            return
+                    if reason == "stop":
                         break
-                    generated.append(token)
-                    decoded = self.tokenizer.decode(generated, skip_special_tokens=False)
-                    if decoded.endswith("\ufffd"):
-                        continue  # half of a multi-byte character: wait for the rest
-                    delta = scanner.feed(decoded[len(text_so_far):])
-                    text_so_far = decoded
-                    if scanner.stopped:
-                        reason = "stop"
-                        yield delta, reason, step + 1, reused
-                        return
-                    yield delta, reason, step + 1, reused
                 yield scanner.flush(), reason, len(generated), reused
         finally:
             if self.kv_cache_enabled:
-                # The cache now holds every token but the last pending one.
+                # The cache holds every token but the last pending one.
                 self._cache.store(key, ids[: cache.get_seq_length()], cache)
 
-    def _forward(self, model, tokens: list[int], cache) -> Any:
+    def _draft(self, ids: list[int], limit: int, line_only: bool) -> list[int]:
+        """A prompt-lookup draft; in line mode it ends with the first token that breaks the line
+        (what follows would be cut anyway)."""
+        draft = draft_tokens(ids, limit, stop_ids=self._special_ids)
+        if line_only:
+            for i, token in enumerate(draft):
+                if "\n" in self.tokenizer.decode([token]):
+                    return draft[: i + 1]
+        return draft
+
+    def _forward(self, model, tokens: list[int], cache, *, keep: int = 1, prefill=None) -> Any:
+        """Logits (float32) of the last ``keep`` positions after running ``tokens`` on ``cache``.
+
+        Only those positions go through the output layer (``logits_to_keep``): projecting
+        every prompt position onto a 150k-token vocabulary would cost more than the prompt.
+        Chunks of at least :data:`MIXED_PREFILL_MIN_TOKENS` run on ``prefill`` (the bf16 copy)
+        when given; the cache is cast to the dtype of whichever model runs.
+        """
         import torch
 
+        runner = prefill if (prefill is not None and len(tokens) >= MIXED_PREFILL_MIN_TOKENS) else model
+        if self._prefill_model is not None:
+            cast_cache(cache, self.prefill_dtype if runner is prefill else self.torch_dtype)
         input_ids = torch.tensor([tokens], dtype=torch.long, device=self.device)
-        out = model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **{self._cache_kwarg: cache})
-        return out.logits[0, -1].float()
+        out = runner(input_ids=input_ids, use_cache=True, logits_to_keep=keep, **{self._cache_kwarg: cache})
+        return out.logits[0, -keep:].float()
 
     def _select_adapter(self, name: str | None):
         if name is None:
@@ -363,6 +446,50 @@ def _resolve_dtype(dtype: str, device: str):
     if dtype not in _DTYPES:
         raise ConfigError(f"unknown dtype {dtype!r}; choose from: auto, {', '.join(_DTYPES)}")
     return getattr(torch, dtype)
+
+
+def estimate_parameters(model_path: str | Path) -> int:
+    """Parameters of the model in ``model_path`` from its weight files' size and config dtype,
+    without loading it (0 when unknown): enough to choose a thread count before loading."""
+    path = Path(model_path)
+    files = list(path.glob("*.safetensors")) or list(path.glob("*.bin"))
+    try:
+        size = sum(f.stat().st_size for f in files)
+        config = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
+    except (OSError, ValueError):
+        return 0
+    dtype = str(config.get("dtype") or config.get("torch_dtype") or "float32")
+    return size // (2 if dtype in ("bfloat16", "float16") else 4)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices natively (AMX or AVX512-BF16)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def _resolve_prefill_dtype(setting: str, device: str, dtype, quantization: str | None, parameters: int):
+    """The dtype of the prefill copy, or None for one model doing everything.
+
+    ``auto``: bf16 on a CPU with native bf16 units when the model decodes in fp32 and is not
+    small (a small model's prompt is cheap already; the copy costs half the fp32 weights again).
+    """
+    import torch
+
+    if setting == "off" or quantization or not device.startswith("cpu") or dtype != torch.float32:
+        return None
+    if setting == "bfloat16":
+        return torch.bfloat16
+    if parameters >= SMALL_MODEL_PARAMETERS and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
 
 
 def _bnb_config(kind: str, compute_dtype):

@@ -67,6 +67,8 @@ def static_info(engine) -> dict:
         "cuda_devices": [str(d) for d in backend.get("cuda_devices", [device] if device.startswith("cuda") else [])],
         "version": {"build_date": "", "git_sha": "", "git_describe": f"v{TABBY_API_LEVEL}-repocomplete-{__version__}"},
         "backend": {k: v for k, v in backend.items() if isinstance(v, (str, int, float, bool)) or v is None},
+        "threads": backend.get("threads"),
+        "threads_reason": backend.get("threads_reason"),
     }
 
 

@@ -181,3 +181,105 @@ def test_loading_an_adapter_prints_no_library_deprecation(tiny_model_dir, lora_a
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "is_gradient_checkpointing" not in done.stderr and "FutureWarning" not in done.stderr, done.stderr
+
+
+# -- speed levers: prompt-lookup speculative decoding, mixed-precision prefill, last-position logits --
+
+REPETITIVE = "<|rc:file|>pkg/mod.py\n<|rc:prefix|>" + "".join(
+    f"    total = total + values[{i % 3}]\n" for i in range(30)) + "    total = total +<|rc:suffix|>\n<|rc:middle|>"
+
+
+@pytest.fixture(scope="module")
+def speculative_backend(tiny_model_dir):
+    return TransformersBackend(tiny_model_dir, speculative_tokens=8, kv_cache=False)
+
+
+@pytest.mark.parametrize("prompt", [PROMPT, REPETITIVE])
+@pytest.mark.parametrize("max_tokens", [1, 5, 40])
+def test_speculative_decoding_gives_the_greedy_text(tiny_model_dir, speculative_backend, prompt, max_tokens):
+    plain = TransformersBackend(tiny_model_dir, speculative_tokens=0, kv_cache=False)
+    for stop in ([], ["\n"]):
+        expected = plain.generate(greedy(prompt, max_tokens=max_tokens, stop=stop))
+        got = speculative_backend.generate(greedy(prompt, max_tokens=max_tokens, stop=stop))
+        assert (got.texts, got.completion_tokens, got.finish_reasons) == (
+            expected.texts, expected.completion_tokens, expected.finish_reasons)
+        assert "".join(speculative_backend.stream(greedy(prompt, max_tokens=max_tokens, stop=stop))) == expected.texts[0]
+
+
+def test_speculation_accepts_drafts_and_saves_forward_passes(speculative_backend):
+    stats = speculative_backend.speculation
+    before = (stats.forwards, stats.drafted, stats.accepted)
+    result = speculative_backend.generate(greedy(REPETITIVE, max_tokens=40))
+    forwards, drafted, accepted = (stats.forwards - before[0], stats.drafted - before[1], stats.accepted - before[2])
+    assert drafted > 0 and accepted > 0
+    assert forwards < result.completion_tokens  # fewer model calls than tokens: drafts were taken
+
+
+def test_speculation_keeps_stop_strings_cancel_and_sampling(speculative_backend):
+    text = speculative_backend.generate(greedy(REPETITIVE, max_tokens=30)).texts[0]
+    stop = text[len(text) // 2: len(text) // 2 + 2]
+    cut = speculative_backend.generate(greedy(REPETITIVE, max_tokens=30, stop=[stop]))
+    assert cut.texts[0] == text[: text.find(stop)] and cut.finish_reasons == ["stop"]
+    cancel = threading.Event()
+    stream = speculative_backend.stream(greedy(REPETITIVE, max_tokens=30, cancel=cancel))
+    first = next(stream)
+    forwards = speculative_backend.speculation.forwards
+    cancel.set()
+    rest = "".join(stream)  # only the tokens of the forward pass already run
+    assert speculative_backend.speculation.forwards == forwards  # no forward pass after the cancel
+    assert text.startswith(first + rest) and len(first + rest) < len(text)
+    drafted = speculative_backend.speculation.drafted
+    speculative_backend.generate(greedy(REPETITIVE, max_tokens=10, temperature=1.0, seed=1))
+    assert speculative_backend.speculation.drafted == drafted  # sampling decodes token by token
+
+
+def test_speculation_with_kv_reuse_matches_fresh_decoding(tiny_model_dir):
+    reusing = TransformersBackend(tiny_model_dir, speculative_tokens=8)
+    fresh = TransformersBackend(tiny_model_dir, speculative_tokens=0, kv_cache=False)
+    typed = [REPETITIVE, REPETITIVE.replace("total +<|rc:suffix|>", "total + v<|rc:suffix|>"),
+             REPETITIVE.replace("total +<|rc:suffix|>", "total + va<|rc:suffix|>")]
+    for prompt in typed:
+        got = reusing.generate(greedy(prompt, max_tokens=20))
+        assert got.texts == fresh.generate(greedy(prompt, max_tokens=20)).texts
+    assert got.cached_tokens >= got.prompt_tokens - 8  # a keystroke re-ran only the tokens after the cursor
+
+
+def test_mixed_precision_prefill_reuses_the_cache_across_dtypes(tiny_model_dir):
+    import torch
+
+    mixed = TransformersBackend(tiny_model_dir, prefill_dtype="bfloat16", speculative_tokens=4)
+    assert mixed.info()["prefill_dtype"] == "bfloat16" and mixed.info()["dtype"] == "float32"
+    first = mixed.generate(greedy(max_tokens=8))
+    again = mixed.generate(greedy(PROMPT.replace("return", "return "), max_tokens=8))
+    assert first.completion_tokens > 0 and again.cached_tokens >= again.prompt_tokens - 8
+    cache = mixed._cache._entries[None].cache
+    assert all(layer.keys.dtype == torch.float32 for layer in cache.layers)  # decoding left it in fp32
+    assert TransformersBackend(tiny_model_dir).info()["prefill_dtype"] is None  # auto: not for a small model
+
+
+def test_only_the_kept_positions_reach_the_output_layer(tiny_backend):
+    import torch
+    from transformers import DynamicCache
+
+    ids = list(tiny_backend._encode(PROMPT))
+    with torch.inference_mode():
+        full = tiny_backend.model(input_ids=torch.tensor([ids])).logits[0].float()
+        kept = tiny_backend._forward(tiny_backend.model, ids, DynamicCache(config=tiny_backend.base_model.config), keep=3)
+    assert kept.shape == (3, full.shape[1])
+    torch.testing.assert_close(kept, full[-3:], rtol=1e-4, atol=1e-4)
+
+
+def test_threads_are_chosen_and_reported(tiny_model_dir, monkeypatch):
+    chosen = TransformersBackend(tiny_model_dir).info()
+    assert chosen["threads"] == 1 and "small model" in chosen["threads_reason"]
+    forced = TransformersBackend(tiny_model_dir, threads=2).info()
+    assert forced["threads"] == 2 and "REPOCOMPLETE_THREADS" in forced["threads_reason"]
+
+
+def test_bad_speed_settings_are_config_errors(tiny_model_dir):
+    from repocomplete.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="prefill_dtype"):
+        TransformersBackend(tiny_model_dir, prefill_dtype="int4")
+    with pytest.raises(ConfigError, match="speculative_tokens"):
+        TransformersBackend(tiny_model_dir, speculative_tokens=-1)
