@@ -3,22 +3,30 @@
 pygls logs and drops what it cannot parse; a client waiting on that request would
 hang. Here invalid JSON is answered with a Parse error (id null), a message that is not
 JSON-RPC 2.0 with Invalid Request, and a known method with invalid params with Invalid
-params for its id. Document sync is ours (:mod:`lsp.documents`), so pygls' own copy of
-every buffer is not kept.
+params for its id. A frame with a wrong Content-Length is answered or resynchronised on
+(:mod:`lsp.framing`), and a JSON-RPC batch, which LSP does not have, is answered with an
+Invalid Request per request in it. Document sync is ours (:mod:`lsp.documents`), so pygls'
+own copy of every buffer is not kept.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
-from typing import Any
+import sys
+import threading
+from typing import Any, BinaryIO
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcMethodNotFound
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
 from lsp.errors import INVALID_REQUEST, PARSE_ERROR
+from lsp.framing import FrameReader
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +71,33 @@ class RepocompleteProtocol(LanguageServerProtocol):
         """A JSON-RPC error response (``msg_id`` None when it could not be read)."""
         self._send_data({"jsonrpc": "2.0", "id": msg_id if _valid_id(msg_id) else None, "error": {"code": code, "message": message}})
 
+    def handle_body(self, body: bytes) -> None:
+        """Parse and dispatch one frame's body (a message, or a batch answered with errors)."""
+        if body.lstrip()[:1] == b"[":
+            self.reject_batch(json.loads(body))   # a ValueError becomes a Parse error
+            return
+        self.handle_message(json.loads(body, object_hook=self.structure_message))
+
+    def reject_batch(self, batch: list) -> None:
+        """JSON-RPC 2.0 batches are not part of LSP: every request in one gets Invalid Request,
+        in one array as the JSON-RPC spec answers batches; a batch without requests gets one."""
+        message = "Invalid Request: the Language Server Protocol has no batches; send each message on its own"
+        errors = [{"jsonrpc": "2.0", "id": item.get("id") if isinstance(item, dict) and _valid_id(item.get("id")) else None,
+                   "error": {"code": INVALID_REQUEST, "message": message}}
+                  for item in batch if not (isinstance(item, dict) and "method" in item and "id" not in item)]
+        if errors:
+            self._send_data(errors)
+        else:
+            self.send_error(None, INVALID_REQUEST, message)
+
+    def _send_data(self, data: Any) -> None:
+        if isinstance(data, list):   # a batch answer: pygls only serialises single messages
+            body = json.dumps(data).encode("utf-8")
+            if self.writer is not None:
+                self.writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            return
+        super()._send_data(data)
+
     def structure_message(self, data: dict[str, Any]):
         try:
             return super().structure_message(data)
@@ -105,6 +140,45 @@ class RepocompleteLanguageServer(LanguageServer):
     """pygls LanguageServer whose out-of-band errors are answered or logged, never shown raw."""
 
     protocol: RepocompleteProtocol
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """Serve over stdio with :class:`lsp.framing.FrameReader` (pygls' reader cannot
+        recover from a wrong Content-Length). Returns at the end of input or on ``exit``."""
+        self._stop_event = threading.Event()
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        reader = FrameReader((stdin or sys.stdin.buffer).fileno())
+        try:
+            asyncio.run(self._serve(reader))
+        except BrokenPipeError:
+            log.error("connection to the client is lost; shutting down")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()
+
+    async def _serve(self, reader: FrameReader) -> None:
+        loop = asyncio.get_running_loop()
+        bodies: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+        def read() -> None:   # a daemon thread: a blocked read never holds up the exit
+            while True:
+                body = reader.next_body()
+                loop.call_soon_threadsafe(bodies.put_nowait, body)
+                if body is None:
+                    return
+
+        threading.Thread(target=read, name="lsp-reader", daemon=True).start()
+        while not self._stop_event.is_set():
+            body = await bodies.get()
+            if body is None:
+                break
+            try:
+                self.protocol.handle_body(body)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:  # noqa: BLE001 - one bad message must not stop the server
+                log.debug("unable to handle a message", exc_info=True)
+                self.report_server_error(exc, JsonRpcException)
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         if isinstance(error, ValueError):  # json.JSONDecodeError, UnicodeDecodeError

@@ -52,6 +52,8 @@ class LspProcess:
         self.notifications: list[dict] = []
         self.server_requests: list[dict] = []
         self.unparsed: list[bytes] = []
+        #: Array bodies: the answers to JSON-RPC batches.
+        self.batches: list[list] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -82,7 +84,9 @@ class LspProcess:
                 self.unparsed.append(body)
                 continue
             with self._cond:
-                if "method" in message and "id" in message:
+                if isinstance(message, list):
+                    self.batches.append(message)
+                elif "method" in message and "id" in message:
                     self.server_requests.append(message)
                     self._answer_server_request(message)
                 elif "method" in message:
@@ -126,6 +130,17 @@ class LspProcess:
 
     def notify(self, method: str, params: Any = None) -> None:
         self.send_raw(frame({"jsonrpc": "2.0", "method": method, "params": params}))
+
+    def wait_batch(self, timeout: float = 60.0) -> list:
+        """The next answer to a batch (an array body)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self.batches:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("no batch answer")
+                self._cond.wait(min(remaining, 0.5))
+            return self.batches.pop(0)
 
     def wait_notification(self, predicate, timeout: float = 60.0) -> dict:
         """The first notification (already received or coming) that satisfies ``predicate``."""

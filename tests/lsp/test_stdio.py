@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -98,7 +99,9 @@ def test_malformed_messages_get_json_rpc_errors_and_the_server_stays_up(fake_lsp
     fake_lsp.send_raw(frame({"jsonrpc": "2.0", "id": "bad-params", "method": "textDocument/inlineCompletion", "params": {"x": 1}}))
     assert fake_lsp.wait_response(None)["error"]["code"] == -32700
     assert fake_lsp.wait_response("bad-params")["error"]["code"] == -32602
-    fake_lsp.send_raw(frame(b"[1, 2, 3]"))  # not a JSON-RPC message at all
+    fake_lsp.send_raw(frame(b"[1, 2, 3]"))  # a batch of things that are not JSON-RPC messages at all
+    assert [answer["error"]["code"] for answer in fake_lsp.wait_batch()] == [-32600] * 3
+    fake_lsp.send_raw(frame(b'"just a string"'))
     assert fake_lsp.wait_response(None)["error"]["code"] == -32600
     unknown = fake_lsp.wait_response(fake_lsp.send_request("no/suchMethod", {}))
     assert unknown["error"]["code"] == -32601
@@ -247,3 +250,40 @@ def test_a_bad_accept_command_is_an_invalid_params_error_and_the_server_stays_up
     assert error["code"] == INVALID_PARAMS and error["data"] == {"type": "invalid_request"}
     assert "integers" in error["message"] and "Traceback" not in error["message"]
     assert fake_lsp.request("repocomplete/debugStats")["status"]
+
+
+# --- issue 21.12: a wrong Content-Length and a batch no longer silence the server -------------
+
+def _body(msg_id, method: str = "repocomplete/debugStats") -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": {}}).encode()
+
+
+def test_a_frame_with_a_wrong_content_length_is_survived_and_shutdown_is_still_answered(spawn_lsp):
+    lsp = spawn_lsp()
+    lsp.initialize({"backend": "fake"})
+    too_long = _body("too-long")
+    lsp.send_raw(b"Content-Length: %d\r\n\r\n" % (len(too_long) + 100) + too_long)
+    # the client, waiting for an answer that pygls would never give, sends its next request
+    assert "documents" in lsp.request("repocomplete/debugStats", {}, timeout=30)
+    assert lsp.wait_response("too-long", timeout=30)["result"]["documents"] == 0
+    # declared too long, with the next frame already behind it in the same write
+    lsp.send_raw(b"Content-Length: %d\r\n\r\n" % (len(too_long) + 40) + too_long + frame(_body("behind")))
+    assert "result" in lsp.wait_response("too-long", timeout=30) and "result" in lsp.wait_response("behind", timeout=30)
+    too_short = _body("too-short")
+    lsp.send_raw(b"Content-Length: %d\r\n\r\n" % (len(too_short) - 10) + too_short)
+    assert lsp.wait_response(None, timeout=30)["error"]["code"] == -32700   # the truncated body
+    assert "documents" in lsp.request("repocomplete/debugStats", {}, timeout=30)
+    assert lsp.shutdown_and_exit() == 0
+
+
+def test_a_json_rpc_batch_is_answered_not_dropped(spawn_lsp):
+    lsp = spawn_lsp()
+    lsp.initialize({"backend": "fake"})
+    batch = b"[" + _body(7) + b", " + _body("eight", "shutdown") + b', {"jsonrpc": "2.0", "method": "initialized"}]'
+    lsp.send_raw(frame(batch))
+    answers = lsp.wait_batch(timeout=30)
+    assert [(a["id"], a["error"]["code"]) for a in answers] == [(7, -32600), ("eight", -32600)]
+    assert "batches" in answers[0]["error"]["message"]
+    lsp.send_raw(frame(b"[]"))
+    assert lsp.wait_response(None, timeout=30)["error"]["code"] == -32600
+    assert lsp.shutdown_and_exit() == 0   # the batch's shutdown was not run
