@@ -15,6 +15,10 @@ class RootNotDirectoryError(IndexerError):
     """The workspace root does not exist or is not a directory."""
 
 
+class PathOutsideWorkspaceError(IndexerError):
+    """A file path does not lie inside the workspace root (or leads out of it through a symlink)."""
+
+
 class FileSkipError(IndexerError):
     """A file cannot be indexed; ``reason`` is its skip reason (see ``walk.SKIP_REASONS``)."""
 

@@ -38,6 +38,7 @@ from indexer.languages import language_for_path
 SKIP_REASONS: tuple[str, ...] = (
     "binary", "not_utf8", "too_large", "minified", "generated", "lockfile", "vendored",
     "secret_file", "symlink", "symlink_outside", "broken_symlink", "unreadable", "vanished",
+    "ignored",   # only for editor buffers (see ignored()): walk() does not list ignored files
 )
 
 LOCKFILES = frozenset({
@@ -287,6 +288,36 @@ def _symlink_target(root: Path, link: Path, config: WalkConfig) -> tuple[str | N
     if stat.S_ISREG(st.st_mode) and not config.follow_symlinks_inside_root:
         return "symlink", None
     return None, st
+
+
+def ignored(root: Path, relpath: str, config: WalkConfig | None = None) -> bool:
+    """Whether :func:`walk` leaves ``relpath`` out by an ignore rule: ``.gitignore`` (git's own
+    answer in a work tree, the same rules otherwise), ``.git/``, or an extra ignore file
+    (``.repocompleteignore``). For editor buffers, which arrive one path at a time."""
+    config = config or WalkConfig()
+    parts = relpath.split("/")
+    if ".git" in parts[:-1]:
+        return True
+    folders = ["/".join(parts[:depth]) for depth in range(len(parts))]     # "", "a", "a/b"
+
+    def rules(names: tuple[str, ...]) -> _ExtraIgnores:
+        return _ExtraIgnores(root, [f"{d}/{n}" if d else n for d in folders for n in names], names)
+
+    by_git = _git_check_ignore(root, relpath) if config.use_git else None
+    if by_git is None:
+        by_git = rules((".gitignore",)).ignored(relpath)
+    names = config.extra_ignore_files
+    return by_git or (bool(names) and rules(names).ignored(relpath))
+
+
+def _git_check_ignore(root: Path, relpath: str) -> bool | None:
+    """git's verdict on ``relpath`` (tracked files are never ignored), None outside a work tree."""
+    try:
+        result = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", "--", relpath],
+                                capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {0: True, 1: False}.get(result.returncode)
 
 
 # --- candidates: git ---------------------------------------------------------------------

@@ -34,14 +34,14 @@ from pathlib import Path
 
 from indexer.chunks import definition_chunks, file_terms, search_text, windows
 from indexer.config import IndexConfig
-from indexer.errors import FileSkipError, IndexerError, RootNotDirectoryError
+from indexer.errors import FileSkipError, IndexerError, PathOutsideWorkspaceError, RootNotDirectoryError
 from indexer.languages import language_for_path
 from indexer.retrieve.cursor import chunk_snippet
 from indexer.retrieve.retriever import Retriever
 from indexer.secrets import redact
 from indexer.store import FileRecord, Store, StoreInvalidError
 from indexer.types import IndexProgress, IndexSummary, RetrievalQuery, Snippet
-from indexer.walk import classify, read_text, walk
+from indexer.walk import WalkConfig, classify, content_skip_reason, ignored, path_skip_reason, read_text, walk
 
 log = logging.getLogger("indexer")
 
@@ -53,10 +53,6 @@ _PARALLEL_MIN_FILES = 64
 _LIVE_BUSY_MS = 50
 #: Live-buffer writes between two background checkpoints of the write-ahead log.
 _LIVE_WRITES_PER_CHECKPOINT = 32
-
-
-class PathOutsideWorkspaceError(IndexerError):
-    """A file path does not lie inside the workspace root."""
 
 
 def database_name(root: Path) -> str:
@@ -260,6 +256,8 @@ class Workspace:
         #: Each live buffer's last parse (reparsed incrementally by the next update).
         self._parse_states: dict[str, object] = {}
         self._indexing = False
+        #: Ignore-rule verdicts for buffer paths (git is asked once per path per index run).
+        self._ignored: dict[str, bool] = {}
         self._live_writes = 0
         self._checkpointer: threading.Thread | None = None
         self._store = self._open()
@@ -389,6 +387,7 @@ class Workspace:
         summary = IndexSummary()
         with self._lock:
             self._reconnect_if_replaced()
+            self._ignored.clear()   # ignore files may have changed
         # The run writes through its own connection, in one transaction: readers keep the
         # previous snapshot meanwhile, and a kill mid-run leaves that snapshot intact.
         writer = Store.open(self.db_path)
@@ -540,15 +539,48 @@ class Workspace:
             return {}
         return context_items(parse_source(redact(text), language, references=False))
 
-    def update(self, path: str | os.PathLike[str], text: str) -> None:
-        """Index an unsaved editor buffer in place of the file's saved content (one transaction)."""
+    def buffer_relpath(self, path: str | os.PathLike[str]) -> str:
+        """:meth:`relpath` of an editor buffer, which must also *lead* inside the root: a path
+        under the root that reaches outside through a symlink (``repo/link -> /etc``) is refused."""
         rel = self.relpath(path)
+        if not (self.root / rel).resolve().is_relative_to(self.root):
+            raise PathOutsideWorkspaceError(f"{path} leads outside the workspace {self.root} (through a symlink)")
+        return rel
+
+    def buffer_skip_reason(self, path: str | os.PathLike[str], text: str) -> str | None:
+        """Why :meth:`update` would not index this buffer (the walk's rules: secret file names,
+        ignore files, vendored, size, binary, minified, generated), or None."""
+        rel = self.buffer_relpath(path)
+        reason = path_skip_reason(rel) or ("ignored" if self._is_ignored(rel) else None)
+        rules = self.config.walk or WalkConfig()
+        if reason is None and len(text) > rules.max_file_bytes:
+            return "too_large"   # characters, each at least a byte: no need to encode a huge buffer
+        return reason or content_skip_reason(text.encode("utf-8", "surrogatepass"), rules)
+
+    def _is_ignored(self, rel: str) -> bool:
+        if rel not in self._ignored:
+            self._ignored[rel] = ignored(self.root, rel, self.config.walk)
+        return self._ignored[rel]
+
+    def update(self, path: str | os.PathLike[str], text: str) -> str | None:
+        """Index an unsaved editor buffer in place of the file's saved content (one transaction).
+
+        The buffer goes through the rules the walk applies to files (:meth:`buffer_skip_reason`);
+        one they exclude is not indexed (a buffer that grew past the size limit falls back to
+        the saved file) and its skip reason is returned. None when it was indexed.
+        """
+        rel = self.buffer_relpath(path)
+        reason = self.buffer_skip_reason(rel, text)
+        if reason is not None:
+            if rel in self._live:
+                self.revert(rel)
+            return reason
         with self._lock:
             self._reconnect_if_replaced()
             known = self._store.file_id(rel) is not None
             self._live[rel] = text
             if self._indexing:
-                return  # the running index() writes every live buffer when it commits
+                return None  # the running index() writes every live buffer when it commits
             try:
                 self._write_live(rel, text)
             except sqlite3.OperationalError as exc:
@@ -557,16 +589,19 @@ class Workspace:
                 log.debug("index busy; %s will be written when the running index commits", rel)
             if not known:
                 self._retriever.invalidate(files=True)
+        return None
 
     def revert(self, path: str | os.PathLike[str]) -> None:
-        """Forget a live buffer (closed without saving): index the file as it is on disk."""
-        rel = self.relpath(path)
+        """Forget a live buffer (closed without saving): index the file as it is on disk, if the
+        walk would (a symlink out of the root, an ignored or oversized file stays out)."""
+        rel = self.buffer_relpath(path)
         with self._lock:
             self._reconnect_if_replaced()
             self._forget_live(rel)
             entry = classify(self.root, rel, self.config.walk) if (self.root / rel).is_file() else None
+            admitted = entry is not None and not entry.skipped and not self._is_ignored(rel)
             result = (prepare_file((rel, str(entry.abspath), entry.language, entry.mtime, entry.size, None),
-                                   config=self.config) if entry is not None and not entry.skipped else ("skip",))
+                                   config=self.config) if admitted else ("skip",))
             with self._store.transaction():
                 if result[0] == "put":
                     self._store.put_file(result[1])

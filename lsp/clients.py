@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import unquote
 
+from indexer.errors import PathOutsideWorkspaceError
 from lsp.settings import Settings
 from repocomplete.errors import BackendUnavailableError, CancelledError, RepocompleteError
 from repocomplete.events import EventStore, default_events_path
@@ -65,16 +68,35 @@ def _error_message(response: Any) -> str:
     return f"HTTP {response.status_code}"
 
 
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#@]*)@")
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``url`` without its ``user:password@`` part, and that part (decoded) or None.
+
+    The URL without credentials is the only one kept, shown (status, messages) or logged
+    (httpx logs request URLs): a password in ``serverUrl`` is never echoed.
+    """
+    match = _USERINFO.match(url)
+    if match is None:
+        return url, None
+    user, _, password = match.group(2).partition(":")
+    return match.group(1) + url[match.end():], (unquote(user), unquote(password))
+
+
 class HttpClient:
     """Completions from a ``repocomplete serve`` at ``base_url`` (httpx, no torch)."""
 
     def __init__(self, base_url: str, token: str | None = None, timeout_s: float = 30.0) -> None:
         import httpx  # a light dependency, but only this client needs it
 
-        self.base_url = base_url.rstrip("/")
+        url, credentials = split_credentials(base_url.rstrip("/"))
+        #: The server's URL, credentials removed (they travel as HTTP basic auth).
+        self.base_url = url
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._httpx = httpx
-        self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout_s)
+        self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout_s,
+                                       auth=credentials if credentials and not token else None)
         self.model_calls = 0
 
     def start(self) -> None:
@@ -126,7 +148,10 @@ class InProcessClient:
 
     ``start`` loads the model in a thread and then indexes ``root`` in another, so the
     first completions wait only for the model. Live buffers are pushed to the workspace
-    index (unsaved edits become retrieval context) just before each completion.
+    index (unsaved edits become retrieval context) just before each completion, through the
+    indexer's own rules (:meth:`indexer.workspace.Workspace.update`): a buffer whose path leads
+    out of the root through a symlink, a secret file, an ignored, vendored, binary or oversized
+    one is never indexed.
     """
 
     def __init__(
@@ -146,8 +171,10 @@ class InProcessClient:
         self._pending: dict[str, str | None] = {}
         self._lock = threading.Lock()
         self._started = False
-        #: Buffer updates written to the workspace index; whether indexing has finished.
+        #: Buffer updates written to the workspace index, and refused by its rules (a symlink out
+        #: of the root, a secret file, an ignored path, over the size limit); whether indexing has finished.
         self.buffers_pushed = 0
+        self.buffers_skipped = 0
         self.indexed = False
 
     def start(self) -> None:
@@ -225,8 +252,15 @@ class InProcessClient:
                     # a closed buffer's unsaved edits are gone: the file on disk (or its absence) is the truth
                     self._workspace.revert(path)
                 else:
-                    self._workspace.update(path, text)
+                    skipped = self._workspace.update(path, text)
+                    if skipped is not None:
+                        self.buffers_skipped += 1
+                        log.info("buffer %s is not indexed (%s)", path, skipped.replace("_", " "))
+                        continue
                 self.buffers_pushed += 1
+            except PathOutsideWorkspaceError as exc:
+                self.buffers_skipped += 1
+                log.info("buffer not indexed: %s", exc)
             except Exception:  # noqa: BLE001 - a buffer that cannot be parsed is no reason to fail
                 log.warning("could not update the index with %s", path, exc_info=True)
 

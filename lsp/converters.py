@@ -18,7 +18,8 @@ from lsprotocol import types
 
 UTF8, UTF16, UTF32 = "utf-8", "utf-16", "utf-32"
 
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+#: An LSP line break (CR LF, CR or LF).
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 #: The commands an item carries so that the editor tells us it was accepted.
 ACCEPT_COMMAND = "repocomplete.accept"
@@ -27,7 +28,7 @@ DISMISS_COMMAND = "repocomplete.dismiss"
 
 def lsp_line_starts(text: str) -> list[int]:
     """Offsets at which each line of ``text`` starts (the first is always 0)."""
-    return [0, *(match.end() for match in _LINE_BREAK.finditer(text))]
+    return [0, *(match.end() for match in LINE_BREAK.finditer(text))]
 
 
 def _char_width(char: str, encoding: str) -> int:

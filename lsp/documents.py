@@ -7,12 +7,13 @@ included, so offsets sent back to the client agree with its own.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from lsprotocol import types
 
-from lsp.converters import UTF16, lsp_line_starts, lsp_offset, lsp_position
+from lsp.converters import LINE_BREAK, UTF16, lsp_line_starts, lsp_offset, lsp_position
 
 
 @dataclass
@@ -45,12 +46,26 @@ class Document:
         """Apply one content change (a range replacement, or the whole text)."""
         change_range = getattr(change, "range", None)
         if change_range is None:
-            self.text = change.text
-        else:
-            start = self.offset_at(change_range.start)
-            end = max(start, self.offset_at(change_range.end))
-            self.text = self.text[:start] + change.text + self.text[end:]
-        self._starts = None
+            self.text, self._starts = change.text, None
+            return
+        start = self.offset_at(change_range.start)
+        end = max(start, self.offset_at(change_range.end))
+        old = self.text
+        self.text = old[:start] + change.text + old[end:]
+        self._starts = _shifted_starts(self._starts, old, start, end, change.text)
+
+
+def _shifted_starts(starts: list[int] | None, old: str, start: int, end: int, inserted: str) -> list[int] | None:
+    """Line starts after replacing ``old[start:end]`` by ``inserted``, without rescanning the
+    whole text (a keystroke in a 2.5 MB buffer rescanned 60 000 lines); None (recompute) when
+    a carriage return at an edge could join or split a CR LF pair."""
+    edges = old[start - 1:start] + old[end:end + 1] + inserted[:1] + inserted[-1:]
+    if starts is None or "\r" in edges:
+        return None
+    first, last = bisect_right(starts, start), bisect_right(starts, end)
+    delta = len(inserted) - (end - start)
+    added = [start + match.end() for match in LINE_BREAK.finditer(inserted)]
+    return starts[:first] + added + [offset + delta for offset in starts[last:]]
 
 
 class DocumentStore:

@@ -213,7 +213,11 @@ class CompletionService:
         if document is None or self.client is None or not self.settings.enabled_for(document.language_id):
             return None
         offset = document.offset_at(position)
-        prefix, suffix = document.text[:offset], document.text[offset:]
+        # Only a window around the cursor is ever looked at (the model's prompt budget): the
+        # cost of a keystroke does not grow with the buffer, nor the cache's memory.
+        text, settings = document.text, self.settings
+        prefix = _trim_prefix(text[max(0, offset - settings.max_prefix_chars - 1):offset], settings.max_prefix_chars)
+        suffix = _trim_suffix(text[offset:offset + settings.max_suffix_chars + 1], settings.max_suffix_chars)
         hit = self.cache.get(prefix, suffix)
         if hit is not None:
             return self._completion(hit.text, prefix, position, hit.entry.completion_id, hit.entry.choice_index, cached=True)
@@ -243,11 +247,7 @@ class CompletionService:
         if path and self.root and Path(path).is_relative_to(self.root):
             filepath = str(Path(path).relative_to(self.root))
         return CompletionRequest(
-            segments=Segments(
-                prefix=_trim_prefix(prefix, settings.max_prefix_chars),
-                suffix=_trim_suffix(suffix, settings.max_suffix_chars),
-                filepath=filepath,
-            ),
+            segments=Segments(prefix=prefix, suffix=suffix, filepath=filepath),  # windows already
             language=document.language_id or None,
             workspace=settings.workspace,
             adapter=settings.adapter_name(),
@@ -290,6 +290,7 @@ class CompletionService:
             "backend_requests": self.client.backend_requests() if isinstance(self.client, InProcessClient) else None,
             "torch_loaded": "torch" in sys.modules,
             "buffers_pushed": getattr(self.client, "buffers_pushed", None),
+            "buffers_skipped": getattr(self.client, "buffers_skipped", None),
             "indexed": getattr(self.client, "indexed", None),
             "cache_hits": self.cache.hits,
             "cache_misses": self.cache.misses,

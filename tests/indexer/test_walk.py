@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from indexer.errors import FileVanishedError, NotUtf8Error, RootNotDirectoryError
-from indexer.walk import WalkConfig, WalkEntry, read_text, walk
+from indexer.walk import WalkConfig, WalkEntry, ignored, read_text, walk
 
 GIT_ENV = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
@@ -266,3 +266,40 @@ def test_directory_ignored_by_an_enclosing_repo_is_walked_as_plain(repo):
     write(repo, "venv/lib/.gitignore", "skip.py\n")
     write(repo, "venv/lib/skip.py")
     assert [e.relpath for e in walk(repo / "venv")] == ["lib/.gitignore", "lib/mod.py"]
+
+
+# --- ignored(): one path at a time, as editor buffers arrive (issue 21.6) ---------------------
+
+IGNORE_CASES = [
+    ("build/x.py", True), ("a.log", True), ("sub/local.py", True), ("sub/other.py", False),
+    ("secret_stuff/a.py", True), (".git/config", True), ("src/a.py", False), ("new_dir/new.py", False),
+]
+
+
+def _ignore_files(root: Path) -> None:
+    write(root, ".gitignore", "build/\n*.log\n")
+    write(root, "sub/.gitignore", "local.py\n")
+    write(root, ".repocompleteignore", "secret_stuff/\n")
+
+
+@pytest.mark.parametrize("use_git", [False, True])
+def test_ignored_agrees_with_the_walk(tmp_path, use_git):
+    _ignore_files(tmp_path)
+    if use_git:
+        git(tmp_path, "init", "-q")
+    for rel, _ in IGNORE_CASES:
+        if not rel.startswith(".git/"):
+            write(tmp_path, rel)
+    listed = {entry.relpath for entry in walk(tmp_path)}
+    for rel, expected in IGNORE_CASES:
+        assert ignored(tmp_path, rel) is expected, rel
+        if not rel.startswith(".git/"):
+            assert (rel not in listed) is expected, rel
+
+
+def test_a_tracked_file_is_not_ignored_even_if_a_rule_matches(tmp_path):
+    _ignore_files(tmp_path)
+    write(tmp_path, "build/kept.py")
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-f", "build/kept.py")
+    assert ignored(tmp_path, "build/kept.py") is False and ignored(tmp_path, "build/other.py") is True

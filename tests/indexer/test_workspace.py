@@ -283,3 +283,32 @@ def test_a_script_without_a_main_guard_still_indexes(tmp_path, repo, mode):
     assert result.stdout.strip() == f"indexed {indexed}"
     if mode == "threaded":
         assert "parsing the remaining" in result.stderr and "__main__" in result.stderr
+
+
+# --- editor buffers go through the walk's rules (issue 21.6 / 21.7) ---------------------------
+
+def test_buffers_obey_the_walks_rules(tmp_path):
+    from indexer.errors import PathOutsideWorkspaceError
+
+    repo, outside = tmp_path / "repo", tmp_path / "outside"
+    (repo / "pkg").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "passwd").write_text("root:x:0:0\n")
+    (repo / "link").symlink_to(outside, target_is_directory=True)
+    (repo / ".gitignore").write_text("build/\n")
+    (repo / "pkg" / "mod.py").write_text("def saved_version():\n    pass\n")
+    with Workspace(repo, cache_dir=tmp_path / "cache") as ws:
+        ws.index()
+        for path in (repo / "link" / "passwd", repo / "link" / "new.py", outside / "passwd"):
+            with pytest.raises(PathOutsideWorkspaceError):
+                ws.update(path, "root:x:0:0\n")
+        assert ws.update(repo / ".env", "TOKEN=abc\n") == "secret_file"
+        assert ws.update(repo / "build" / "out.py", "x = 1\n") == "ignored"
+        assert ws.update(repo / "node_modules" / "m.js", "x\n") == "vendored"
+        assert ws.update(repo / "pkg" / "bin.py", "a\0b") == "binary"
+        assert ws.update(repo / "pkg" / "mod.py", "def live_version():\n    pass\n") is None
+        assert ws.symbols("live_version") and not ws.symbols("saved_version")
+        # the buffer grows past the size limit: the saved file is indexed again, not the buffer
+        assert ws.update(repo / "pkg" / "mod.py", "def huge_version():\n    pass\n" + "x = 1\n" * 200_000) == "too_large"
+        assert ws.symbols("saved_version") and not ws.symbols("huge_version") and not ws.symbols("live_version")
+        assert ws.files() == [".gitignore", "pkg/mod.py"]

@@ -8,12 +8,16 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-def serve_json(respond: Callable[[str, dict], dict], port: int = 0) -> ThreadingHTTPServer:
-    """Answer every POST with ``respond(path, body)`` as JSON, on 127.0.0.1:``port``, in a thread."""
+def serve_json(respond: Callable[[str, dict], dict], port: int = 0,
+               headers_seen: list[dict[str, str]] | None = None) -> ThreadingHTTPServer:
+    """Answer every POST with ``respond(path, body)`` as JSON, on 127.0.0.1:``port``, in a thread
+    (each request's headers appended to ``headers_seen`` when given)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if headers_seen is not None:
+                headers_seen.append(dict(self.headers))
             data = json.dumps(respond(self.path, body)).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")

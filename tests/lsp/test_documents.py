@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lsprotocol import types
 
-from lsp.converters import UTF8, UTF16, UTF32, lsp_offset, lsp_position
+from lsp.converters import UTF8, UTF16, UTF32, lsp_line_starts, lsp_offset, lsp_position
 from lsp.documents import DocumentStore
 
 # Pieces that stress the conversions: astral characters (surrogate pairs in UTF-16,
@@ -94,6 +94,8 @@ def test_random_incremental_edits_keep_text_identical(initial, edits, encoding):
             client = client[:start] + inserted + client[end:]
         document = store.change("file:///t.py", [change], version)
         assert document is not None and document.text == client and document.version == version
+        # line starts are shifted, not rescanned, after a range change: they must agree
+        assert document.line_starts == lsp_line_starts(client)
 
 
 def test_several_changes_in_one_notification_apply_in_order():

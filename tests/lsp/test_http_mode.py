@@ -113,3 +113,32 @@ def test_the_language_server_modules_import_no_model_code():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_a_password_in_the_server_url_is_never_echoed_yet_still_sent(spawn_lsp, tmp_path: Path):
+    """Issue 21.16: ``window/showMessage`` and the status notification echoed ``serverUrl`` whole."""
+    port, password = free_port(), "s3cretPw%21"      # percent-encoded "!", decoded when sent
+    log_file = tmp_path / "lsp.log"
+    lsp = spawn_lsp("--server-url", f"http://alice:{password}@127.0.0.1:{port}", "--log-level", "DEBUG",
+                    "--log-file", str(log_file))
+    lsp.initialize({"debounceMs": 0})
+    lsp.open("file:///down.py", "x = ")
+    assert lsp.inline("file:///down.py", 0, 4) is None          # down: an error message and status
+    headers: list[dict[str, str]] = []
+    server = serve_json(stand_in, port, headers)
+    try:
+        (item,) = lsp.inline("file:///down.py", 0, 4)["items"]    # up: the credentials still work
+        assert item["insertText"] == "standin()"
+    finally:
+        server.shutdown()
+        server.server_close()
+    import base64
+    assert headers[-1]["Authorization"] == "Basic " + base64.b64encode(b"alice:s3cretPw!").decode()
+    stats = lsp.stats()
+    assert lsp.shutdown_and_exit() == 0
+    shown = [m for m in lsp.notifications if m["method"] in ("window/showMessage", "repocomplete/status", "window/logMessage")]
+    assert any(f"127.0.0.1:{port}" in json.dumps(m) for m in shown)       # the URL is shown...
+    everything = json.dumps(lsp.notifications) + json.dumps(stats) + log_file.read_text()
+    everything += (tmp_path / "lsp-0.err").read_text()
+    for secret in ("s3cretPw", "alice:"):
+        assert secret not in everything                                     # ...its credentials never

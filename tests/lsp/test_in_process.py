@@ -102,3 +102,93 @@ def test_a_model_that_cannot_load_is_one_error_message_and_no_items(spawn_lsp, t
     shown = [m for m in lsp.notifications if m["method"] == "window/showMessage"]
     assert len(shown) == 1 and shown[0]["params"]["type"] == 1
     assert lsp.shutdown_and_exit() == 0
+
+
+# --- issue 21.6 / 21.7: editor buffers obey the indexer's rules; big buffers cost no more -----
+
+def _edit(lsp, uri: str, version: int, line: int, text: str) -> None:
+    lsp.notify("textDocument/didChange", {
+        "textDocument": {"uri": uri, "version": version},
+        "contentChanges": [{"range": {"start": {"line": line, "character": 0}, "end": {"line": line, "character": 0}},
+                            "text": text}],
+    })
+
+
+def test_buffers_outside_the_rules_never_reach_the_index(spawn_lsp, tmp_path):
+    """A symlink out of the repository (the review used one to /etc), a secret file, an ignored
+    file and an oversized buffer: opened, edited and closed in the editor, none is indexed."""
+    repo, outside = tmp_path / "repo", tmp_path / "outside"
+    (repo / "pkg").mkdir(parents=True)
+    outside.mkdir()
+    (repo / "pkg" / "ok.py").write_text("def ok():\n    return 1\n")
+    (repo / ".gitignore").write_text("build/\n")
+    passwd = "root_marker_q7:x:0:0:root:/root:/bin/bash\n"
+    (outside / "passwd").write_text(passwd)
+    (outside / "tool.py").write_text("def outside_marker_q7():\n    pass\n")
+    (repo / "etclink").symlink_to(outside, target_is_directory=True)
+    (repo / "pyetc.py").symlink_to(outside / "tool.py")
+    lsp = spawn_lsp(env=fake_env(tmp_path / "cache"))
+    lsp.initialize({"backend": "fake", "debounceMs": 0}, root=repo)
+    lsp.wait_notification(status_is("ready"), timeout=60)
+    refused = {
+        repo / "etclink" / "passwd": passwd,
+        repo / "etclink" / "tool.py": "def outside_marker_q7():\n    pass\n",
+        repo / "pyetc.py": "def outside_marker_q7():\n    pass\n",
+        repo / ".env": "API_KEY=live_marker_q7\n",
+        repo / "pkg" / "id_rsa": "secret_marker_q7\n",
+        repo / "build" / "gen.py": "def ignored_marker_q7():\n    pass\n",
+        repo / "pkg" / "huge.py": "def huge_marker_q7():\n    pass\n" + "x = 1\n" * 200_000,
+    }
+    for path, text in refused.items():
+        lsp.open(path.as_uri(), text)
+        _edit(lsp, path.as_uri(), 2, 0, "# edited\n")
+    good = (repo / "pkg" / "new.py").as_uri()
+    lsp.open(good, "def visible_marker_q7():\n    pass\n")
+    assert lsp.inline(good, 1, 4)["items"]                 # flushes every pending buffer
+    for path in refused:
+        lsp.notify("textDocument/didClose", {"textDocument": {"uri": path.as_uri()}})
+    _edit(lsp, good, 2, 0, "# edited\n")
+    assert lsp.inline(good, 2, 4)["items"]                 # flushes the closes (re-reading from disk)
+    stats = lsp.stats()
+    assert lsp.shutdown_and_exit() == 0
+    # every buffer refused once (open + edit coalesce), and the three symlinked ones on close too
+    assert stats["buffers_skipped"] == len(refused) + 3 and stats["buffers_pushed"] >= 2
+    with Workspace(repo, cache_dir=tmp_path / "cache") as index:
+        files = index.files()
+        assert "pkg/new.py" in files and index.symbols("visible_marker_q7")
+        assert not [f for f in files if f.startswith(("etclink", "build")) or f in ("pyetc.py", ".env", "pkg/id_rsa", "pkg/huge.py")]
+        stored = [row[0] for row in index.store.conn.execute("SELECT body FROM chunks UNION ALL SELECT name FROM symbols")]
+        assert not [text for text in stored if "_marker_q7" in text.replace("visible_marker_q7", "")]
+
+
+def test_a_keystroke_in_a_buffer_over_the_size_limit_costs_what_one_in_a_small_file_does(spawn_lsp, tmp_path):
+    """The review: a 2.5 MB buffer made every completion after a keystroke take 3-6 s (0.03 s small)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    lsp = spawn_lsp(env=fake_env(tmp_path / "cache"))
+    lsp.initialize({"backend": "fake", "debounceMs": 0}, root=repo)
+    lsp.wait_notification(status_is("ready"), timeout=60)
+    body = "".join(f"def function_{i}(value):\n    return value * {i} + len(str(value))\n\n" for i in range(40_000))
+    small_text, big_text = body[:2_000], body[: 2_500_000]
+    assert len(big_text.encode()) > 2_400_000
+
+    def keystrokes(name: str, text: str, count: int = 6) -> float:
+        uri = (repo / name).as_uri()
+        lines = text.count("\n")
+        lsp.open(uri, text)
+        lsp.inline(uri, lines // 2, 0)                      # the first completion (opening) is not timed
+        started = time.perf_counter()
+        for version in range(2, 2 + count):
+            _edit(lsp, uri, version, lines // 2, f"x{version} = ")
+            assert lsp.inline(uri, lines // 2, len(f"x{version} = ")) is not None
+        return (time.perf_counter() - started) / count
+
+    small = keystrokes("small.py", small_text)
+    big = keystrokes("big.py", big_text)
+    stats = lsp.stats()
+    assert lsp.shutdown_and_exit() == 0
+    print(f"keystroke + completion: small {small * 1000:.1f} ms, 2.5 MB {big * 1000:.1f} ms, ratio {big / small:.2f}")
+    assert big < 3 * small + 0.1, f"2.5 MB buffer: {big:.3f} s a keystroke vs {small:.3f} s"
+    assert stats["buffers_skipped"] >= 1                     # the big buffer was never indexed
+    with Workspace(repo, cache_dir=tmp_path / "cache") as index:
+        assert "big.py" not in index.files() and "small.py" in index.files()
