@@ -295,7 +295,7 @@ def editor_setup(url: str, python: str) -> str:
     settings = json.dumps(vscode_settings(url, python), indent=2)
     lines = [f"VS Code {MIN_VSCODE}+:",
              f"  code --install-extension {vsix_hint}",
-             "  then add to settings.json:",
+             "  then add to your user settings.json (pythonPath, serverUrl, token: user settings only):",
              *("    " + line for line in settings.splitlines()),
              "",
              f"Neovim {MIN_NEOVIM}+ (older ones lack vim.lsp.config; check with nvim --version), add to init.lua:",

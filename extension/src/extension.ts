@@ -1,7 +1,7 @@
 // The whole VS Code side: start `repocomplete lsp`, forward settings, show its status. No prompt logic here.
 import * as vscode from "vscode";
 import { LanguageClient, LanguageClientOptions, ServerOptions, TransportKind } from "vscode-languageclient/node";
-import { initializationOptions, needsRestart, parseStatus, serverCommand, statusBarText } from "./settings";
+import { initializationOptions, needsRestart, parseStatus, scopedSettings, serverCommand, statusBarText } from "./settings";
 
 let client: LanguageClient | undefined;
 let statusItem: vscode.StatusBarItem;
@@ -9,7 +9,13 @@ let output: vscode.OutputChannel;
 
 function settings() {
   const config = vscode.workspace.getConfiguration("repocomplete");
-  return (key: string) => config.get(key);
+  // machine settings from the user's settings only; model/adapter too while the workspace is untrusted
+  return scopedSettings((key) => config.inspect(key), vscode.workspace.isTrusted);
+}
+
+function sendSettings(): void {
+  // our own didChangeConfiguration (not `synchronize`), so the scoping above applies to changes too
+  void client?.sendNotification("workspace/didChangeConfiguration", { settings: initializationOptions(settings()) });
 }
 
 function showStatus(params: unknown): void {
@@ -26,8 +32,6 @@ async function startClient(): Promise<void> {
     documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
     initializationOptions: initializationOptions(settings()),
     outputChannel: output,
-    // settings changes reach the server as workspace/didChangeConfiguration
-    synchronize: { configurationSection: "repocomplete" },
   };
   client = new LanguageClient("repocomplete", "repocomplete", serverOptions, clientOptions);
   // inline completion (LSP 3.18) is a proposed feature in vscode-languageclient 9
@@ -66,8 +70,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.workspace.onDidChangeConfiguration(async (event) => {
       if (needsRestart((section) => event.affectsConfiguration(section))) {
         await restartClient();
+      } else if (event.affectsConfiguration("repocomplete")) {
+        sendSettings();
       }
     }),
+    vscode.workspace.onDidGrantWorkspaceTrust(sendSettings),
   );
   await startClient();
 }

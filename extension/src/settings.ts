@@ -12,6 +12,43 @@ export interface ServerStatus {
 /** Settings the language server understands (camelCase, as `initializationOptions`). */
 export const SERVER_SETTINGS = ["serverUrl", "token", "model", "adapter", "enable", "languages", "debounceMs", "maxTokens"] as const;
 
+/**
+ * Settings only the user's own settings may set (`"scope": "machine"` in package.json): a
+ * repository's `.vscode/settings.json` must not choose the interpreter the extension runs, nor
+ * the server (and token) its code is sent to. Enforced here too, for editors that ignore scopes.
+ */
+export const MACHINE_SETTINGS = ["pythonPath", "serverUrl", "token"] as const;
+
+/** Settings a workspace may set only once trusted: they name files the server loads. */
+export const TRUSTED_WORKSPACE_SETTINGS = ["model", "adapter"] as const;
+
+/** What VS Code's `WorkspaceConfiguration.inspect` reports for one setting. */
+export interface SettingInspection {
+  defaultValue?: unknown;
+  globalValue?: unknown;
+  workspaceValue?: unknown;
+  workspaceFolderValue?: unknown;
+}
+
+/**
+ * A getter that reads each setting from where it may come from: machine settings (and, in an
+ * untrusted workspace, model and adapter) from the user's settings or the default only;
+ * everything else from the most specific place that sets it.
+ */
+export function scopedSettings(inspect: (key: string) => SettingInspection | undefined, trusted: boolean): SettingGetter {
+  const userOnly = new Set<string>([...MACHINE_SETTINGS, ...(trusted ? [] : TRUSTED_WORKSPACE_SETTINGS)]);
+  return (key: string) => {
+    const found = inspect(key);
+    if (found === undefined) {
+      return undefined;
+    }
+    if (userOnly.has(key)) {
+      return found.globalValue ?? found.defaultValue;
+    }
+    return found.workspaceFolderValue ?? found.workspaceValue ?? found.globalValue ?? found.defaultValue;
+  };
+}
+
 /** Settings that change how the server process is started: a change restarts it. */
 export const RESTART_SETTINGS = ["pythonPath"] as const;
 

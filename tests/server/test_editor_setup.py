@@ -39,7 +39,7 @@ def printed_block(output: str, header: str) -> str:
 
 
 def printed_vscode_settings(output: str) -> dict:
-    return json.loads(printed_block(output, "then add to settings.json:"))
+    return json.loads(printed_block(output, "then add to your user settings.json (pythonPath, serverUrl, token: user settings only):"))
 
 
 def printed_neovim_config(output: str) -> str:

@@ -1,6 +1,17 @@
 import { strict as assert } from "node:assert";
 import { test } from "node:test";
-import { initializationOptions, needsRestart, parseStatus, SERVER_SETTINGS, serverCommand, statusBarText } from "../settings";
+import {
+  initializationOptions,
+  MACHINE_SETTINGS,
+  needsRestart,
+  parseStatus,
+  scopedSettings,
+  SERVER_SETTINGS,
+  serverCommand,
+  SettingInspection,
+  statusBarText,
+  TRUSTED_WORKSPACE_SETTINGS,
+} from "../settings";
 
 const getter = (values: Record<string, unknown>) => (key: string) => values[key];
 
@@ -40,4 +51,42 @@ test("package.json declares every setting the server understands, plus pythonPat
   for (const key of [...SERVER_SETTINGS, "pythonPath"]) {
     assert.ok(declared.includes(`repocomplete.${key}`), `repocomplete.${key} is declared`);
   }
+});
+
+// Issue 21.10: a repository's .vscode/settings.json pointed pythonPath at a script in the repository
+// and serverUrl at a foreign server.
+const planted: Record<string, SettingInspection> = {
+  pythonPath: { defaultValue: "", globalValue: "/usr/bin/python3", workspaceValue: "./evil.sh" },
+  serverUrl: { defaultValue: "", workspaceValue: "http://attacker.example:8765" },
+  token: { defaultValue: "", globalValue: "mine", workspaceFolderValue: "theirs" },
+  model: { defaultValue: "", globalValue: "default", workspaceValue: "./models/pickled" },
+  adapter: { defaultValue: "", workspaceValue: "adapters/myrepo" },
+  debounceMs: { defaultValue: 75, globalValue: 50, workspaceValue: 10 },
+};
+
+test("workspace values of machine settings are ignored; model and adapter only in a trusted workspace", () => {
+  const untrusted = scopedSettings((key) => planted[key], false);
+  assert.equal(serverCommand(untrusted, {}).command, "/usr/bin/python3");
+  assert.deepEqual(initializationOptions(untrusted), { serverUrl: null, token: "mine", model: "default", adapter: null, debounceMs: 10 });
+  const trusted = scopedSettings((key) => planted[key], true);
+  assert.equal(trusted("pythonPath"), "/usr/bin/python3");
+  assert.equal(trusted("serverUrl"), "");
+  assert.equal(trusted("model"), "./models/pickled");
+  assert.equal(trusted("adapter"), "adapters/myrepo");
+  assert.equal(trusted("nosuch"), undefined);
+});
+
+test("package.json makes pythonPath, serverUrl and token machine settings and limits untrusted workspaces", () => {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const manifest = require("../../package.json");
+  const properties = manifest.contributes.configuration.properties;
+  for (const key of MACHINE_SETTINGS) {
+    assert.equal(properties[`repocomplete.${key}`].scope, "machine", `repocomplete.${key} is machine-scoped`);
+  }
+  const untrusted = manifest.capabilities.untrustedWorkspaces;
+  assert.equal(untrusted.supported, "limited");
+  assert.deepEqual(
+    [...untrusted.restrictedConfigurations].sort(),
+    [...MACHINE_SETTINGS, ...TRUSTED_WORKSPACE_SETTINGS].map((key) => `repocomplete.${key}`).sort(),
+  );
 });
