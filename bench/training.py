@@ -60,7 +60,7 @@ def worker_bare(args) -> dict:
 
     from repocomplete.fim import get_template
     from training.data import load_manifest, read_samples
-    from training.finetune import BatchStream, collate, target_modules_for, tokenize_samples
+    from training.finetune import ALL_LINEAR, BatchStream, collate, tokenize_samples
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
@@ -68,7 +68,7 @@ def worker_bare(args) -> dict:
     samples = tokenize_samples(list(read_samples(args.data, "train")), tokenizer, template.end_tokens[0], args.seq_len)
     model = AutoModelForCausalLM.from_pretrained(args.model)
     model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05,
-                                             target_modules=target_modules_for(model), task_type="CAUSAL_LM"))
+                                             target_modules=ALL_LINEAR, task_type="CAUSAL_LM"))
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
     stream = BatchStream(len(samples), args.batch_size, seed=0)

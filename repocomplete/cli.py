@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "context": ("indexer.cli:context_main", "show the repository context retrieved at a position"),
     "serve": ("server.__main__:main", "serve completions over HTTP (Tabby- and OpenAI-compatible)"),
     "lsp": ("lsp.__main__:main", "run the language server (stdio or --tcp PORT)"),
-    "finetune": ("training.cli:finetune_main", "LoRA/QLoRA/full fine-tuning of a model on one repository"),
+    "finetune": ("training.finetune.cli:main", "LoRA/QLoRA/full fine-tuning of a model on one repository"),
     "pretrain": ("training.pretrain.cli:main", "train the embedded default model from a config"),
     "eval": ("evals.cli:main", "run an evaluation suite, or compare runs with `eval report`"),
 }

@@ -16,12 +16,9 @@ def test_import_linter_contracts_hold():
     assert "broken" not in result.stdout.lower() or "0 broken" in result.stdout.lower()
 
 
-#: Cycles another change is breaking right now (issue 20 item 6, helper "training");
-#: each entry is one strongly connected component, to be deleted when its fix lands.
-KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset({"training.cli", "training.finetune"}),
-    frozenset({"training.pretrain.cli", "training.pretrain.train"}),
-}
+#: Cycles another change is breaking right now; each entry is one strongly connected
+#: component, to be deleted when its fix lands.
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 def _strongly_connected_components(graph) -> list[frozenset[str]]:

@@ -56,3 +56,32 @@ def test_metrics_table_rows():
                                "after": {"heldout_loss": 1.5, "heldout_next_line_em": 0.5}}))
     assert rows == [("held-out loss (middle tokens)", "2.0000", "1.5000", "-0.5000"),
                     ("held-out next-line exact match", "25.0%", "50.0%", "+25.0 pt")]
+
+
+def test_warmup_cosine_schedule_golden_values():
+    from training.schedule import warmup_cosine
+
+    values = [warmup_cosine(s, peak=1.0, floor=0.1, warmup=2, total=6) for s in range(8)]
+    assert values == pytest.approx([0.5, 1.0, 1.0, 0.8681980515, 0.55, 0.2318019485, 0.1, 0.1])
+    assert warmup_cosine(5, peak=3e-4, floor=0.0, warmup=0, total=10) == pytest.approx(1.5e-4)
+
+
+def test_train_state_round_trips_and_reads_an_older_state_json():
+    from training.finetune import TrainState
+
+    state = TrainState(step=4, before={"heldout_loss": 2.0}, best_loss=1.5, best_step=4, history=[{"step": 4}])
+    assert TrainState.from_json(state.to_json()) == state
+    older = {**state.to_json(), "keep_checkpoints": 2}          # a key older checkpoints stored
+    assert TrainState.from_json(older) == state
+
+
+def test_lora_targets_every_projection_as_peft_resolves_all_linear(tiny_model_dir):
+    from training.finetune import FinetuneConfig
+    from training.finetune.model import load_model
+
+    model, targets = load_model(str(tiny_model_dir), FinetuneConfig(lora_r=2), cuda=False, bf16=False)
+    assert targets == ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
+    assert not any("lm_head" in name for name, _ in model.named_parameters() if "lora_" in name)
+    _, chosen = load_model(str(tiny_model_dir), FinetuneConfig(lora_r=2, target_modules=("q_proj",)), cuda=False,
+                           bf16=False)
+    assert chosen == ["q_proj"]

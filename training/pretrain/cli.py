@@ -13,14 +13,9 @@ import json
 import sys
 from pathlib import Path
 
-from repocomplete.errors import RepocompleteError
-from training.pretrain.config import PretrainConfig, load_pretrain_config
+from training.pretrain.config import PretrainConfig, PretrainError, load_pretrain_config
 
 STAGES = ("corpus", "tokenizer", "data", "train", "export")
-
-
-class PretrainError(RepocompleteError):
-    """A pretraining stage cannot run (missing inputs, checkpoint/config mismatch)."""
 
 
 def _log(*args) -> None:

@@ -18,6 +18,10 @@ from typing import Any
 from repocomplete.errors import RepocompleteError
 
 
+class PretrainError(RepocompleteError):
+    """A pretraining stage cannot run (missing inputs, checkpoint/config mismatch)."""
+
+
 class PretrainConfigError(RepocompleteError):
     """The pretraining config is missing, malformed or names an unknown key."""
 

@@ -1,19 +1,18 @@
 """Export a checkpoint as the embedded default model (``repocomplete/assets/default-model``).
 
 ``save_pretrained`` in safetensors shards of at most 16 MB plus the tokenizer and a
-``MODEL_CARD.md``, written to a temporary directory, verified (size, loads with
-``AutoModelForCausalLM``/``AutoTokenizer``, one forward pass), then swapped into place.
+``MODEL_CARD.md``, written to a staging folder, verified (size, loads with
+``AutoModelForCausalLM``/``AutoTokenizer``, one forward pass), then swapped into place
+(:mod:`training.publish`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from repocomplete.errors import RepocompleteError
+from training import publish
 from training.pretrain.config import PretrainConfig, load_pretrain_config
 from training.pretrain.tokenizer import TEMPLATE
 from training.pretrain.model import build_model, count_parameters
@@ -70,9 +69,8 @@ def export_model(cfg: PretrainConfig, run_dir: Path, out_dir: Path, *, which: st
 
     model, tokenizer, state = load_checkpoint_model(cfg, run_dir, which)
     out_dir = out_dir.resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".default-model-", dir=out_dir.parent))
-    try:
+    # mode: the shipped model must be readable by every user
+    with publish.publishing(out_dir, mode=0o755) as tmp:
         # The context the model was trained on, not the width of its position table: RoPE
         # positions past the training windows were never seen, and a prompt reaching them
         # comes out as noise. Serving budgets prompts from these two values.
@@ -106,23 +104,5 @@ def export_model(cfg: PretrainConfig, run_dir: Path, out_dir: Path, *, which: st
         size = _dir_mb(tmp)
         if size > cfg.export.max_total_mb:
             raise ExportError(f"exported model is {size:.1f} MB > {cfg.export.max_total_mb} MB")
-        # mkdtemp makes the directory private; the shipped model must be readable by every user
-        tmp.chmod(0o755)
-        for f in tmp.iterdir():
-            f.chmod(0o644)
-        _swap(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     log(f"exported step {info['step']} ({params:,} parameters, {size:.1f} MB) to {out_dir}")
     return {**info, "out_dir": str(out_dir), "size_mb": round(size, 2)}
-
-
-def _swap(new: Path, target: Path) -> None:
-    """Replace ``target`` with ``new``; readers see the old or the new directory, never a mix."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}-old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -10,7 +10,6 @@ have had. ``best.pt`` keeps the weights with the lowest held-out loss for export
 from __future__ import annotations
 
 import json
-import math
 import random
 import signal
 import time
@@ -20,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from training import checkpoint
-from training.pretrain.config import PretrainConfig
+from training.schedule import warmup_cosine
+from training.pretrain.config import PretrainConfig, PretrainError
 from training.pretrain.model import build_model, count_parameters
 
 
@@ -106,11 +106,8 @@ class _Ema:
 
 
 def lr_at(step: int, cfg) -> float:
-    """Linear warmup, then cosine decay to ``min_lr`` at ``max_steps``."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
-    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+    """Linear warmup, then cosine decay to ``min_lr`` at ``max_steps`` (the schedule fine-tuning uses too)."""
+    return warmup_cosine(step, peak=cfg.lr, floor=cfg.min_lr, warmup=cfg.warmup_steps, total=cfg.max_steps)
 
 
 def _data_key(run_dir: Path) -> str | None:
@@ -203,8 +200,6 @@ def train(cfg: PretrainConfig, run_dir: Path, *, vocab_size: int, eos_token_id: 
 
     for split in ("train", "test"):
         if not (run_dir / f"data/{split}.bin").exists() or (run_dir / f"data/{split}.bin").stat().st_size == 0:
-            from training.pretrain.cli import PretrainError
-
             raise PretrainError(f"the {split} split is empty: give the corpus more files or a larger test_percent")
     data_key = _data_key(run_dir)
     train_windows = Windows(run_dir / "data/train.bin", run_dir / "data/train_starts.npy", cfg.data.block_size, tc.seed)

@@ -9,7 +9,9 @@ import sys
 
 from indexer.fim_data import SpanConfig
 from training.data import DataConfig
-from training.finetune import METHODS, FinetuneConfig, finetune, metrics_table
+from training.finetune.config import METHODS, FinetuneConfig
+from training.finetune.evaluation import metrics_table
+from training.finetune.run import finetune
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +68,7 @@ def _data_config(args) -> DataConfig:
                       prompt_tokens=max(64, args.max_seq_len * 3 // 4))
 
 
-def finetune_main(argv: list[str]) -> int:
+def main(argv: list[str]) -> int:
     """Entry point of ``repocomplete finetune``."""
     args = build_parser().parse_args(argv)
     config = FinetuneConfig(
