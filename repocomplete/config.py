@@ -133,6 +133,7 @@ def load_config(
     section: str | None = None,
     env_prefix: str | None = "REPOCOMPLETE_",
     overrides: Mapping[str, Any] | None = None,
+    overrides_from: str = "overrides",
 ) -> T:
     """Build ``cls`` from defaults < TOML (``section``, dotted) < environment < ``overrides``.
 
@@ -143,7 +144,7 @@ def load_config(
     values: dict[str, Any] = {}
 
     if toml_path is not None:
-        for key, raw in _read_toml(Path(toml_path), section).items():
+        for key, raw in read_toml(Path(toml_path), section).items():
             _check_key(key, valid, f"{toml_path}" + (f" [{section}]" if section else ""))
             values[key] = _coerce(raw, hints[key], f"{key} (in {toml_path})", from_text=False, choices=field_choices(cls, key))
 
@@ -157,13 +158,16 @@ def load_config(
     for key, raw in (overrides or {}).items():
         if raw is None:
             continue
-        _check_key(key, valid, "overrides")
-        values[key] = _coerce(raw, hints[key], key, from_text=False, choices=field_choices(cls, key))
+        _check_key(key, valid, overrides_from)
+        where = key if overrides_from == "overrides" else f"{key} (in {overrides_from})"
+        values[key] = _coerce(raw, hints[key], where, from_text=False, choices=field_choices(cls, key))
 
     return cls(**values)
 
 
-def _read_toml(path: Path, section: str | None) -> dict[str, Any]:
+def read_toml(path: Path, section: str | None = None) -> dict[str, Any]:
+    """The table ``section`` (dotted; None: the whole file) of a TOML file; ConfigError (one line)
+    when the file is missing or invalid."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

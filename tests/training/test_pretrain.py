@@ -143,7 +143,7 @@ def test_config_rejects_unknown_keys_and_applies_gpu_overrides(tmp_path):
     assert load_pretrain_config(path).model.hidden_size == 64
     assert load_pretrain_config(path, gpu=True).model.hidden_size == 128
     path.write_text("[model]\nhiden_size = 64\n")
-    with pytest.raises(PretrainConfigError, match="hiden_size.*valid: .*hidden_size"):
+    with pytest.raises(PretrainConfigError, match="hiden_size.*valid keys: .*hidden_size"):
         load_pretrain_config(path)
 
 
@@ -325,3 +325,24 @@ def test_echo_holes_is_a_share(tmp_path):
     bad.write_text("[data]\necho_holes = -0.1\n")
     with pytest.raises(PretrainConfigError, match="echo_holes"):
         load_pretrain_config(bad)
+
+
+def test_no_config_default_is_a_path_of_one_machine(tmp_path, monkeypatch):
+    import sysconfig
+
+    monkeypatch.setenv("REPOCOMPLETE_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = load_pretrain_config(Path(__file__).parents[2] / "training/configs/default-model.toml")
+    assert cfg.corpus.stdlib_root == sysconfig.get_paths()["stdlib"]
+    assert (Path(cfg.corpus.humaneval_dir) / "HumanEval.jsonl.gz").is_file()
+    assert cfg.resolved_run_dir() == tmp_path / "cache" / "pretrain-runs" / "default-model"
+    gpu = load_pretrain_config(Path(__file__).parents[2] / "training/configs/default-model.toml", gpu=True)
+    assert gpu.resolved_run_dir().name == "default-model-gpu"
+    text = (Path(__file__).parents[2] / "training/configs/default-model.toml").read_text()
+    assert not [line for line in text.splitlines() if '= "/' in line]
+
+
+def test_a_wrongly_typed_value_is_a_one_line_error(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[model]\nhidden_size = "big"\n')
+    with pytest.raises(PretrainConfigError, match=r"hidden_size \(in \[model\] of .*c.toml\).*'big' is not int"):
+        load_pretrain_config(path)

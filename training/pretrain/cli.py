@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
         gpu = torch.cuda.is_available()
     cfg = load_pretrain_config(args.config, gpu=gpu)
-    run_dir = Path(args.out or cfg.run_dir)
+    run_dir = Path(args.out) if args.out else cfg.resolved_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     summary: dict = {"run_dir": str(run_dir), "variant": "gpu" if gpu else "cpu"}
     if args.only != "export":

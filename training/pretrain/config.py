@@ -2,7 +2,13 @@
 
 The TOML has sections ``[corpus]``, ``[tokenizer]``, ``[data]``, ``[model]``, ``[train]``,
 ``[export]``; a ``[gpu.<section>]`` table overrides keys when CUDA is available, so one
-command trains the small CPU model here and a larger variant on a GPU host.
+command trains the small CPU model here and a larger variant on a GPU host. Each section is
+loaded by :func:`repocomplete.config.load_config` (the loader of every config: type checks,
+one-line errors naming the valid keys).
+
+No default is a path of one machine: the corpus roots come from ``sysconfig`` (this
+interpreter's stdlib and site-packages) and ``PATH`` (racket), HumanEval from the copy under
+``evals/data``, and a relative ``run_dir`` lives under ``<cache dir>/pretrain-runs/``.
 """
 
 from __future__ import annotations
@@ -10,12 +16,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import tomllib
+import shutil
+import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from repocomplete.errors import RepocompleteError
+from indexer.config import cache_root
+from repocomplete.config import load_config, read_toml
+from repocomplete.errors import ConfigError, RepocompleteError
 
 
 class PretrainError(RepocompleteError):
@@ -29,11 +38,11 @@ class PretrainConfigError(RepocompleteError):
 @dataclass
 class CorpusConfig:
     #: Python standard library (PSF-2.0); its ``test/`` folder is included unless listed here.
-    stdlib_root: str = "/root/.pyenv/versions/3.11.7/lib/python3.11"
+    stdlib_root: str = field(default_factory=lambda: sysconfig.get_paths()["stdlib"])
     #: Installed packages; only distributions with a permissive license are read.
-    site_packages: str = "/work/main/.venv/lib/python3.11/site-packages"
+    site_packages: str = field(default_factory=lambda: sysconfig.get_paths()["purelib"])
     #: Racket's collects and distribution packages (info.rkt license must be MIT/Apache).
-    racket_root: str = "/usr/share/racket"
+    racket_root: str = field(default_factory=lambda: _racket_root())
     #: Stdlib packages never trained on: the repository evals run on them.
     eval_heldout: list[str] = field(default_factory=lambda: [
         "email", "json", "http", "logging", "asyncio", "xml", "urllib", "sqlite3", "unittest",
@@ -45,7 +54,7 @@ class CorpusConfig:
         "ensurepip", "config-3.11-x86_64-linux-gnu",
     ])
     #: HumanEval and the infilling sets: any corpus file containing one of their functions is dropped.
-    humaneval_dir: str = "/work/shared/data/humaneval"
+    humaneval_dir: str = str(Path(__file__).resolve().parents[2] / "evals" / "data" / "humaneval")
     extensions: list[str] = field(default_factory=lambda: [".py", ".rkt"])
     max_file_bytes: int = 200_000
     #: Caps keep one huge distribution (torch) from dominating the mix.
@@ -168,8 +177,9 @@ class ExportConfig:
 
 @dataclass
 class PretrainConfig:
-    #: Run directory (corpus, tokenizer, data, checkpoints); outside the repository.
-    run_dir: str = "/work/pretrain-runs/default-model"
+    #: Run directory (corpus, tokenizer, data, checkpoints); outside the repository. A relative
+    #: one is under ``<cache dir>/pretrain-runs/`` (see :meth:`resolved_run_dir`).
+    run_dir: str = "default-model"
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -180,20 +190,15 @@ class PretrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def resolved_run_dir(self) -> Path:
+        """``run_dir``, a relative one under ``<cache dir>/pretrain-runs/``."""
+        path = Path(self.run_dir).expanduser()
+        return path if path.is_absolute() else cache_root() / "pretrain-runs" / path
+
     def stage_hash(self, *sections: str) -> str:
         """A short hash of the named sections: a stage is redone when its inputs change."""
         data = {name: dataclasses.asdict(getattr(self, name)) for name in sections}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def _fill(cls, values: dict[str, Any], where: str):
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise PretrainConfigError(
-            f"unknown key(s) {', '.join(unknown)} in [{where}]; valid: {', '.join(sorted(known))}"
-        )
-    return cls(**values)
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -206,6 +211,12 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _racket_root() -> str:
+    """Racket's share folder next to the ``racket`` on PATH (``/usr/bin/racket`` -> ``/usr/share/racket``)."""
+    racket = shutil.which("racket")
+    return str(Path(racket).resolve().parent.parent / "share" / "racket") if racket else ""
+
+
 SECTIONS = {
     "corpus": CorpusConfig, "tokenizer": TokenizerConfig, "data": DataConfig,
     "model": ModelConfig, "train": TrainConfig, "export": ExportConfig,
@@ -215,20 +226,22 @@ SECTIONS = {
 def load_pretrain_config(path: str | Path | None, *, gpu: bool = False,
                          overrides: dict[str, Any] | None = None) -> PretrainConfig:
     """Read a TOML config; with ``gpu`` the ``[gpu.*]`` tables override the CPU values."""
-    raw: dict[str, Any] = {}
-    if path is not None:
-        try:
-            raw = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise PretrainConfigError(f"config file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise PretrainConfigError(f"config {path} is not valid TOML: {exc}") from None
+    try:
+        return _load(path, gpu, overrides)
+    except ConfigError as exc:
+        raise PretrainConfigError(str(exc)) from None
+
+
+def _load(path: str | Path | None, gpu: bool, overrides: dict[str, Any] | None) -> PretrainConfig:
+    raw: dict[str, Any] = read_toml(Path(path)) if path is not None else {}
     gpu_raw = raw.pop("gpu", {})
     if gpu:
         raw = _merge(raw, gpu_raw)
     raw = _merge(raw, overrides or {})
     top = {k: v for k, v in raw.items() if k not in SECTIONS}
-    sections = {name: _fill(cls, raw.get(name, {}), name) for name, cls in SECTIONS.items()}
+    where = f" of {path}" if path is not None else ""
+    sections = {name: load_config(cls, env_prefix=None, overrides=raw.get(name, {}), overrides_from=f"[{name}]{where}")
+                for name, cls in SECTIONS.items()}
     from repocomplete.fim import FIM_ORDERS
 
     if sections["export"].fim_order not in FIM_ORDERS:
@@ -239,4 +252,4 @@ def load_pretrain_config(path: str | Path | None, *, gpu: bool = False,
         value = getattr(sections["data"], share)
         if not 0.0 <= value <= 1.0:
             raise PretrainConfigError(f"[data] {share} is a share between 0 and 1, got {value!r}")
-    return _fill(PretrainConfig, {**top, **sections}, "top level")
+    return load_config(PretrainConfig, env_prefix=None, overrides={**top, **sections}, overrides_from=f"the top level{where}")
