@@ -14,6 +14,7 @@ from server.auth import AccessGuard
 from server.errors import install_error_handlers
 from repocomplete.events import EventStore
 from server.limits import BodyLimit, Limiter
+from server.methods import Options
 from server.metrics import RequestMetrics, ServerMetrics
 from server.paths import PathPolicy
 from server.routers import completions, events, health, metrics, openai, workspaces
@@ -93,6 +94,7 @@ def create_app(settings: ServerSettings, *, engine=None) -> FastAPI:
     install_error_handlers(app)
     _document_limits(app, settings)
     # Added last = outermost: metrics see every status, the guard runs before any body is read.
+    app.add_middleware(Options, routes_of=app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessGuard, allowed_hosts=settings.host_allowlist(), tokens=settings.all_tokens(),
                        admin_tokens=settings.admin_tokens)

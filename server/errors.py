@@ -133,6 +133,20 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
+def json_error_message(exc: RequestValidationError) -> str | None:
+    """``invalid JSON at line L, column C: <reason>`` when the body was not JSON, else None."""
+    for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            loc = err.get("loc") or ()
+            pos = loc[-1] if loc and isinstance(loc[-1], int) else 0
+            doc = exc.body if isinstance(exc.body, str) else ""
+            line = doc.count("\n", 0, pos) + 1
+            column = pos - (doc.rfind("\n", 0, pos) + 1) + 1
+            reason = (err.get("ctx") or {}).get("error") or "not JSON"
+            return f"invalid JSON at line {line}, column {column}: {reason}"
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on ``app`` (called once by ``create_app``)."""
 
@@ -142,12 +156,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        invalid_json = json_error_message(exc)
+        if invalid_json is not None:  # not JSON at all: 400, as every JSON API answers
+            return error_response(400, "invalid_json", invalid_json)
         return error_response(422, "invalid_request", _validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        from server.methods import allowed_methods
+
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, kind, str(exc.detail), getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path))
+        return error_response(exc.status_code, kind, str(exc.detail), headers or None)
 
     @app.exception_handler(Exception)
     async def _bug(_: Request, exc: Exception) -> JSONResponse:
@@ -159,8 +181,9 @@ def _error_responses() -> dict:
     from server.schemas import ErrorOut
 
     described = {
-        400: "invalid request", 401: "missing or invalid bearer token", 403: "Host header not allowed",
-        404: "unknown workspace, adapter or model", 413: "body or prompt too large", 422: "invalid request body",
+        400: "invalid request or invalid JSON", 401: "missing or invalid bearer token", 403: "Host header, path or (without an admin token) operation not allowed",
+        404: "unknown workspace, adapter or model", 408: "request body not received in time", 409: "conflict (e.g. still indexing)",
+        413: "body or prompt too large", 422: "invalid request body",
         429: "overloaded (see Retry-After)", 499: "client disconnected", 503: "queue timeout or backend unavailable",
         504: "request timeout",
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints, model_validator
 
 from indexer.retrieve.sources import SOURCES
 from repocomplete.types import MAX_CHOICES, MAX_TEMPERATURE
@@ -48,10 +48,31 @@ def valid_unicode(value: Any) -> Any:
     return value
 
 
-class Tolerant(BaseModel):
-    """Base for request bodies: unknown fields are accepted and dropped; text is valid Unicode."""
+def _no_bool_or_text(value: Any) -> Any:
+    if isinstance(value, (bool, str)):
+        raise ValueError("must be an integer (not a boolean or a string)")
+    return value
 
-    model_config = ConfigDict(extra="ignore")
+
+def integer(**bounds: int) -> Any:
+    """An integer field with ``bounds`` (ge, le): ``true`` and ``"64"`` are refused; ``3.0`` is
+    accepted, as JSON Schema's ``integer`` accepts it (``3.5`` is refused)."""
+    return Annotated[int, Field(**bounds), Strict(False), BeforeValidator(_no_bool_or_text)]
+
+
+PositiveInt = integer(ge=1)
+ChoiceCount = integer(ge=1, le=MAX_CHOICES)
+ChoiceIndex = integer(ge=0, le=1_000_000)
+Seed = integer(ge=0, le=MAX_SEED)
+Count = integer(ge=0, le=MAX_COUNT)
+
+
+class Tolerant(BaseModel):
+    """Base for request bodies: unknown fields are accepted and dropped; text is valid Unicode;
+    types are strict (``true`` is no integer, ``1`` no boolean, ``"64"`` no number; an integer
+    is still a valid float)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -106,17 +127,17 @@ _SEGMENTS_OR_RAW_PROMPT = {"anyOf": [
 class CompletionIn(Tolerant):
     """``POST /v1/completions``: DESIGN.md's contract, a superset of Tabby's request."""
 
-    model_config = ConfigDict(extra="ignore", json_schema_extra=_SEGMENTS_OR_RAW_PROMPT)
+    model_config = ConfigDict(extra="ignore", strict=True, json_schema_extra=_SEGMENTS_OR_RAW_PROMPT)
 
     language: str | None = None
     segments: SegmentsIn | None = None
     workspace: PathText | None = None
     adapter: PathText | None = None
-    max_tokens: int = Field(64, ge=1)
+    max_tokens: PositiveInt = 64
     temperature: float = Field(0.0, ge=0.0, le=MAX_TEMPERATURE, allow_inf_nan=False)
     top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
-    n: int = Field(1, ge=1, le=MAX_CHOICES)
-    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    n: ChoiceCount = 1
+    seed: Seed | None = None
     mode: Literal["auto", "line", "multiline"] = "auto"
     stop: list[str] | None = None
     sources: list[SourceName] | None = None
@@ -165,13 +186,13 @@ class EventIn(Tolerant):
 
     type: str = Field(..., min_length=1, max_length=64)
     completion_id: str | None = Field(None, max_length=256)
-    choice_index: int = Field(0, ge=0, le=1_000_000)
+    choice_index: ChoiceIndex = 0
     view_id: str | None = Field(None, max_length=256)
     #: Ours.
-    elapsed_ms: int | None = Field(None, ge=0, le=MAX_COUNT)
+    elapsed_ms: Count | None = None
     #: Tabby's name for ``elapsed_ms``.
-    elapsed: int | None = Field(None, ge=0, le=MAX_COUNT)
-    accepted_chars: int | None = Field(None, ge=0, le=MAX_COUNT)
+    elapsed: Count | None = None
+    accepted_chars: Count | None = None
     select_kind: str | None = Field(None, max_length=64)
 
 
@@ -261,13 +282,13 @@ class OpenAICompletionIn(Tolerant):
     model: str | None = None
     prompt: str | list[str] = ""
     suffix: str | None = None
-    max_tokens: int | None = Field(None, ge=1)
+    max_tokens: PositiveInt | None = None
     temperature: float | None = Field(None, ge=0.0, le=MAX_TEMPERATURE, allow_inf_nan=False)
     top_p: float | None = Field(None, gt=0.0, le=1.0, allow_inf_nan=False)
-    n: int = Field(1, ge=1, le=MAX_CHOICES)
+    n: ChoiceCount = 1
     stream: bool = False
     stop: str | list[str] | None = None
-    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    seed: Seed | None = None
     user: str | None = None
 
 

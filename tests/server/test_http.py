@@ -113,7 +113,7 @@ def test_metrics_count_requests_by_route_and_status_and_time_stages(shared_serve
 @pytest.mark.parametrize(("request_kwargs", "status", "error_type"), [
     ({"json": {**BODY, "workspace": "nowhere"}}, 404, "workspace_not_found"),
     ({"json": {**BODY, "adapter": "nope"}}, 404, "adapter_error"),
-    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "invalid_request"),
+    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "invalid_json"),
     ({"json": {**BODY, "max_tokens": 10**9}}, 400, "invalid_request"),
     ({"json": {**BODY, "temperature": -1}}, 422, "invalid_request"),
 ])

@@ -227,3 +227,63 @@ def test_health_without_a_token_shows_no_server_paths(serve, tmp_path):
     assert health.status_code == 200
     assert str(tmp_path) not in health.text and "secret-location" not in health.text
     assert health.json()["adapters"] == ["mine"] and health.json()["workspaces"] == ["repo"]
+
+
+# -- 21.15 / 24.7: the API refuses what it should, in words ------------------------------------
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("max_tokens", True), ("n", True), ("seed", False), ("max_tokens", "64"), ("n", 2.5),
+    ("temperature", True), ("stream", 1), ("stream", "true"),
+])
+def test_booleans_are_not_integers_nor_the_reverse(shared_server, field, value):
+    with shared_server.client() as http:
+        reply = http.post("/v1/completions", json={**BODY, field: value})
+        openai_reply = http.post("/openai/v1/completions", json={"prompt": PREFIX, field: value})
+    assert reply.status_code == 422, reply.text
+    assert field in reply.json()["error"]["message"]
+    assert openai_reply.status_code == 422, openai_reply.text
+
+
+def test_options_lists_the_methods_of_the_path_and_405_says_the_same(shared_server):
+    for path, methods in (("/v1/completions", "OPTIONS, POST"), ("/v1/health", "GET, OPTIONS, POST"),
+                          ("/v1/workspaces/x", "DELETE, GET, OPTIONS")):
+        reply = httpx.options(f"{shared_server.url}{path}")
+        assert reply.status_code == 204, (path, reply.text)
+        assert reply.headers["allow"] == methods
+        assert not [h for h in reply.headers if h.lower().startswith("access-control-")]
+    wrong = httpx.put(f"{shared_server.url}/v1/completions")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "OPTIONS, POST"
+    assert httpx.options(f"{shared_server.url}/v2/nothing").status_code == 404
+
+
+def test_options_needs_the_token_like_every_route(serve):
+    served = serve(token=USER)
+    assert httpx.options(f"{served.url}/v1/completions").status_code == 401
+    assert httpx.options(f"{served.url}/v1/completions", headers={"Authorization": f"Bearer {USER}"}).status_code == 204
+
+
+@pytest.mark.parametrize(("body", "where"), [
+    (b'{"segments": {"prefix": "x"}, "max_tokens": }', "line 1, column 45"),
+    (b'{\n  "segments": {"prefix": "x"},\n  "n": 1,,\n}', "line 3, column 10"),
+    (b"{not json", "line 1, column 2"),
+])
+def test_malformed_json_is_400_with_the_position_in_words(shared_server, body, where):
+    with shared_server.client() as http:
+        for path in ("/v1/completions", "/openai/v1/completions", "/v1/events"):
+            reply = http.post(path, content=body, headers={"content-type": "application/json"})
+            assert reply.status_code == 400, reply.text
+            error = reply.json()["error"]
+            assert error["type"] == "invalid_json"
+            assert error["message"].startswith(f"invalid JSON at {where}: "), error["message"]
+
+
+def test_a_request_with_nothing_to_complete_is_refused(shared_server):
+    """24.7: no segments (and no raw prompt) generated 22 s of licence header; Tabby answers 400."""
+    with shared_server.client() as http:
+        for body in ({}, {"language": "python", "max_tokens": 8}, {"segments": None}, {"debug_options": {"raw_prompt": True}}):
+            reply = http.post("/v1/completions", json=body)
+            assert reply.status_code == 400, (body, reply.text)
+            assert "segments is required" in reply.json()["error"]["message"]
+        assert http.post("/v1/completions", json={"debug_options": {"raw_prompt": "print("}}).status_code == 200
+        assert http.post("/v1/completions", json={"segments": {"prefix": ""}}).status_code == 200
