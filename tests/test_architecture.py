@@ -16,11 +16,6 @@ def test_import_linter_contracts_hold():
     assert "broken" not in result.stdout.lower() or "0 broken" in result.stdout.lower()
 
 
-#: Cycles another change is breaking right now; each entry is one strongly connected
-#: component, to be deleted when its fix lands.
-KNOWN_CYCLES: set[frozenset[str]] = set()
-
-
 def _strongly_connected_components(graph) -> list[frozenset[str]]:
     """Tarjan's algorithm, iterative (the graph has hundreds of modules); components of 2+ modules."""
     index: dict[str, int] = {}
@@ -79,7 +74,7 @@ def test_no_import_cycles_lazy_imports_included():
     import grimp
 
     graph = grimp.build_graph("repocomplete", "indexer", "server", "lsp", "training", "evals", cache_dir=None)
-    cycles = [sorted(c) for c in _strongly_connected_components(graph) if c not in KNOWN_CYCLES]
+    cycles = [sorted(c) for c in _strongly_connected_components(graph)]
     assert not cycles, f"import cycles: {cycles}"
 
 
