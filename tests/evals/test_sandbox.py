@@ -170,3 +170,23 @@ def test_the_host_filesystem_is_read_only_outside_the_sandbox_folder(tmp_path):
     raw = execute([sys.executable, "-I", "-S", "-c", program], {}, SandboxLimits(timeout_s=10.0))
     assert raw.passed and raw.stdout.strip() == "denied", raw.stderr
     assert not target.exists()
+
+
+@pytest.mark.parametrize("language", ["r", "racket"])
+def test_r_and_racket_get_no_network_and_no_host_writes_either(monkeypatch, listener, tmp_path, language):
+    """The kernel's filter and rule set hold for every runtime, not only Python's guard."""
+    from evals.sandbox import run_r, run_racket
+    from tests.conftest import skip_or_fail_without
+
+    skip_or_fail_without("Rscript" if language == "r" else "racket")
+    _without_namespace(monkeypatch)
+    port, target = listener.getsockname()[1], tmp_path / "planted.txt"
+    if language == "r":
+        result = run_r(f'con <- socketConnection("127.0.0.1", {port}, blocking=TRUE, timeout=3)\n')
+        written = run_r(f'writeLines("x", "{target}")\n')
+    else:
+        result = run_racket(f'#lang racket\n(tcp-connect "127.0.0.1" {port})\n')
+        written = run_racket(f'#lang racket\n(with-output-to-file "{target}" (lambda () (displayln "x")))\n')
+    assert result.status == "failed" and not _connected(listener)
+    if sandbox_info().filesystem_confined:
+        assert written.status == "failed" and not target.exists()
