@@ -149,9 +149,10 @@ def is_catalog_name(spec: str) -> bool:
 def choose_interactive(entries: list[CatalogEntry], installed: set[str], *, cores: int, gpu: bool) -> tuple[CatalogEntry, str]:
     """The catalogue model `repocomplete run` serves, and why, in one line.
 
-    On a GPU or 8+ CPU cores the best model (highest ``quality``); on fewer cores the smallest
-    (a single line must come back in about a second: the 1.5B is ~3x slower than the 0.5B). A
-    model already installed is used rather than downloading another.
+    On a GPU or 8+ CPU cores the best model (highest ``quality``); on fewer cores the smallest,
+    because a completion must come back while the user is still typing (the 1.5B was 1.4-4.5x
+    slower than the 0.5B per request on 2 cores, issue 22's measurements). A model already
+    installed is used rather than downloading another.
     """
     if not entries:
         raise ValueError("no catalogue model to choose from")
@@ -159,7 +160,8 @@ def choose_interactive(entries: list[CatalogEntry], installed: set[str], *, core
     ideal = (max(entries, key=lambda e: (e.quality, -e.size)) if roomy
              else min(entries, key=lambda e: (e.size, -e.quality)))
     where = "a GPU" if gpu else f"{cores} CPU cores"
-    why = ("the most accurate model" if roomy else "the smallest model, the one fast enough to answer a line in about a second")
+    why = ("the most accurate model" if roomy else
+           "the smallest model, the quickest to answer (larger ones are more accurate but several times slower on a CPU)")
     if ideal.name in installed:
         return ideal, f"{ideal.name} ({ideal.params}, installed): on {where} it is {why}"
     others = [e for e in entries if e.name in installed]
