@@ -111,6 +111,41 @@ def parse_adapters(specs: Sequence[str] | None) -> dict[str, str]:
     return dict(parse_adapter(spec) for spec in specs or ())
 
 
+def add_config_flags(parser: Any, cls: type, flags: Mapping[str, str]) -> None:
+    """Add one command-line flag per field of config dataclass ``cls``: ``flags`` maps field name
+    -> flag (``{"port": "--port"}``). Help text, default and choices come from the field, so they
+    are stated once. A list field's flag repeats; a bool field's is a switch; a flag not given
+    leaves the value to the config file and environment (see :func:`flag_overrides`)."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name, flag in flags.items():
+        f, tp = fields[name], hints[name]
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        base = inner[0] if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(inner) == 1 else tp
+        default = f.default if f.default is not dataclasses.MISSING else None
+        shown = f" (default: {default})" if default not in (None, "", [], {}, False) else ""
+        if typing.get_origin(base) is list:
+            shown += " (repeatable)"
+        kwargs: dict[str, Any] = {"dest": name, "default": None, "help": (f.metadata.get("help", "") + shown).replace("%", "%%")}
+        choices = field_choices(cls, name) or (typing.get_args(base) if typing.get_origin(base) is Literal else None)
+        if choices:
+            kwargs["choices"] = choices
+        if base is not bool and not choices:
+            kwargs["metavar"] = flag.lstrip("-").upper().replace("-", "_")
+        if base is bool:
+            kwargs["action"] = "store_true"
+        elif typing.get_origin(base) is list:
+            kwargs["action"] = "append"
+        elif base in (int, float):
+            kwargs["type"] = base
+        parser.add_argument(flag, **kwargs)
+
+
+def flag_overrides(args: Any, flags: Mapping[str, str]) -> dict[str, Any]:
+    """The values of :func:`add_config_flags` flags, as ``load_config`` overrides (None: not given)."""
+    return {name: getattr(args, name) for name in flags}
+
+
 def config_keys(cls: type) -> list[str]:
     """Names of a config dataclass's fields."""
     return [f.name for f in dataclasses.fields(cls)]
@@ -145,11 +180,12 @@ def load_config(
 
     if toml_path is not None:
         for key, raw in read_toml(Path(toml_path), section).items():
-            _check_key(key, valid, f"{toml_path}" + (f" [{section}]" if section else ""))
+            _check_key(key, [k for k in valid if not dataclasses.is_dataclass(hints[k])],
+                       f"{toml_path}" + (f" [{section}]" if section else ""))
             values[key] = _coerce(raw, hints[key], f"{key} (in {toml_path})", from_text=False, choices=field_choices(cls, key))
 
     if env_prefix:
-        for key in valid:
+        for key in (k for k in valid if not dataclasses.is_dataclass(hints[k])):  # nested configs load themselves
             name = f"{env_prefix}{key.upper()}"
             if name in os.environ:
                 values[key] = _coerce(os.environ[name], hints[key], f"{key} (from ${name})", from_text=True,

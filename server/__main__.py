@@ -6,10 +6,18 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from repocomplete.backends import backend_names
-from repocomplete.config import parse_adapters
-from repocomplete.errors import ConfigError
-from repocomplete.models import MODEL_HELP
+from repocomplete.config import EngineConfig, add_config_flags, flag_overrides, parse_adapters
+from server.settings import ServerSettings
+
+#: Flags of `repocomplete serve`, generated from the settings' fields (help and default stated there).
+SERVER_FLAGS = {
+    "workspaces": "--workspace", "host": "--host", "port": "--port", "tokens": "--token",
+    "admin_tokens": "--admin-token", "allow_no_token": "--allow-no-token", "allowed_hosts": "--allowed-host",
+    "allow_roots": "--allow-root", "adapter_dirs": "--adapter-dir", "max_concurrency": "--max-concurrency",
+    "max_queue": "--max-queue", "request_timeout_s": "--request-timeout", "events_db": "--events-db",
+    "log_level": "--log-level",
+}
+ENGINE_FLAGS = {"model": "--model", "backend": "--backend", "openai_url": "--openai-url"}
 
 
 def check_settings(settings) -> None:
@@ -31,46 +39,20 @@ def serve_parser() -> argparse.ArgumentParser:
         epilog="Settings precedence: defaults < [server]/[engine] of --config < REPOCOMPLETE_* env < flags. "
         "Tokens are better passed as REPOCOMPLETE_TOKENS=tok1,tok2 than on the command line.",
     )
-    parser.add_argument("--workspace", action="append", metavar="DIR",
-                        help="repository to index and serve (repeatable; default: the git repository of the current directory)")
+    add_config_flags(parser, ServerSettings, SERVER_FLAGS)
+    add_config_flags(parser, EngineConfig, ENGINE_FLAGS)
     parser.add_argument("--no-workspace", action="store_true", help="serve no repository at start (register them later by API)")
-    parser.add_argument("--model", help=MODEL_HELP)
-    parser.add_argument("--adapter", action="append", metavar="NAME=PATH", help="LoRA adapter to load (repeatable)")
-    parser.add_argument("--backend", choices=backend_names(), help="model runner (default: transformers)")
-    parser.add_argument("--openai-url", metavar="URL", help="with --backend openai: the engine's base URL, e.g. http://vllm-host:8000/v1")
-    parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="TCP port (default 8765)")
+    parser.add_argument("--adapter", action="append", metavar="NAME=PATH",
+                        help="LoRA adapter to load at start, NAME=PATH or PATH (repeatable)")
     parser.add_argument("--config", metavar="FILE", help="TOML config with [server] and [engine] sections")
-    parser.add_argument("--token", action="append", help="bearer token clients must send (repeatable)")
-    parser.add_argument("--admin-token", action="append", metavar="TOKEN",
-                        help="token that may also read indexed content back (debug options) and manage workspaces (repeatable)")
-    parser.add_argument("--allow-no-token", action="store_true", default=None,
-                        help="serve a non-loopback --host without any token (otherwise refused)")
-    parser.add_argument("--allowed-host", action="append", metavar="NAME", help="Host header name accepted (repeatable)")
-    parser.add_argument("--allow-root", action="append", metavar="DIR",
-                        help="folder under which clients may register workspaces (repeatable; default: the --workspace roots)")
-    parser.add_argument("--adapter-dir", action="append", metavar="DIR",
-                        help="folder from which requests may load adapters by path (repeatable; default: none)")
-    parser.add_argument("--max-concurrency", type=int, help="generations at once (default 4)")
-    parser.add_argument("--max-queue", type=int, help="requests waiting for a slot before 429 (default 16)")
-    parser.add_argument("--request-timeout", type=float, metavar="SECONDS", help="per-request timeout (default 30)")
-    parser.add_argument("--events-db", metavar="FILE", help="SQLite file for completion events")
-    parser.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"))
     return parser
 
 
 def settings_from_args(args: argparse.Namespace):
     from server.settings import load_settings
 
-    overrides = {
-        "workspaces": args.workspace, "model": args.model, "adapters": parse_adapters(args.adapter) or None,
-        "backend": args.backend, "openai_url": args.openai_url, "host": args.host, "port": args.port, "tokens": args.token,
-        "admin_tokens": args.admin_token, "allow_no_token": args.allow_no_token, "allowed_hosts": args.allowed_host,
-        "allow_roots": args.allow_root, "adapter_dirs": args.adapter_dir,
-        "max_concurrency": args.max_concurrency, "max_queue": args.max_queue,
-        "request_timeout_s": args.request_timeout, "events_db": args.events_db, "log_level": args.log_level,
-    }
-    return load_settings(args.config, overrides)
+    engine = {**flag_overrides(args, ENGINE_FLAGS), "adapters": parse_adapters(args.adapter) or None}
+    return load_settings(args.config, flag_overrides(args, SERVER_FLAGS), engine)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

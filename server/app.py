@@ -24,19 +24,11 @@ from server.settings import ServerSettings
 log = logging.getLogger("repocomplete.server")
 
 
-def engine_config(settings: ServerSettings):
-    """The ``EngineConfig``: ``[engine]`` of the config file, env, then the server's model/backend/adapters."""
-    from repocomplete.config import load_engine_config
-
-    return load_engine_config(settings.config_file, model=settings.model, backend=settings.backend,
-                              adapters=settings.adapters or None, openai_url=settings.openai_url)
-
-
 def build_engine(settings: ServerSettings):
-    """Load the model and build the engine (slow: call it once, off the event loop)."""
+    """Load the model and build the engine from ``settings.engine`` (slow: call it once, off the event loop)."""
     from repocomplete.engine import Engine
 
-    return Engine.from_config(engine_config(settings))
+    return Engine.from_config(settings.engine)
 
 
 def create_app(settings: ServerSettings, *, engine=None) -> FastAPI:
@@ -53,9 +45,6 @@ def create_app(settings: ServerSettings, *, engine=None) -> FastAPI:
         owned = engine is None
         built = await asyncio.to_thread(build_engine, settings) if owned else engine
         # One limit for clients to read: the tighter of the server's and the engine's.
-        engine_limit = getattr(getattr(built, "config", None), "max_tokens_limit", None)
-        if isinstance(engine_limit, int):
-            settings.max_tokens_limit = min(settings.max_tokens_limit, engine_limit)
         store = EventStore(settings.events_path())
         runtime = Runtime(
             settings=settings, engine=built, limiter=limiter, metrics=server_metrics, events=store,
@@ -105,7 +94,7 @@ def create_app(settings: ServerSettings, *, engine=None) -> FastAPI:
 def _adapters(engine, settings: ServerSettings) -> dict[str, str]:
     """Loaded adapters, name -> path (path unknown for ones the engine loaded by itself)."""
     config = getattr(engine, "config", None)
-    paths = {**getattr(config, "adapters", {}), **settings.adapters}
+    paths = {**settings.engine.adapters, **getattr(config, "adapters", {})}
     return {name: paths.get(name, "") for name in engine.backend.adapters()}
 
 
@@ -120,7 +109,7 @@ def _document_limits(app: FastAPI, settings: ServerSettings) -> None:
                 prop = schema["components"]["schemas"][name]["properties"]["max_tokens"]
                 for variant in [prop, *prop.get("anyOf", [])]:
                     if variant.get("type") == "integer":
-                        variant["maximum"] = settings.max_tokens_limit
+                        variant["maximum"] = settings.engine.max_tokens_limit
         return app.openapi_schema
 
     app.openapi = openapi

@@ -39,7 +39,6 @@ def completion_request(body: CompletionIn, settings: ServerSettings, *, paths: P
          *(d.body for d in segments.declarations), *(s.body for s in segments.snippets)],
         settings.max_prompt_chars,
     )
-    request.max_tokens = _max_tokens(request.max_tokens, settings)
     request.cancel = threading.Event()
     return request
 
@@ -62,7 +61,7 @@ def openai_request(body: OpenAICompletionIn, settings: ServerSettings, adapters:
     return CompletionRequest(
         segments=Segments(prefix=prompt, suffix=body.suffix or ""),
         adapter=body.model if body.model in adapters else None,
-        max_tokens=_max_tokens(body.max_tokens or 64, settings),
+        max_tokens=body.max_tokens or 64,
         temperature=0.0 if body.temperature is None else body.temperature,
         top_p=1.0 if body.top_p is None else body.top_p,
         n=body.n,
@@ -70,12 +69,6 @@ def openai_request(body: OpenAICompletionIn, settings: ServerSettings, adapters:
         stop=stop,
         cancel=threading.Event(),
     )
-
-
-def _max_tokens(requested: int, settings: ServerSettings) -> int:
-    if requested > settings.max_tokens_limit:
-        raise InvalidRequestError(f"max_tokens {requested} is over this server's limit of {settings.max_tokens_limit}")
-    return requested
 
 
 def completion_response(result: CompletionResult) -> CompletionOut:

@@ -53,8 +53,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     if not root.is_dir():
         raise ConfigError(f"not a directory: {args.dir}")
     model, tiny = _resolve(_explicit_model(args), args.backend)
-    settings = load_settings(args.config, {"model": model, "backend": args.backend, "host": args.host,
-                                           "log_level": "warning"})
+    settings = load_settings(args.config, {"host": args.host, "log_level": "warning"},
+                             {"model": model, "backend": args.backend})
     settings.port = free_port(settings.host, args.port or settings.port)
     from server.app import build_engine
 

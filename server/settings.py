@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
-from repocomplete.config import setting
+from repocomplete.config import EngineConfig, setting
 from repocomplete.errors import ConfigError
 
 #: Host names a loopback-bound server answers to (anything else is a DNS-rebinding attempt).
@@ -33,23 +34,19 @@ class ServerSettings:
     workspaces: list[str] = setting(help="repository roots registered and indexed (in the background) at start", factory=list)
     allow_roots: list[str] = setting(help="folders under which clients may register workspaces over the API "
                                      "(besides the start-up workspaces); empty = only the start-up workspaces", factory=list)
-    adapters: dict[str, str] = setting(help="LoRA adapters to load at start, name -> path", factory=dict)
     adapter_dirs: list[str] = setting(help="folders from which requests may load adapters by path; empty = only the "
                                       "adapters loaded at start", factory=list)
-    model: str | None = setting(None, "model: 'default', a catalogue name, a .gguf file, a local directory or a cached "
-                                      "hub id (default: [engine] model)")
-    backend: str | None = setting(None, "transformers, openai or fake (default: [engine] backend)")
-    openai_url: str | None = setting(None, "with backend openai: base URL of vLLM / llama.cpp / TGI (default: [engine] openai_url)")
     max_concurrency: int = setting(4, "generations running at once; more wait in the queue")
     max_queue: int = setting(16, "requests allowed to wait for a slot; past this: 429 with Retry-After")
     request_timeout_s: float = setting(30.0, "seconds a request may take, queueing included (then 504)")
     max_body_bytes: int = setting(1_000_000, "largest request body, bytes (then 413)")
     max_prompt_chars: int = setting(200_000, "largest prefix + suffix + client context, characters (then 413)")
-    max_tokens_limit: int = setting(1024, "largest max_tokens a request may ask for (then 422)")
     events_db: str | None = setting(None, "SQLite file of completion events (default <cache dir>/events.sqlite; cache dir: $REPOCOMPLETE_CACHE_DIR or ~/.cache/repocomplete)")
     allowed_hosts: list[str] = setting(help="Host header names accepted; empty = loopback names when bound to loopback, else any", factory=list)
     config_file: str | None = setting(None, "TOML file these settings came from (its [engine] section configures the engine)")
-    log_level: str = setting("info", "uvicorn log level: critical, error, warning, info, debug")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = setting("info", "uvicorn log level")
+    #: The engine this server runs: ``[engine]`` of the config file (model, backend, adapters, limits, ...).
+    engine: EngineConfig = setting(help="the engine's config ([engine] in the TOML file)", factory=EngineConfig)
 
     def host_allowlist(self) -> set[str] | None:
         """Accepted Host names (port stripped), or None when any host is accepted."""
@@ -100,10 +97,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def load_settings(config_file: str | None = None, overrides: dict | None = None) -> ServerSettings:
-    """Defaults < ``[server]`` of ``config_file`` < ``REPOCOMPLETE_*`` env < ``overrides`` (None = not given)."""
-    from repocomplete.config import load_config
+def load_settings(config_file: str | None = None, overrides: dict | None = None,
+                  engine_overrides: dict | None = None) -> ServerSettings:
+    """Defaults < ``[server]`` (and ``[engine]``) of ``config_file`` < ``REPOCOMPLETE_*`` env <
+    ``overrides`` (``engine_overrides`` for the engine's fields; None values: not given)."""
+    from repocomplete.config import load_config, load_engine_config
 
     overrides = dict(overrides or {})
     overrides["config_file"] = config_file
+    overrides["engine"] = load_engine_config(config_file, **(engine_overrides or {}))
     return load_config(ServerSettings, toml_path=config_file, section="server", overrides=overrides)

@@ -26,7 +26,7 @@ def served_names(rt: Runtime) -> set[str]:
     """Names a request's ``model`` may give the served model: its listed id, its label, the
     ``--model`` it was started with (and that path's last part), and ``default`` for the
     embedded default model."""
-    configured = rt.settings.model or "default"
+    configured = rt.settings.engine.model or "default"
     names = {_model_name(rt), str(rt.info.get("model_label") or ""), configured,
              configured.rstrip("/").rsplit("/", 1)[-1]}
     return {n for n in names if n}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 
 from repocomplete.config import EngineConfig, describe, load_config
@@ -122,3 +124,31 @@ def test_engine_config_from_file_env_and_overrides(tmp_path, monkeypatch):
     monkeypatch.setenv("REPOCOMPLETE_CONTEXT_TOKENS", "200")
     config = load_engine_config(path, model=None, backend="fake")
     assert (config.model, config.context_tokens, config.backend) == ("from-file", 200, "fake")
+
+
+def test_flags_are_generated_from_the_fields_and_override_only_when_given(tmp_path, monkeypatch):
+    import argparse
+    import dataclasses as dc
+
+    from repocomplete.config import add_config_flags, flag_overrides, setting
+
+    @dc.dataclass
+    class Demo:
+        port: int = setting(8765, "TCP port")
+        hosts: list[str] = setting(help="names accepted", factory=list)
+        quiet: bool = setting(False, "say less")
+        level: Literal["a", "b"] = setting("a", "how much")
+
+    flags = {"port": "--port", "hosts": "--host", "quiet": "--quiet", "level": "--level"}
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser, Demo, flags)
+    text = parser.format_help()
+    assert "TCP port (default: 8765)" in text and "names accepted (repeatable)" in text and "{a,b}" in text
+    args = parser.parse_args(["--host", "x", "--host", "y", "--quiet"])
+    assert flag_overrides(args, flags) == {"port": None, "hosts": ["x", "y"], "quiet": True, "level": None}
+    path = tmp_path / "c.toml"
+    path.write_text("[s]\nport = 9000\n")
+    loaded = load_config(Demo, toml_path=path, section="s", env_prefix=None, overrides=flag_overrides(args, flags))
+    assert (loaded.port, loaded.hosts, loaded.quiet, loaded.level) == (9000, ["x", "y"], True, "a")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--port", "many"])
