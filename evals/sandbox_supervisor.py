@@ -33,7 +33,7 @@ import time
 
 # --- seccomp: socket() fails ----------------------------------------------------------------
 
-_PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _PR_SET_CHILD_SUBREAPER = 38, 22, 36
+_PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _PR_SET_CHILD_SUBREAPER = 1, 38, 22, 36
 _SECCOMP_MODE_FILTER = 2
 _RET_ALLOW, _RET_ERRNO = 0x7FFF0000, 0x00050000
 _LD_ABS, _JEQ, _JGE, _RET = 0x20, 0x15, 0x35, 0x06
@@ -224,6 +224,7 @@ def _start(config: dict) -> int:
     try:  # the child: nothing may return from here
         os.setpgid(0, 0)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)   # the supervisor killed: so is the program
         limits = [(resource.RLIMIT_FSIZE, config["file_size_mb"] << 20), (resource.RLIMIT_CORE, 0),
                   (resource.RLIMIT_CPU, int(config["timeout_s"]) + 2), (resource.RLIMIT_NOFILE, 1024),
                   (resource.RLIMIT_NPROC, nproc_limit)]

@@ -190,3 +190,14 @@ def test_r_and_racket_get_no_network_and_no_host_writes_either(monkeypatch, list
     assert result.status == "failed" and not _connected(listener)
     if sandbox_info().filesystem_confined:
         assert written.status == "failed" and not target.exists()
+
+
+def test_the_program_cannot_signal_its_supervisor_or_the_eval_runner():
+    """With Landlock ABI 6 signals stay inside the sandbox: killing the supervisor (to orphan
+    daemons past its clean-up) or any process of the user fails."""
+    if sandbox_info().landlock_abi < 6:
+        pytest.skip("signal scoping needs Landlock ABI 6 (Linux 6.12)")
+    program = ("import os, signal\nfor pid in (os.getppid(), %d):\n    try:\n        os.kill(pid, signal.SIGKILL)\n"
+               "    except PermissionError:\n        print('denied')\n" % os.getpid())
+    result = execute([sys.executable, "-I", "-S", "-c", program], {}, SandboxLimits(timeout_s=10.0))
+    assert result.passed and result.stdout.split() == ["denied", "denied"], result
