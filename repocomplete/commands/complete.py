@@ -12,12 +12,13 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from repocomplete.backends import backend_names
-from repocomplete.config import load_engine_config, parse_adapter, parse_adapters
+from repocomplete.config import EngineConfig, add_config_flags, flag_overrides, load_engine_config, parse_adapter, parse_adapters
 from repocomplete.errors import InvalidRequestError
-from repocomplete.models import MODEL_HELP
 from repocomplete.types import CompletionRequest, DebugOptions, Segments
 
+#: Engine flags, generated from EngineConfig's fields (help and default stated there).
+ENGINE_FLAGS = {"model": "--model", "backend": "--backend", "template": "--template", "openai_url": "--openai-url",
+                "device": "--device"}
 #: Bytes read to decide whether a file is binary.
 _SNIFF_BYTES = 8192
 
@@ -31,18 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("file", metavar="FILE", help="the source file to complete in")
     parser.add_argument("--line", type=int, required=True, help="1-based line of the cursor")
     parser.add_argument("--col", type=int, required=True, help="1-based column of the cursor (characters; line length + 1 = end of line)")
-    parser.add_argument("--model", help=MODEL_HELP)
+    add_config_flags(parser, EngineConfig, ENGINE_FLAGS)
     parser.add_argument("--adapter", help="LoRA adapter directory (or NAME=DIR)")
     parser.add_argument("--workspace", metavar="DIR",
                         help="repository to index (incrementally) and retrieve context from (default: FILE's git repository)")
     parser.add_argument("--no-workspace", action="store_true", help="no repository context, only FILE itself")
-    parser.add_argument("--backend", choices=backend_names(), help="model runner (default transformers)")
-    parser.add_argument("--template", help="FIM template name (default: detected from the tokenizer)")
-    parser.add_argument("--openai-url", help="base URL of an OpenAI-compatible engine (with --backend openai)")
     parser.add_argument("--max-tokens", type=int, default=64, help="most tokens to generate (default 64)")
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     parser.add_argument("--mode", choices=("auto", "line", "multiline"), default="auto", help="how much to complete")
-    parser.add_argument("--device", help="auto, cpu, cuda, ...")
     parser.add_argument("--config", metavar="TOML", help="config file; its [engine] table sets EngineConfig keys")
     parser.add_argument("--json", action="store_true", help="print a JSON object")
     parser.add_argument("--show-prompt", action="store_true", help="also print the exact prompt sent to the model")
@@ -78,8 +75,7 @@ def main(argv: list[str]) -> int:
     prefix, suffix = read_position(path, args.line, args.col)
 
     adapter, adapters = (None, {}) if not args.adapter else (parse_adapter(args.adapter)[0], parse_adapters([args.adapter]))
-    config = load_engine_config(args.config, model=args.model, backend=args.backend, template=args.template,
-                                device=args.device, openai_url=args.openai_url)
+    config = load_engine_config(args.config, **flag_overrides(args, ENGINE_FLAGS))
     config.adapters = {**config.adapters, **adapters}
 
     from indexer.workspace import git_root
