@@ -26,6 +26,7 @@ from lsp.documents import Document, DocumentStore
 from lsp.events import completion_event
 from lsp.settings import Settings
 from repocomplete.errors import BackendUnavailableError, CancelledError, RepocompleteError
+from repocomplete.prompt import near_cursor_prefix, near_cursor_suffix
 from repocomplete.types import CompletionRequest, Segments
 
 log = logging.getLogger(__name__)
@@ -55,21 +56,14 @@ def uri_to_path(uri: str) -> str | None:
 
 
 def _trim_prefix(prefix: str, limit: int) -> str:
-    """The last ``limit`` characters of ``prefix``, starting at a line start when cut."""
-    if len(prefix) <= limit:
-        return prefix
-    cut = prefix[-limit:]
-    newline = cut.find("\n")
-    return cut[newline + 1 :] if 0 <= newline < len(cut) - 1 else cut
+    """The prompt's own cut (:func:`repocomplete.prompt.near_cursor_prefix`: whole lines before
+    the cursor), never longer than ``limit`` even when the cursor's line alone is."""
+    return near_cursor_prefix(prefix, limit)[-limit:]
 
 
 def _trim_suffix(suffix: str, limit: int) -> str:
-    """The first ``limit`` characters of ``suffix``, ending at a line end when cut."""
-    if len(suffix) <= limit:
-        return suffix
-    cut = suffix[:limit]
-    newline = cut.rfind("\n")
-    return cut[: newline + 1] if newline > 0 else cut
+    """:func:`repocomplete.prompt.near_cursor_suffix` (whole lines after the cursor), at most ``limit``."""
+    return near_cursor_suffix(suffix, limit)[:limit]
 
 
 class CompletionService:

@@ -53,6 +53,14 @@ def infer_mode(prefix: str, suffix: str, language: str | None = None) -> Resolve
     return "multiline" if previous and _BLOCK_OPENER.search(previous.rstrip()) else "line"
 
 
+def cut_at_stops(text: str, stops: Iterable[str]) -> tuple[str, bool]:
+    """``text`` cut before its earliest stop string, and whether one was found (what a backend
+    does with a finished generation; :class:`repocomplete.backends.stopping.StopScanner` does
+    it while streaming)."""
+    cut = min((at for stop in stops if stop and (at := text.find(stop)) != -1), default=-1)
+    return (text, False) if cut < 0 else (text[:cut], True)
+
+
 def cut_at_stop(text: str, stop: Iterable[str]) -> str:
     """Cut ``text`` at the earliest stop string, and drop a stop string cut off at the end.
 
@@ -61,12 +69,7 @@ def cut_at_stop(text: str, stop: Iterable[str]) -> str:
     characters that begins a stop string is not code the user wants.
     """
     stops = [s for s in stop if s]
-    cut = len(text)
-    for s in stops:
-        at = text.find(s)
-        if at != -1:
-            cut = min(cut, at)
-    text = text[:cut]
+    text, _ = cut_at_stops(text, stops)
     for s in stops:
         for length in range(min(len(s) - 1, len(text)), 2, -1):
             if text.endswith(s[:length]):

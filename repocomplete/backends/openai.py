@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from repocomplete.backends.base import GenerationRequest, GenerationResult
-from repocomplete.backends.stopping import StopScanner, cut_at_stops
+from repocomplete.backends.stopping import StopScanner
+from repocomplete.postprocess import cut_at_stops
 from repocomplete.errors import AdapterError, BackendUnavailableError, InvalidRequestError, ModelNotFoundError
 
 if TYPE_CHECKING:

@@ -48,10 +48,3 @@ class StopScanner:
                     longest = k
                     break
         return longest
-
-
-def cut_at_stops(text: str, stops: Iterable[str]) -> tuple[str, bool]:
-    """``text`` cut before its first stop string, and whether one was found."""
-    scanner = StopScanner(stops)
-    scanner.feed(text)
-    return scanner.text, scanner.stopped

@@ -89,3 +89,11 @@ def test_events_go_to_the_shared_sqlite_store(tmp_path):
     assert rows[0]["elapsed_ms"] == 250.0 and rows[0]["accepted_chars"] == 5 and rows[1]["accepted_chars"] == 0
     with pytest.raises(ValueError):
         completion_event("explode", {})
+
+
+def test_the_text_sent_is_the_prompts_cut_bounded_by_the_limit():
+    from lsp.service import _trim_prefix, _trim_suffix
+
+    assert _trim_prefix("aaaa\nbb\ncc", 6) == "bb\ncc" and _trim_prefix("short", 99) == "short"
+    assert _trim_prefix("x" * 10, 4) == "xxxx"  # one long line: still at most the limit
+    assert _trim_suffix("ab\ncd\nef", 5) == "ab\n" and _trim_suffix("y" * 10, 4) == "yyyy"

@@ -9,7 +9,8 @@ import pytest
 from repocomplete.backends import create_backend
 from repocomplete.backends.base import Backend, GenerationRequest
 from repocomplete.backends.fake import FakeBackend
-from repocomplete.backends.stopping import StopScanner, cut_at_stops
+from repocomplete.backends.stopping import StopScanner
+from repocomplete.postprocess import cut_at_stops
 from repocomplete.config import EngineConfig
 from repocomplete.errors import AdapterError
 
