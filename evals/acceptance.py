@@ -34,7 +34,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from evals.repository import client_snippets
+from evals.hole_retrieval import client_snippets
 from evals.runner import Completer, ResultLog, run_samples, visible_text_of
 from indexer.languages import language_for_path
 from indexer.retrieve.sources import DEFAULT_SOURCES, SOURCES

@@ -24,7 +24,7 @@ from pathlib import Path
 from evals.holes import Hole, mine_holes
 from evals.humaneval import Problem, load_problems, python_program, sample
 from evals.metrics import ndcg_at_k, recall_at_k
-from evals.repository import Repository, client_snippets
+from evals.hole_retrieval import Repository, client_snippets
 from evals.runner import Completer, ResultLog, run_samples
 from evals.sandbox import SandboxLimits, checked, run_python
 from evals.stdlib_docs import doc_id_of, gold_documents, write_corpus

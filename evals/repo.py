@@ -21,7 +21,7 @@ from pathlib import Path
 
 from evals.holes import HOLE_KINDS, Hole, mine_holes
 from evals.metrics import edit_similarity, exact_match, identifier_match
-from evals.repository import Repository, client_snippets
+from evals.hole_retrieval import Repository, client_snippets
 from evals.runner import Completer, ResultLog, run_samples, visible_text_of
 from indexer.retrieve.sources import DEFAULT_SOURCES, SOURCES
 from indexer.types import Snippet

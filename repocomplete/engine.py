@@ -32,7 +32,7 @@ from repocomplete.postprocess import infer_mode, postprocess
 from repocomplete.prompt import assemble_prompt, window_text
 from repocomplete.snippet_memo import SnippetMemo
 from repocomplete.types import MAX_CHOICES, MAX_TEMPERATURE, Choice, CompletionRequest, CompletionResult, Timings, Usage
-from repocomplete.workspaces import WorkspaceRegistry
+from repocomplete.workspace_registry import WorkspaceRegistry
 
 log = logging.getLogger(__name__)
 

@@ -240,7 +240,7 @@ def test_config_checks_the_fim_order_it_exports(tmp_path):
 def test_copy_holes_are_lines_another_file_repeats_with_that_window_in_the_context():
     """Format 4: a copy hole's line (or its rest) is answered verbatim by a context window of
     the other file, which also holds lines before the repeat (what a retriever matches on)."""
-    from training.pretrain.config import DataConfig
+    from training.pretrain.config import PretrainDataConfig
     from training.pretrain.data import file_samples
     from training.pretrain.tokenizer import EOS
 
@@ -256,7 +256,7 @@ def test_copy_holes_are_lines_another_file_repeats_with_that_window_in_the_conte
     window = index.copy_window("pkg/server.py", 4, random.Random(0))
     assert window.path == "pkg/client.py" and shared in window.body
     assert window.body.split("\n").index(shared) >= 3              # the lines before the repeat come along
-    cfg = DataConfig(repo_fim_share=1.0, fim_share=0.0, doc_share=0.0, copy_holes=1.0, chars_per_sample=50)
+    cfg = PretrainDataConfig(repo_fim_share=1.0, fim_share=0.0, doc_share=0.0, copy_holes=1.0, chars_per_sample=50)
     counts = {"repo_fim_middle_in_context": 0, "repo_fim_copy_holes": 0}
     samples = file_samples(target, index, cfg, 3.5, counts)
     assert samples and counts["repo_fim_copy_holes"] == len(samples) == counts["repo_fim_middle_in_context"]
@@ -265,7 +265,7 @@ def test_copy_holes_are_lines_another_file_repeats_with_that_window_in_the_conte
         middle = text.split("<|rc:middle|>", 1)[1].removesuffix(EOS)
         first = middle.split("\n")[0]
         assert len(first.strip()) >= 3 and shared.endswith(first)   # the repeated line, or its rest
-    plain = file_samples(target, index, DataConfig(repo_fim_share=1.0, fim_share=0.0, doc_share=0.0,
+    plain = file_samples(target, index, PretrainDataConfig(repo_fim_share=1.0, fim_share=0.0, doc_share=0.0,
                                                    chars_per_sample=50), 3.5, None)
     assert plain and all("<|rc:middle|>" in t for _, t in plain)  # copy_holes = 0: format 3 sampling
 
@@ -296,7 +296,7 @@ def test_similar_windows_overlapping_the_copy_window_are_left_out():
 def test_echo_holes_hold_the_files_own_window_around_the_hole():
     """Format 6: an echo sample's context holds a window of the file itself with the lines
     before the cursor and the answer's first line, verbatim (the plainest copy)."""
-    from training.pretrain.config import DataConfig
+    from training.pretrain.config import PretrainDataConfig
     from training.pretrain.data import file_samples
     from training.pretrain.tokenizer import EOS
 
@@ -306,7 +306,7 @@ def test_echo_holes_hold_the_files_own_window_around_the_hole():
     window = index.echo_window("pkg/stats.py", 17, random.Random(0))
     assert window.path == "pkg/stats.py" and window.start <= 17 < window.end
     assert window.body.split("\n")[17 - window.start] == text.split("\n")[17]
-    cfg = DataConfig(repo_fim_share=1.0, fim_share=0.0, doc_share=0.0, echo_holes=1.0, chars_per_sample=50)
+    cfg = PretrainDataConfig(repo_fim_share=1.0, fim_share=0.0, doc_share=0.0, echo_holes=1.0, chars_per_sample=50)
     counts = {"repo_fim_middle_in_context": 0, "repo_fim_copy_holes": 0, "repo_fim_echo_holes": 0}
     samples = file_samples(target, index, cfg, 3.5, counts)
     assert samples and counts["repo_fim_echo_holes"] == len(samples) and counts["repo_fim_copy_holes"] == 0

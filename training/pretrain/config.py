@@ -76,7 +76,7 @@ class TokenizerConfig:
 
 
 @dataclass
-class DataConfig:
+class PretrainDataConfig:
     block_size: int = 1024
     #: Shares of sample kinds (normalised): FIM with repository context, FIM alone, plain document.
     repo_fim_share: float = 0.5
@@ -182,7 +182,7 @@ class PretrainConfig:
     run_dir: str = "default-model"
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    data: DataConfig = field(default_factory=DataConfig)
+    data: PretrainDataConfig = field(default_factory=PretrainDataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
@@ -218,7 +218,7 @@ def _racket_root() -> str:
 
 
 SECTIONS = {
-    "corpus": CorpusConfig, "tokenizer": TokenizerConfig, "data": DataConfig,
+    "corpus": CorpusConfig, "tokenizer": TokenizerConfig, "data": PretrainDataConfig,
     "model": ModelConfig, "train": TrainConfig, "export": ExportConfig,
 }
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from indexer.chunks import term_set, windows as chunk_windows
 from indexer.types import Snippet
-from training.pretrain.config import DataConfig
+from training.pretrain.config import PretrainDataConfig
 from training.pretrain.corpus import CorpusFile, read_corpus
 from training.pretrain.tokenizer import EOS
 
@@ -341,7 +341,7 @@ def _in_context(middle: str, snippets: list[Snippet]) -> int:
     return int(len(line) >= 4 and any(line in s.body for s in snippets))
 
 
-def file_samples(f: CorpusFile, group: GroupIndex, cfg: DataConfig, chars_per_token: float,
+def file_samples(f: CorpusFile, group: GroupIndex, cfg: PretrainDataConfig, chars_per_token: float,
                  counts: dict | None = None) -> list[tuple[str, str]]:
     """(kind, text) samples of one file; deterministic in (seed, path). ``counts`` (optional)
     tallies repository-context samples whose middle a context snippet holds verbatim."""
@@ -394,7 +394,7 @@ def file_samples(f: CorpusFile, group: GroupIndex, cfg: DataConfig, chars_per_to
     return samples
 
 
-def test_holes(f: CorpusFile, group: GroupIndex, cfg: DataConfig, chars_per_token: float, n: int = 2) -> list[dict]:
+def test_holes(f: CorpusFile, group: GroupIndex, cfg: PretrainDataConfig, chars_per_token: float, n: int = 2) -> list[dict]:
     """Rest-of-line holes of a held-out file, each with its repository context (may be empty)."""
     rng = _file_rng(cfg.seed + 1, f"holes:{f.source}:{f.path}")
     holes = []
@@ -444,7 +444,7 @@ def _write_split(tokenizer, texts: list[tuple[str, str]], block_size: int, out: 
     return {"tokens": position, "starts": len(starts), **counts}
 
 
-def build_data(corpus_path: Path, tokenizer, cfg: DataConfig, out: Path, *, log=print) -> dict:
+def build_data(corpus_path: Path, tokenizer, cfg: PretrainDataConfig, out: Path, *, log=print) -> dict:
     """All samples of both splits -> ``out``; returns stats (also written to ``data.json``)."""
     out.mkdir(parents=True, exist_ok=True)
     files = list(read_corpus(corpus_path))

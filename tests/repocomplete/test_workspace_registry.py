@@ -13,7 +13,7 @@ from repocomplete.backends.fake import FakeBackend
 from repocomplete.engine import Engine
 from repocomplete.errors import WorkspaceNotFoundError
 from repocomplete.types import CompletionRequest, DebugOptions, Segments
-from repocomplete.workspaces import WorkspaceRegistry
+from repocomplete.workspace_registry import WorkspaceRegistry
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 
