@@ -383,10 +383,8 @@ def _ms(start: float) -> float:
 def _language_for(filepath: str | None) -> str | None:
     if not filepath:
         return None
-    try:
-        from indexer.languages import language_for_path
-    except ImportError:
-        return None
+    from indexer.languages import language_for_path
+
     return language_for_path(filepath)
 
 

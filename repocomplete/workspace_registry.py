@@ -151,10 +151,8 @@ class WorkspaceRegistry:
         return len(self._by_name)
 
     def _open(self, root: Path) -> Workspace:
-        try:
-            from indexer.workspace import Workspace
-        except ImportError as exc:  # the indexer may be absent in minimal installs
-            raise RepocompleteError(f"the repository indexer is not available: {exc}") from None
+        from indexer.workspace import Workspace
+
         try:
             return Workspace(root, cache_dir=self.cache_dir, config=self.index_config)
         except IndexerError as exc:

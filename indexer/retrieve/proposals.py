@@ -253,14 +253,12 @@ def render(store: Store, cursor: Cursor, pf: ProposalFile, source: str, context_
 
 
 #: Lines of an in-file snippet, and lines before the cursor it is matched against: a short
-#: query finds the analogous point more precisely than the lexical sources' 10 lines (on the dev
-#: packages 5 lines put the answer in the fused prompt for 269 holes, 10 lines for 256, 3 for 253).
+#: query finds the analogous point more precisely than the lexical sources' 10 lines.
+#: Measurements: docs/BENCHMARKS.md, "In-file retrieval".
 IN_FILE_WINDOW, IN_FILE_QUERY_LINES = 10, 5
 #: The other side of a hole: the lines after the cursor, matched against the lines after each
-#: point, add to the score at this weight. A line sandwiched like the cursor's (same lines above
-#: *and* below) is the likelier analog: on the dev packages fused exact match 144 with 5 lines at
-#: weight 0.5 vs 135 without (142 at weight 1); on the held-out eval packages 178 vs 173 (none 140).
-#: The cost: in_file alone p50 0.27 vs 0.24 ms, p95 5.7 vs 5.0 ms over 1,000 cold stdlib cursors.
+#: point, add to the score at this weight (a line sandwiched like the cursor's is the likelier
+#: analog; docs/BENCHMARKS.md, "In-file retrieval").
 IN_FILE_SUFFIX_LINES, IN_FILE_SUFFIX_WEIGHT = 5, 0.5
 
 
@@ -274,10 +272,9 @@ def window_jaccards(query: set[str] | frozenset[str], line_sets: Sequence[frozen
     """``out[e]`` = Jaccard of ``query`` with the union of ``line_sets[max(e - width, 0):e]``, for every ``e``.
 
     One pass with a count per term, as a sliding window: the terms of the line entering the
-    window are counted in and those of the line leaving it out: a score at every line for
-    about twice the time a fresh union at every fifth line took (p50 0.62 vs 0.28 ms for
-    ``in_file`` over 1,000 cold stdlib cursors). Equal to a fresh union at each line, float
-    for float: the same integers go into the same division.
+    window are counted in and those of the line leaving it out (its cost: docs/BENCHMARKS.md,
+    "In-file retrieval"). Equal to a fresh union at each line, float for float: the same
+    integers go into the same division.
     """
     n = len(line_sets)
     out = [0.0] * (n + 1)
@@ -328,10 +325,8 @@ def in_file_lines(cursor: Cursor, window: int, limit: int, max_lines: int = 2000
     Every line is a point (:func:`window_jaccards` scores them all in one pass), so the
     snippet is centred on the analog's own last line, not the nearest fifth line; the best
     points are kept greedily, each more than half a window from those kept on its side, as
-    fusion's dedupe would merge two closer ones. (Session 9, against points every fifth line
-    matched on 10 lines: dev fused exact match 151 vs 144; held-out eval packages 185 vs 178,
-    none 140; the far copy of a line repeated > 300 lines apart is the first window for 334 vs
-    282 of 709 stdlib cursors: docs/BENCHMARKS.md.) Snippets the prompt already shows are
+    fusion's dedupe would merge two closer ones (measured against points every fifth line:
+    docs/BENCHMARKS.md, "In-file retrieval"). Snippets the prompt already shows are
     skipped here, or they would crowd the far ones out of the first ``limit``. Up to
     ``max_lines`` on each side are searched.
     """

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from indexer.secrets import redact as indexer_redact
 from training.pretrain.config import CorpusConfig
 
 PERMISSIVE = ("MIT", "BSD", "APACHE", "PSF", "PYTHON SOFTWARE FOUNDATION", "ISC", "UNLICENSE", "ZLIB", "0BSD")
@@ -65,21 +66,8 @@ def looks_generated(text: str) -> bool:
     return sum(len(line) for line in lines) / len(lines) > 120
 
 
-_SECRET_RES = (
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
-    re.compile(r"\b(AKIA[0-9A-Z]{16})\b"),
-    re.compile(r"\b(ghp_[0-9A-Za-z]{36})\b"),
-)
-
-
 def redact(text: str) -> str:
-    """Redact secrets with the indexer's redactor when it exists, else a built-in minimal one."""
-    try:
-        from indexer.secrets import redact as indexer_redact
-    except ImportError:
-        for pattern in _SECRET_RES:
-            text = pattern.sub("<REDACTED>", text)
-        return text
+    """Secrets redacted as the indexer redacts what it stores (one redactor for both)."""
     return indexer_redact(text)
 
 
