@@ -467,4 +467,5 @@ def _write_json_atomic(path: Path, data: dict) -> None:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w") as f:
         json.dump(data, f, indent=2)
+    os.chmod(name, 0o644)  # mkstemp makes it private; the stamp is no secret
     os.replace(name, path)
