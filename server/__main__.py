@@ -14,7 +14,8 @@ SERVER_FLAGS = {
     "workspaces": "--workspace", "host": "--host", "port": "--port", "tokens": "--token",
     "admin_tokens": "--admin-token", "allow_no_token": "--allow-no-token", "allowed_hosts": "--allowed-host",
     "allow_roots": "--allow-root", "adapter_dirs": "--adapter-dir", "max_concurrency": "--max-concurrency",
-    "max_queue": "--max-queue", "request_timeout_s": "--request-timeout", "events_db": "--events-db",
+    "max_queue": "--max-queue", "request_timeout_s": "--request-timeout", "header_timeout_s": "--header-timeout",
+    "body_timeout_s": "--body-timeout", "max_connections": "--max-connections", "events_db": "--events-db",
     "log_level": "--log-level",
 }
 ENGINE_FLAGS = {"model": "--model", "backend": "--backend", "openai_url": "--openai-url"}
@@ -60,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     from server.app import build_engine, create_app
+    from server.connections import uvicorn_options
 
     args = serve_parser().parse_args(argv)
     settings = settings_from_args(args)
@@ -75,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=settings.port,
         log_level=settings.log_level,
         timeout_graceful_shutdown=2,
+        **uvicorn_options(settings),
     )
     return 0
 

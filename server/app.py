@@ -84,7 +84,7 @@ def create_app(settings: ServerSettings, *, engine=None) -> FastAPI:
     _document_limits(app, settings)
     # Added last = outermost: metrics see every status, the guard runs before any body is read.
     app.add_middleware(Options, routes_of=app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(AccessGuard, allowed_hosts=settings.host_allowlist(), tokens=settings.all_tokens(),
                        admin_tokens=settings.admin_tokens)
     app.add_middleware(RequestMetrics, metrics=server_metrics)

@@ -39,6 +39,12 @@ class RequestTimeoutError(RepocompleteError):
     error_type = "timeout"
 
 
+class BodyTimeoutError(RepocompleteError):
+    """The client did not send its request body within ``body_timeout_s``."""
+
+    error_type = "body_timeout"
+
+
 class QueueTimeoutError(OverloadedError):
     """Waited in the queue as long as allowed without getting a slot."""
 
@@ -84,6 +90,7 @@ HTTP_STATUS: dict[type[Exception], int] = {
     ModelNotFoundError: 404,
     AdapterError: 404,
     WorkspaceNotFoundError: 404,
+    BodyTimeoutError: 408,
     WorkspaceBusyError: 409,
     RequestTooLargeError: 413,
     OverloadedError: 429,

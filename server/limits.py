@@ -18,39 +18,57 @@ from typing import TypeVar
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from repocomplete.errors import CancelledError, OverloadedError, RequestTooLargeError
-from server.errors import QueueTimeoutError, RequestTimeoutError, domain_error_response
+from server.errors import BodyTimeoutError, QueueTimeoutError, RequestTimeoutError, domain_error_response
 
 T = TypeVar("T")
 _END = object()
 
 
 class BodyLimit:
-    """ASGI middleware: bodies over ``max_bytes`` get 413 before any route parses them."""
+    """ASGI middleware: a request body within ``max_bytes`` and ``timeout_s``, before any route parses it.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    Too large: 413. The body is read and dropped first (up to :data:`DRAIN_BYTES`, within the
+    deadline), so an ordinary client that sends its whole body before reading the answer gets
+    the 413 instead of a connection reset; a client that sent ``Expect: 100-continue`` is
+    answered at once and never asked for the body. Too slow: 408. Either way the connection
+    is then closed.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, timeout_s: float = 30.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        too_large = RequestTooLargeError(f"request body over the {self.max_bytes}-byte limit")
-        length = dict(scope["headers"]).get(b"content-length", b"0")
-        if length.isdigit() and int(length) > self.max_bytes:
-            await domain_error_response(too_large)(scope, receive, send)
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length", b"0")
+        declared = int(length) if length.isdigit() else 0
+        deadline = time.monotonic() + self.timeout_s
+        if declared > self.max_bytes:
+            if headers.get(b"expect", b"").lower() != b"100-continue":
+                await _drain(receive, deadline)
+            await self._refuse(self._too_large(), scope, receive, send)
             return
         # Buffer the (small, JSON) body so chunked uploads are bounded too, then replay it;
         # later receive() calls go straight through so disconnects are still seen.
         chunks, size = [], 0
         while True:
-            message = await receive()
+            message = await _receive_by(receive, deadline)
+            if message is None:
+                await self._refuse(BodyTimeoutError(f"request body not received within {self.timeout_s:g} s"),
+                                   scope, receive, send)
+                return
             if message["type"] != "http.request":
                 return
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > self.max_bytes:
-                await domain_error_response(too_large)(scope, receive, send)
+                if message.get("more_body", False):
+                    await _drain(receive, deadline)
+                await self._refuse(self._too_large(), scope, receive, send)
                 return
             if not message.get("more_body", False):
                 break
@@ -64,6 +82,39 @@ class BodyLimit:
             return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
         await self.app(scope, replay, send)
+
+    def _too_large(self) -> RequestTooLargeError:
+        return RequestTooLargeError(f"request body over the {self.max_bytes}-byte limit")
+
+    @staticmethod
+    async def _refuse(error, scope: Scope, receive: Receive, send: Send) -> None:
+        response = domain_error_response(error)
+        response.headers["Connection"] = "close"  # the rest of the body (if any) is not read
+        await response(scope, receive, send)
+
+
+#: Most bytes of a too-large body read and dropped before the 413 (more: the connection is closed).
+DRAIN_BYTES = 64 * 1024 * 1024
+
+
+async def _receive_by(receive: Receive, deadline: float) -> Message | None:
+    """The next ASGI message, or None when the deadline passes first."""
+    try:
+        return await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+    except TimeoutError:
+        return None
+
+
+async def _drain(receive: Receive, deadline: float) -> None:
+    """Read and drop the rest of a body, up to :data:`DRAIN_BYTES` and the deadline."""
+    dropped = 0
+    while dropped <= DRAIN_BYTES:
+        message = await _receive_by(receive, deadline)
+        if message is None or message["type"] != "http.request":
+            return
+        dropped += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 async def wait_for_disconnect(receive: Receive) -> None:

@@ -56,6 +56,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     settings = load_settings(args.config, {"host": args.host, "log_level": "warning"},
                              {"model": model, "backend": args.backend})
     settings.port = free_port(settings.host, args.port or settings.port)
+    warning = settings.check_exposure()  # beyond loopback without a token: refused, or said loudly
+    if warning:
+        print(warning, flush=True)
     from server.app import build_engine
 
     print(f"Loading model: {model}")
@@ -197,9 +200,10 @@ def _start(settings, engine):
     import uvicorn
 
     from server.app import create_app
+    from server.connections import uvicorn_options
 
     config = uvicorn.Config(create_app(settings, engine=engine), host=settings.host, port=settings.port,
-                            log_level=settings.log_level, timeout_graceful_shutdown=2)
+                            log_level=settings.log_level, timeout_graceful_shutdown=2, **uvicorn_options(settings))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()

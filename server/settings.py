@@ -40,6 +40,11 @@ class ServerSettings:
     max_queue: int = setting(16, "requests allowed to wait for a slot; past this: 429 with Retry-After")
     request_timeout_s: float = setting(30.0, "seconds a request may take, queueing included (then 504)")
     max_body_bytes: int = setting(1_000_000, "largest request body, bytes (then 413)")
+    header_timeout_s: float = setting(10.0, "seconds a client has to send a request's headers, from connecting or from "
+                                      "the previous response (then the connection is closed)")
+    body_timeout_s: float = setting(30.0, "seconds a client has to send a request's body (then 408)")
+    max_connections: int = setting(512, "open connections at most (lowered to fit the open-file limit); past it the "
+                                   "connection waiting longest for its headers is closed")
     max_prompt_chars: int = setting(200_000, "largest prefix + suffix + client context, characters (then 413)")
     events_db: str | None = setting(None, "SQLite file of completion events (default <cache dir>/events.sqlite; cache dir: $REPOCOMPLETE_CACHE_DIR or ~/.cache/repocomplete)")
     allowed_hosts: list[str] = setting(help="Host header names accepted; empty = loopback names when bound to loopback, else any", factory=list)
