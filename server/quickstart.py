@@ -22,6 +22,11 @@ from pathlib import Path
 from repocomplete.backends import backend_entry, backend_names
 from repocomplete.errors import ConfigError, RepocompleteError
 
+#: The README's curl example (README.md shows it with its answer; tests/server/test_newcomer.py checks both):
+#: one the embedded default model completes right on this repository ("main())"), even though
+#: retrieval also finds this very text in the repository's docs and code.
+CURL_EXAMPLE = {"language": "python", "segments": {"prefix": 'if __name__ == "__main__":\n    sys.exit(', "suffix": "\n"}}
+
 #: Files tried for the sample completion, most familiar first.
 SAMPLE_SUFFIXES = (".py", ".ts", ".js", ".go", ".rs", ".java", ".c", ".cpp", ".rb", ".R", ".rkt", ".lua", ".sh")
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", "build", "dist", ".tox"}
@@ -246,24 +251,33 @@ def _is_code_line(line: str, before: list[str]) -> bool:
     return sum(b.count('"""') + b.count("'''") for b in before) % 2 == 0
 
 
-def _print_howto(settings, root: Path, engine) -> None:
+def curl_command(url: str) -> str:
+    """The curl command of :data:`CURL_EXAMPLE` against ``url``, as printed (two lines)."""
+    return (f"  curl -s {url}/v1/completions -H 'Content-Type: application/json' \\\n"
+            f"    -d {shlex.quote(json.dumps(CURL_EXAMPLE))}")
+
+
+def _answer(url: str, body: dict) -> str:
+    """The completion text the running server gives for ``body`` (or why there is none)."""
     import httpx
 
+    try:
+        reply = httpx.post(f"{url}/v1/completions", json=body, timeout=120).json()
+        return reply["choices"][0]["text"] if "choices" in reply else f"(error: {reply['error']['message']})"
+    except (httpx.HTTPError, ValueError, KeyError, IndexError) as exc:
+        return f"(no sample: {exc})"
+
+
+def _print_howto(settings, root: Path, engine) -> None:
     url = settings.url
     print(f"\nrepocomplete is serving {root} at {url}  (model: {engine.summary()})\n")
-    example = {"language": "python", "segments": {"prefix": "def add(a, b):\n    return ", "suffix": "\n"}}
     print("Try it:")
-    print(f"  curl -s {url}/v1/completions -H 'Content-Type: application/json' \\\n"
-          f"    -d {shlex.quote(json.dumps(example))}\n")
+    print(curl_command(url))
+    print(f"  answers: {_answer(url, CURL_EXAMPLE)!r}\n")
     point = sample_point(root)
     if point is not None:
         rel, language, prefix, suffix = point
-        body = {"language": language, "segments": {"prefix": prefix, "suffix": suffix, "filepath": rel}}
-        try:
-            reply = httpx.post(f"{url}/v1/completions", json=body, timeout=120).json()
-            text = reply["choices"][0]["text"] if "choices" in reply else f"(error: {reply['error']['message']})"
-        except (httpx.HTTPError, ValueError, KeyError, IndexError) as exc:
-            text = f"(no sample: {exc})"
+        text = _answer(url, {"language": language, "segments": {"prefix": prefix, "suffix": suffix, "filepath": rel}})
         line = prefix.rsplit("\n", 1)[-1]
         print(f"Sample completion from the server at {rel}:{prefix.count(chr(10)) + 1}:")
         print(f"  {line}\u2588{text!r}\n")

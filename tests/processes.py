@@ -48,6 +48,21 @@ def wait_for(condition: Callable[[], object], seconds: float, what: str, interva
         time.sleep(interval)
 
 
+def read_until(proc: subprocess.Popen, marker: str, seconds: float) -> tuple[bool, str]:
+    """Read ``proc``'s text stdout line by line until a line holds ``marker`` (True), it ends, or the
+    scaled timeout passes (False); returns that and everything read."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout(seconds)
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        lines.append(line)
+        if marker in line:
+            return True, "".join(lines)
+    return False, "".join(lines)
+
+
 def kill_tree(proc: subprocess.Popen) -> None:
     """Kill ``proc`` and all its descendants (a server's workers, Neovim's language server...)."""
     import psutil

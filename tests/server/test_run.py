@@ -8,12 +8,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
-from tests.processes import timeout
+from tests.processes import read_until
 from tests.server.conftest import ROOT, free_port
 from tests.server.test_workspaces import repo  # noqa: F401 - fixture: a copy of the stdlib's json package
 
@@ -23,16 +22,11 @@ def run_until_serving(args: list[str], timeout_s: float, env: dict | None = None
     env = {**os.environ, "REPOCOMPLETE_MODEL": "default", "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.Popen([sys.executable, "-m", "repocomplete", "run", *args], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env={k: v for k, v in env.items() if v is not None})
-    out, deadline = [], time.monotonic() + timeout(timeout_s)
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            break
-        out.append(line)
-        if "Serving until Ctrl-C" in line:
-            return proc, "".join(out)
+    serving, out = read_until(proc, "Serving until Ctrl-C", timeout_s)
+    if serving:
+        return proc, out
     proc.kill()
-    pytest.fail("run did not start serving:\n" + "".join(out))
+    pytest.fail("run did not start serving:\n" + out)
 
 
 def stop(proc: subprocess.Popen) -> int:
