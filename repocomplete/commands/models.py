@@ -89,6 +89,8 @@ def _list(cache, *, as_json: bool) -> int:
         print(f"{'':<{width}}  sources: {', '.join(row['sources'])}")
         where = row["path"] if row["status"] in ("installed", "unverified") else f"(pull to {row['path']})"
         print(f"{'':<{width}}  {where}")
+        if row["prepared"]:
+            print(f"{'':<{width}}  prepared for serving: {row['prepared']}")
     return 0
 
 

@@ -63,6 +63,9 @@ def test_pull_assembles_the_parts_verifies_and_installs(store):
     listed = {row["name"]: row for row in json.loads(store.cli("list", "--json").stdout)}
     assert listed["tiny-qwen"]["status"] == "installed" and listed["tiny-qwen"]["path"] == str(path)
     assert listed["qwen2.5-coder-0.5b"]["status"] == "absent"
+    text = store.cli("list").stdout
+    assert "tiny-qwen" in text and str(path) in text and hashlib.sha256(store.data).hexdigest() in text
+    assert "(pull to " in text  # the catalogue models that are not installed say where they would go
     again = store.cli("pull", "tiny-qwen")
     assert again.returncode == 0 and "already installed" in again.stderr
 
