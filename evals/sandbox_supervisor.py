@@ -270,8 +270,8 @@ def main(argv: list[str]) -> int:
     os.set_inheritable(config["status_fd"], False)
     try:
         status = supervise(config)
-    except OSError as exc:
-        status = {"error": f"sandbox supervisor failed: {exc}"}
+    except Exception as exc:  # noqa: BLE001 - reported to the parent as one line, never a traceback
+        status = {"error": f"sandbox supervisor failed: {type(exc).__name__}: {exc}"}
     report.write(json.dumps(status))
     report.close()
     return 0

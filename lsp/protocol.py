@@ -26,7 +26,7 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
 from lsp.errors import INVALID_REQUEST, PARSE_ERROR
-from lsp.framing import FrameReader
+from lsp.framing import FrameParser, FrameReader, next_body_async
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,23 @@ class RepocompleteProtocol(LanguageServerProtocol):
             yield handler, (params,), None
 
 
+class _StdoutWriter(StdoutWriter):
+    """stdout for the protocol; what is written after ``exit`` closed it (a status update of a
+    model that finished loading meanwhile) is dropped, not logged as an error."""
+
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+        super().close()
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            log.debug("dropped %d bytes written after exit", len(data))
+            return
+        super().write(data)
+
+
 class RepocompleteLanguageServer(LanguageServer):
     """pygls LanguageServer whose out-of-band errors are answered or logged, never shown raw."""
 
@@ -145,10 +162,10 @@ class RepocompleteLanguageServer(LanguageServer):
         """Serve over stdio with :class:`lsp.framing.FrameReader` (pygls' reader cannot
         recover from a wrong Content-Length). Returns at the end of input or on ``exit``."""
         self._stop_event = threading.Event()
-        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        self.protocol.set_writer(_StdoutWriter(stdout or sys.stdout.buffer))
         reader = FrameReader((stdin or sys.stdin.buffer).fileno())
         try:
-            asyncio.run(self._serve(reader))
+            asyncio.run(self._serve_stdio(reader))
         except BrokenPipeError:
             log.error("connection to the client is lost; shutting down")
         except (KeyboardInterrupt, SystemExit):
@@ -156,7 +173,31 @@ class RepocompleteLanguageServer(LanguageServer):
         finally:
             self.shutdown()
 
-    async def _serve(self, reader: FrameReader) -> None:
+    def start_tcp(self, host: str, port: int) -> None:
+        """Serve one client at a time on ``host:port`` with the same framing as stdio."""
+        self._stop_event = stop_event = threading.Event()
+
+        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.protocol.set_writer(writer)  # type: ignore[arg-type]
+            parser = FrameParser()
+            while not stop_event.is_set():
+                body = await next_body_async(reader, parser)
+                if body is None:
+                    break
+                self._handle(body)
+            self.shutdown()
+
+        async def serve() -> None:
+            self._server = await asyncio.start_server(connection, host, port)
+            async with self._server:
+                await self._server.serve_forever()
+
+        try:
+            asyncio.run(serve())
+        except asyncio.CancelledError:
+            log.debug("the TCP server was cancelled")
+
+    async def _serve_stdio(self, reader: FrameReader) -> None:
         loop = asyncio.get_running_loop()
         bodies: asyncio.Queue[bytes | None] = asyncio.Queue()
 
@@ -172,13 +213,16 @@ class RepocompleteLanguageServer(LanguageServer):
             body = await bodies.get()
             if body is None:
                 break
-            try:
-                self.protocol.handle_body(body)
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as exc:  # noqa: BLE001 - one bad message must not stop the server
-                log.debug("unable to handle a message", exc_info=True)
-                self.report_server_error(exc, JsonRpcException)
+            self._handle(body)
+
+    def _handle(self, body: bytes) -> None:
+        try:
+            self.protocol.handle_body(body)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - one bad message must not stop the server
+            log.debug("unable to handle a message", exc_info=True)
+            self.report_server_error(exc, JsonRpcException)
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         if isinstance(error, ValueError):  # json.JSONDecodeError, UnicodeDecodeError

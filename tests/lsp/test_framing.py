@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 
 import pytest
 
-from lsp.framing import FrameReader, json_end
+from lsp.framing import FrameParser, FrameReader, json_end, next_body_async
 
 
 def frame(body: bytes, length: int | None = None) -> bytes:
@@ -47,6 +48,18 @@ A, B = b'{"id": 1, "text": "a\\r\\nContent-Length: 5"}', b'{"id": 2}'
 ])
 def test_bodies(data, expected):
     assert bodies(data) == expected
+    assert asyncio.run(async_bodies(data)) == expected   # the TCP transport's reader
+
+
+async def async_bodies(data: bytes) -> list[bytes | None]:
+    reader = asyncio.StreamReader()
+    reader.feed_data(data)
+    reader.feed_eof()
+    parser, found = FrameParser(max_body=1000), []
+    while True:
+        found.append(await next_body_async(reader, parser, idle_s=0.05))
+        if found[-1] is None:
+            return found
 
 
 def test_a_body_declared_too_long_is_taken_once_the_client_goes_quiet():

@@ -90,6 +90,16 @@ def test_tcp_mode_serves_the_same_protocol(spawn_lsp, tmp_path):
         while reply.get("id") != 1:
             reply = read_message(sock, buffer)
         assert "inlineCompletionProvider" in reply["result"]["capabilities"]
+        # the same framing as stdio: a frame declared too long does not silence the server (21.12)
+        stats = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "repocomplete/debugStats", "params": {}}).encode()
+        sock.sendall(b"Content-Length: %d\r\n\r\n" % (len(stats) + 50) + stats)
+        sock.sendall(frame({"jsonrpc": "2.0", "id": 3, "method": "shutdown"}))
+        answered = {}
+        while len(answered) < 2:
+            reply = read_message(sock, buffer)
+            if reply.get("id") in (2, 3):
+                answered[reply["id"]] = reply
+        assert "result" in answered[2] and "result" in answered[3]
 
 
 def test_a_model_that_cannot_load_is_one_error_message_and_no_items(spawn_lsp, tmp_path):
