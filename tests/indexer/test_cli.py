@@ -95,3 +95,37 @@ def test_watch_reindexes_changed_files(repo):
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0
         (path / "json" / "watched.py").unlink(missing_ok=True)
+
+
+def test_planted_secret_variants_reach_neither_the_store_nor_the_context_output(tmp_path):
+    """Issue 21.8 as the review did it: realistic secrets planted in a repository, then
+    ``repocomplete index`` and ``repocomplete context`` at a cursor that retrieves them."""
+    from indexer.workspace import Workspace
+    from tests.indexer.test_secrets import AWS_ID, DOCKER_AUTH, FERNET, HMAC_HEX, KUBE_KEY, SLACK_HOOK
+
+    planted = {
+        "FERNET": FERNET, "HMAC": HMAC_HEX, "JWT": "q8Zr3Lx0Vb7Nm2Kt5Wp9Yc4Hd6Js1Fg", "DB": "hunter22",
+        "API": "k9x2m4q7", "SLACK": SLACK_HOOK.split("services/")[1], "DOCKER": DOCKER_AUTH,
+        "KUBE": KUBE_KEY[20:], "AWS": AWS_ID[4:],
+    }
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "settings.py").write_text(
+        f'FERNET_KEY = "{FERNET}"\nHMAC_KEY = "{HMAC_HEX}"\nJWT_SIGNING_KEY = "{planted["JWT"]}"\n'
+        f'DB_PASS = "{planted["DB"]}"\napi_key = "{planted["API"]}"\nSLACK_WEBHOOK = "{SLACK_HOOK}"\n'
+        f'DOCKER_CONFIG = {{"auths": {{"registry.example.com": {{"auth": "{DOCKER_AUTH}"}}}}}}\n'
+        f'KUBECONFIG = """\nusers:\n- user:\n    client-key-data: {KUBE_KEY}\n"""\n'
+        f'AWS_IDS = "primary{AWS_ID}backup"\n\n\ndef connect_to_services():\n    return FERNET_KEY, HMAC_KEY, DB_PASS\n')
+    (repo / "app.py").write_text("from settings import FERNET_KEY, HMAC_KEY, DB_PASS, api_key\n\n\n"
+                                 "def start():\n    keys = connect_to_services()\n    return keys\n")
+    cache = tmp_path / "cache"
+    run("index", str(repo), "--cache-dir", str(cache), check_rc=0)
+    context = run("context", str(repo / "app.py"), "--line", "5", "--col", "12", "--cache-dir", str(cache),
+                  "--json", "--sources", "import,definition,bm25,jaccard,sibling,similar_name", check_rc=0).stdout
+    assert "settings.py" in context, "the cursor must retrieve the planted file, or the test proves nothing"
+    with Workspace(repo, cache_dir=cache) as index:
+        stored = "\n".join(row[0] for row in index.store.conn.execute("SELECT body FROM chunks"))
+    assert "FERNET_KEY" in stored
+    for name, secret in planted.items():
+        assert secret not in stored, f"{name} reached the store"
+        assert secret not in context, f"{name} reached the context output"
