@@ -151,9 +151,9 @@ class TransformersBackend:
                                                     self.quantization, self._parameters)
         self._prefill_model = None
         if self.prefill_dtype is not None:
-            import copy
-
-            self._prefill_model = copy.deepcopy(model).to(self.prefill_dtype).eval()
+            # Loaded again rather than copied: a copy would hold a second fp32 model at its peak.
+            with quiet_progress_bars():
+                self._prefill_model = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.prefill_dtype).eval()
 
     @classmethod
     def from_config(cls, config: EngineConfig) -> TransformersBackend:

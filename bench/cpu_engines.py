@@ -1,0 +1,343 @@
+"""CPU engines for a real code model, side by side in one run: which one serves completions fastest.
+
+    python bench/cpu_engines.py --model /path/to/qwen2.5-coder-0.5b-hf [--engines fp32 bf16 mixed ct2-int8]
+        [--threads 1] [--reps 6] [--prompt-tokens 1000] [--out FILE.jsonl]
+
+Every engine answers the same FIM prompts: real code (stdlib files cut in the middle of a
+line after about ``--prompt-tokens`` tokens, the rest of that line removed as the user has
+not typed it yet), laid out in Qwen's FIM format by our own prompt code, single-line
+completions (stop at the line's end, at most 48 tokens, greedy). Each engine runs in its
+own process (its own thread pool, its own peak RSS), all loaded at once, and the requests
+are interleaved across them, so a load spike on this shared machine hits every engine alike.
+Per engine (and thread count):
+
+- cold: a request on a file the engine has not seen; keystroke: the same request after the
+  user typed two more characters (prefix longer, suffix the same): whatever KV cache the
+  engine keeps of the unchanged prompt start is reused; p50 / p90 over ``--reps`` files;
+- prefill tokens/s (one cold forward over a fresh prompt) and decode tokens/s (32 tokens
+  after it, no stop);
+- load time, peak RSS, and for ctranslate2 the conversion time (cached in ``--ct2-cache``).
+
+Engines: ``fp32`` (our transformers backend as it was: the baseline each ratio divides by),
+``bf16``, ``mixed`` (a bf16 copy processes prompt chunks, decoding in fp32), ``ct2-int8``
+(ctranslate2 with int8 weights; it keeps no KV cache between calls). Our engines are also
+measured with prompt-lookup speculative decoding (``+spec``: the accepted share of draft
+tokens is reported), and ``mixed`` with the suffix-first layout too (``/spm``: a keystroke
+then only appends to the prompt). Rows are appended to ``--out`` (JSONL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+ENGINES = ("fp32", "bf16", "mixed", "ct2-int8")
+BASELINE = "fp32"
+#: Variants each engine is measured in: (speculative draft tokens, FIM order).
+VARIANTS = {"fp32": [(0, "psm"), (8, "psm")], "bf16": [(0, "psm"), (8, "psm")], "mixed": [(0, "psm"), (8, "psm"), (8, "spm")],
+            "ct2-int8": [(0, "psm")]}
+FILES = ("argparse.py", "subprocess.py", "typing.py", "pathlib/_local.py", "json/encoder.py", "dataclasses.py",
+         "inspect.py", "logging/__init__.py", "tarfile.py", "zipfile/__init__.py", "shutil.py", "functools.py")
+MAX_TOKENS, DECODE_TOKENS, TYPED = 48, 32, 2
+
+
+def cases(count_tokens, prompt_tokens: int, reps: int) -> list[dict]:
+    """Per file: the prefix (about ``prompt_tokens`` tokens, ending a third into a code line), the
+    suffix (from the end of that line), the rest of the line, and the ``TYPED`` characters typed next."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    out = []
+    for name in FILES:
+        path = stdlib / name
+        if not path.is_file():
+            continue
+        lines = path.read_text(encoding="utf-8").split("\n")
+        taken, at = 0, 0
+        while at < len(lines) and taken < prompt_tokens:
+            taken += count_tokens(lines[at] + "\n")
+            at += 1
+        while at < len(lines) and (len(lines[at].strip()) < 20 or lines[at].lstrip().startswith(("#", '"', "'"))):
+            at += 1
+        if at >= len(lines):
+            continue
+        line = lines[at]
+        cut = len(line) - len(line.lstrip()) + len(line.strip()) // 3
+        prefix = "\n".join(lines[:at] + [line[:cut]])
+        out.append({"path": name, "prefix": prefix, "suffix": "\n" + "\n".join(lines[at + 1:]),
+                    "rest": line[cut:], "typed": line[cut:cut + TYPED]})
+        if len(out) == reps + 1:  # one more: the fresh prompt of the prefill/decode rates
+            break
+    return out
+
+
+# -- worker side: one engine in its own process, answering JSON lines -----------------------------------
+
+
+class Ct2Engine:
+    """ctranslate2's Generator (int8) behind the worker's calls; no KV cache between calls."""
+
+    def __init__(self, model: Path, ct2_dir: Path, threads: int) -> None:
+        import ctranslate2
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        self.generator = ctranslate2.Generator(str(ct2_dir), device="cpu", compute_type="int8", intra_threads=threads)
+        self.eos = [t for t in {self.tokenizer.eos_token, "<|endoftext|>", "<|im_end|>"} if t]
+        self.eos_ids = set(self.tokenizer.convert_tokens_to_ids(self.eos))
+
+    def generate(self, prompt: str, max_tokens: int, line: bool, speculative: int) -> dict:
+        tokens = self.tokenizer.convert_ids_to_tokens(self.tokenizer.encode(prompt, add_special_tokens=False))
+        ids: list[int] = []
+
+        def step(result) -> bool:
+            # Returning True stops decoding (breaking out of generate_tokens would let it run on).
+            ids.append(result.token_id)
+            return line and "\n" in self.tokenizer.decode(ids)
+
+        self.generator.generate_batch([tokens], max_length=max_tokens, sampling_topk=1, end_token=self.eos,
+                                      include_prompt_in_result=False, callback=step)
+        text = self.tokenizer.decode([i for i in ids if i not in self.eos_ids])
+        return {"text": text.split("\n")[0] if line else text, "prompt_tokens": len(tokens),
+                "completion_tokens": len(ids), "cached_tokens": 0}
+
+    def forget(self) -> None:
+        pass
+
+
+class OurEngine:
+    """Our transformers backend, called as the engine calls it."""
+
+    def __init__(self, model: Path, engine: str, threads: int) -> None:
+        from repocomplete.backends.transformers import TransformersBackend
+
+        self.backend = TransformersBackend(model, device="cpu", dtype="bfloat16" if engine == "bf16" else "float32",
+                                           prefill_dtype="bfloat16" if engine == "mixed" else "off", threads=threads)
+
+    def generate(self, prompt: str, max_tokens: int, line: bool, speculative: int) -> dict:
+        from repocomplete.backends.base import GenerationRequest
+
+        self.backend.speculative_tokens = speculative
+        stats = self.backend.speculation
+        before = (stats.drafted, stats.accepted)
+        result = self.backend.generate(GenerationRequest(prompt=prompt, max_tokens=max_tokens,
+                                                         stop=["\n"] if line else []))
+        return {"text": result.texts[0], "prompt_tokens": result.prompt_tokens,
+                "completion_tokens": result.completion_tokens, "cached_tokens": result.cached_tokens,
+                "drafted": stats.drafted - before[0], "accepted": stats.accepted - before[1]}
+
+    def forget(self) -> None:
+        self.backend._cache.clear()
+
+
+def ensure_ct2(model: Path, cache: Path) -> tuple[Path, float | None]:
+    """The int8 ctranslate2 conversion of ``model`` (converted once; the seconds it took, else None)."""
+    out = cache / f"{model.name}-int8"
+    if (out / "model.bin").is_file():
+        return out, None
+    start = time.perf_counter()
+    tmp = out.with_name(out.name + ".partial")
+    converter = Path(sys.executable).with_name("ct2-transformers-converter")
+    subprocess.run([str(converter), "--model", str(model), "--quantization", "int8", "--output_dir", str(tmp),
+                    "--force"], check=True, stdout=subprocess.DEVNULL)
+    tmp.rename(out)
+    return out, time.perf_counter() - start
+
+
+def serve_worker(args: argparse.Namespace) -> int:
+    """Load one engine, then answer one JSON request per stdin line on the original stdout."""
+    import torch
+
+    reply = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # library chatter on stdout must not corrupt the replies
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    conversion_s = None
+    if args.worker == "ct2-int8":
+        ct2_dir, conversion_s = ensure_ct2(args.model, args.ct2_cache)
+        engine = Ct2Engine(args.model, ct2_dir, args.threads)
+    else:
+        engine = OurEngine(args.model, args.worker, args.threads)
+    reply.write(json.dumps({"load_s": round(time.perf_counter() - start, 1), "conversion_s": conversion_s}) + "\n")
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request.get("op") == "stats":
+            reply.write(json.dumps({"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}) + "\n")
+            continue
+        if request.get("forget"):
+            engine.forget()
+        begin = time.perf_counter()
+        out = engine.generate(request["prompt"], request["max_tokens"], request["line"], request.get("speculative", 0))
+        reply.write(json.dumps({"ms": (time.perf_counter() - begin) * 1000, **out}) + "\n")
+    return 0
+
+
+# -- parent side -----------------------------------------------------------------------------------------
+
+
+class Worker:
+    def __init__(self, engine: str, threads: int, args: argparse.Namespace) -> None:
+        self.engine, self.threads = engine, threads
+        command = [sys.executable, __file__, "--worker", engine, "--threads", str(threads), "--model", str(args.model),
+                   "--ct2-cache", str(args.ct2_cache)]
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.loaded = self._read()
+
+    def ask(self, **request) -> dict:
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        return self._read()
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.engine} ({self.threads} threads) worker died (exit {self.proc.wait()})")
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def measure(args: argparse.Namespace) -> list[dict]:
+    from transformers import AutoTokenizer
+
+    from repocomplete.fim import get_template
+    from repocomplete.prompt import assemble_prompt
+
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    count = (lambda text: len(backend.encode(text, add_special_tokens=False).ids)) if backend else (
+        lambda text: len(tokenizer.encode(text, add_special_tokens=False)))
+    template = get_template("qwen")
+
+    def prompt(case: dict, order: str, typed: str = "") -> str:
+        return assemble_prompt(template, prefix=case["prefix"] + typed, suffix=case["suffix"], count_tokens=count,
+                               budget_tokens=args.prompt_tokens, filepath=case["path"], order=order).text
+
+    work = cases(count, args.prompt_tokens, args.reps)
+    work, fresh = work[:-1], work[-1]
+    workers = []
+    try:
+        for threads in args.threads:
+            for engine in [BASELINE] + [e for e in args.engines if e != BASELINE]:
+                print(f"loading {engine} ({threads} threads)", file=sys.stderr, flush=True)
+                workers.append(Worker(engine, threads, args))
+        rows = {(w.engine, w.threads, spec, order): {"cold": [], "keystroke": [], "cached": [], "texts": [],
+                                                     "drafted": 0, "accepted": 0}
+                for w in workers for spec, order in VARIANTS[w.engine]}
+        for worker in workers:
+            worker.ask(prompt=prompt(work[0], "psm"), max_tokens=2, line=False)  # first-call allocations
+        for index, case in enumerate(work):
+            print(f"file {index + 1}/{len(work)}: {case['path']}", file=sys.stderr, flush=True)
+            turn = workers[index % len(workers):] + workers[: index % len(workers)]  # rotate who goes first
+            for worker in turn:
+                for spec, order in VARIANTS[worker.engine]:
+                    row = rows[(worker.engine, worker.threads, spec, order)]
+                    cold = worker.ask(prompt=prompt(case, order), max_tokens=MAX_TOKENS, line=True, speculative=spec,
+                                      forget=True)
+                    keys = worker.ask(prompt=prompt(case, order, case["typed"]), max_tokens=MAX_TOKENS, line=True,
+                                      speculative=spec)
+                    row["cold"].append(cold["ms"])
+                    row["keystroke"].append(keys["ms"])
+                    row["cached"].append(keys["cached_tokens"] / max(keys["prompt_tokens"], 1))
+                    row["texts"].append(cold["text"])
+                    row["prompt_tokens"] = cold["prompt_tokens"]
+                    for k in ("drafted", "accepted"):
+                        row[k] += cold.get(k, 0) + keys.get(k, 0)
+        # Prefill and decode rates on a prompt no engine has seen.
+        for worker in workers:
+            for spec, order in VARIANTS[worker.engine]:
+                if order != "psm":
+                    continue
+                row = rows[(worker.engine, worker.threads, spec, order)]
+                one = worker.ask(prompt=prompt(fresh, "psm"), max_tokens=1, line=False, speculative=spec, forget=True)
+                many = worker.ask(prompt=prompt(fresh, "psm"), max_tokens=DECODE_TOKENS, line=False, speculative=spec,
+                                  forget=True)
+                row["prefill_tok_s"] = one["prompt_tokens"] / (one["ms"] / 1000)
+                row["decode_tok_s"] = max(many["completion_tokens"] - 1, 1) / max((many["ms"] - one["ms"]) / 1000, 1e-3)
+                row["decode_drafted"], row["decode_accepted"] = many.get("drafted", 0), many.get("accepted", 0)
+        stats = {(w.engine, w.threads): {**w.ask(op="stats"), **w.loaded} for w in workers}
+    finally:
+        for worker in workers:
+            worker.close()
+    load = round(os.getloadavg()[0], 1)
+    out = []
+    for (engine, threads, spec, order), row in rows.items():
+        name = engine + ("+spec" if spec else "") + ("/spm" if order == "spm" else "")
+        out.append({
+            "engine": name, "threads": threads, "model": args.model.name, "prompt_tokens": row["prompt_tokens"],
+            "reps": len(row["cold"]), "cold_ms": [round(x) for x in row["cold"]],
+            "keystroke_ms": [round(x) for x in row["keystroke"]],
+            "keystroke_cached_share": round(statistics.median(row["cached"]), 3),
+            "prefill_tok_s": round(row["prefill_tok_s"], 1) if "prefill_tok_s" in row else None,
+            "decode_tok_s": round(row["decode_tok_s"], 2) if "decode_tok_s" in row else None,
+            "draft_acceptance": round(row["accepted"] / row["drafted"], 3) if row["drafted"] else None,
+            "load_avg_end": load, "texts": row["texts"], **stats[(engine, threads)],
+        })
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def report(rows: list[dict]) -> None:
+    base = {r["threads"]: r for r in rows if r["engine"] == BASELINE}
+    print(f"model {rows[0]['model']}, prompts of ~{rows[0]['prompt_tokens']} tokens, {rows[0]['reps']} files, "
+          f"1-min load average at the end {rows[0]['load_avg_end']} (2 cores)")
+    print(f"{'engine':<17}{'thr':>4}{'cold p50':>9}{'p90':>7}{'÷fp32':>7}{'keys p50':>9}{'p90':>7}{'keys÷cold':>10}"
+          f"{'prefill':>8}{'decode':>8}{'accept':>7}{'RSS MB':>7}{'load s':>7}")
+    for r in rows:
+        cold, keys = statistics.median(r["cold_ms"]), statistics.median(r["keystroke_ms"])
+        b = base.get(r["threads"])
+        ratio = f"{cold / statistics.median(b['cold_ms']):.2f}" if b else "-"
+        rate = lambda v, f: format(v, f) if v is not None else "-"  # noqa: E731
+        accept = f"{r['draft_acceptance']:.0%}" if r.get("draft_acceptance") is not None else "-"
+        print(f"{r['engine']:<17}{r['threads']:>4}{cold:>9.0f}{pct(r['cold_ms'], 0.9):>7.0f}{ratio:>7}{keys:>9.0f}"
+              f"{pct(r['keystroke_ms'], 0.9):>7.0f}{keys / cold:>10.2f}{rate(r['prefill_tok_s'], '>8.1f')}"
+              f"{rate(r['decode_tok_s'], '>8.2f')}{accept:>7}{r['peak_rss_mb']:>7}{r['load_s']:>7}")
+    conversions = [r for r in rows if r.get("conversion_s")]
+    for r in conversions:
+        print(f"{r['engine']}: converted in this run in {r['conversion_s']:.0f} s")
+    print("ms per single-line completion; prefill / decode in tokens/s; ÷fp32: cold p50 against fp32 at the same "
+          "thread count in this run; accept: share of prompt-lookup draft tokens the model kept")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, required=True, help="a transformers model folder (dequantized)")
+    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1])
+    parser.add_argument("--reps", type=int, default=6, help="files (prompts) per engine")
+    parser.add_argument("--prompt-tokens", type=int, default=1000)
+    parser.add_argument("--ct2-cache", type=Path, default=Path.home() / ".cache/repocomplete/bench/ct2")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench/cpu_engines.jsonl"))
+    parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        args.threads = args.threads[0]
+        return serve_worker(args)
+    rows = measure(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("a", encoding="utf-8") as out:
+        for row in rows:
+            out.write(json.dumps(row) + "\n")
+    report(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
