@@ -198,7 +198,7 @@ def test_a_keystroke_in_a_buffer_over_the_size_limit_costs_what_one_in_a_small_f
     stats = lsp.stats()
     assert lsp.shutdown_and_exit() == 0
     print(f"keystroke + completion: small {small * 1000:.1f} ms, 2.5 MB {big * 1000:.1f} ms, ratio {big / small:.2f}")
-    assert big < 3 * small + 0.1, f"2.5 MB buffer: {big:.3f} s a keystroke vs {small:.3f} s"
+    assert big < 3 * small + timeout(0.1), f"2.5 MB buffer: {big:.3f} s a keystroke vs {small:.3f} s"
     assert stats["buffers_skipped"] >= 1                     # the big buffer was never indexed
     with Workspace(repo, cache_dir=tmp_path / "cache") as index:
         assert "big.py" not in index.files() and "small.py" in index.files()
