@@ -182,9 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             # log into the database file (a checkpoint) and building the BM25 snapshot to
             # background threads: wait for both (the snapshot's time includes the fold's).
             start = time.perf_counter()
-            folder = ws._checkpointer
-            if folder is not None:
-                folder.join()
+            ws.wal.join()
             fold_s = time.perf_counter() - start
             results["full_index"]["wal_fold_seconds"] = fold_s
             results["full_index"]["db_mb"] = ws.db_path.stat().st_size / 1e6

@@ -45,7 +45,7 @@ class IndexConfig:
     sources: tuple[str, ...] = DEFAULT_SOURCES
     #: Dense retrieval (sentence embeddings kept in the store); off by default: it is slow on CPU.
     dense: bool = False
-    #: Processes parsing files during big index runs; 0 = automatic (``workspace.auto_workers``:
+    #: Processes parsing files during big index runs; 0 = automatic (``indexer.workers.auto_workers``:
     #: CPUs - 1, at most 8, two on a 2-CPU machine), 1 = none.
     workers: int = 0
     #: Candidate chunks fetched from FTS5 before Jaccard re-ranking.

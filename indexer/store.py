@@ -15,13 +15,16 @@ index intact (the uncommitted tail of the write-ahead log is discarded on the ne
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from indexer.chunks import Chunk, chunk_texts, search_text
 from indexer.errors import IndexerError
@@ -168,6 +171,89 @@ class ChunkRow:
     body: str
 
 
+class FileState(NamedTuple):
+    """What the index holds about one file, to decide whether it must be parsed again."""
+
+    hash: str
+    mtime: float
+    size: int
+    #: The row holds an editor's unsaved buffer, not the file on disk.
+    live: bool
+
+
+class DefinitionRow(NamedTuple):
+    """One symbol definition (``Store.definitions``)."""
+
+    name: str
+    kind: str
+    path: str
+    start_line: int
+    end_line: int
+    parent: str | None
+    signature: str | None
+    #: Its definition chunk, or None when it has none.
+    chunk_id: int | None
+
+    def as_dict(self) -> dict:
+        """Where it is defined, without the chunk id."""
+        return {k: getattr(self, k) for k in self._fields if k != "chunk_id"}
+
+
+log = logging.getLogger("indexer")
+
+
+class WalFolder:
+    """Folds a database's write-ahead log back into it on a background thread.
+
+    The writers of this package turn SQLite's automatic checkpoint off (``PRAGMA
+    wal_autocheckpoint=0``): it runs inside the commit that crosses its threshold, on the
+    editor's or the index run's path (measurements: docs/BENCHMARKS.md, "Indexer"). This does
+    that work instead, with its own connection: a passive checkpoint never blocks readers
+    or the next write.
+    """
+
+    def __init__(self, path: Path, *, every: int) -> None:
+        self.path = path
+        self.every = every
+        self._writes = 0
+        self._thread: threading.Thread | None = None
+
+    def after_write(self) -> None:
+        """Count a small write; every ``every`` writes, fold (unless a fold is running)."""
+        self._writes += 1
+        if self._writes % self.every or self.running:
+            return
+        self.fold(truncate=False)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def fold(self, *, truncate: bool) -> None:
+        """Start a fold; ``truncate`` then also empties the log file if no reader uses it
+        (else the next write reuses its space)."""
+
+        def fold(path: Path) -> None:
+            try:
+                conn = sqlite3.connect(str(path), timeout=0.05)
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    if truncate:
+                        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                finally:
+                    conn.close()
+            except sqlite3.Error as exc:  # busy or gone: the next one, or the next index run, folds it
+                log.debug("background checkpoint of %s skipped: %s", path, exc)
+
+        self._thread = threading.Thread(target=fold, args=(self.path,), name="wal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        """Wait for the running fold, if any."""
+        if self._thread is not None:
+            self._thread.join()
+
+
 #: How long a write transaction retries a "database is locked" that SQLite did not wait out.
 BEGIN_RETRY_S = 10.0
 
@@ -277,10 +363,15 @@ class Store:
             self.conn.execute(f"DELETE FROM {table}")
         self.conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES('delete-all')")
 
-    def file_states(self) -> dict[str, tuple[str, float, int, bool]]:
-        """path -> (hash, mtime, size, live) of every indexed file."""
+    def file_states(self) -> dict[str, FileState]:
+        """path -> :class:`FileState` of every indexed file."""
         rows = self.conn.execute("SELECT path, hash, mtime, size, live FROM files")
-        return {r[0]: (r[1], r[2], r[3], bool(r[4])) for r in rows}
+        return {r[0]: FileState(r[1], r[2], r[3], bool(r[4])) for r in rows}
+
+    def without_autocheckpoint(self) -> Store:
+        """Leave folding the write-ahead log to a :class:`WalFolder` (see there); returns self."""
+        self.conn.execute("PRAGMA wal_autocheckpoint=0")
+        return self
 
     def remove_file(self, path: str) -> bool:
         """Delete a file and everything derived from it; True if it was indexed."""
@@ -451,9 +542,8 @@ class Store:
             args.append(kind)
         return [ChunkRow(*r) for r in self.conn.execute(sql + " ORDER BY c.start_line", args)]
 
-    def definitions(self, names: Iterable[str], path: str | None = None) -> list[tuple]:
-        """Symbols named ``names`` (optionally only in ``path``):
-        (name, kind, path, start_line, end_line, parent, signature, chunk_id)."""
+    def definitions(self, names: Iterable[str], path: str | None = None) -> list[DefinitionRow]:
+        """Symbols named ``names`` (optionally only in ``path``)."""
         names = list(dict.fromkeys(names))
         if not names:
             return []
@@ -464,7 +554,7 @@ class Store:
         if path is not None:
             sql += " AND f.path=?"
             args.append(path)
-        return self.conn.execute(sql, args).fetchall()
+        return [DefinitionRow(*row) for row in self.conn.execute(sql, args)]
 
     def file_symbols(self, path: str) -> list[tuple]:
         """(name, kind, start_line, end_line, parent, signature, chunk_id) of one file, in order."""

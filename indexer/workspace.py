@@ -10,6 +10,11 @@ and the evals all go through it::
 
 A ``Workspace`` is safe to share between threads (a lock serialises access to its
 connection). Two processes may index the same workspace: a file lock makes the second wait.
+
+It is the facade over the modules that do the work: :mod:`indexer.records` turns a file into
+a record (a typed ``Built | Unchanged | Skipped`` result), :mod:`indexer.workers` parses in
+worker processes during big runs, :mod:`indexer.store` keeps the rows (named row types) and
+folds the write-ahead log (``WalFolder``), :mod:`indexer.retrieve` ranks context.
 """
 
 from __future__ import annotations
@@ -20,9 +25,7 @@ import gc
 import hashlib
 import logging
 import os
-import signal
 import sqlite3
-import sys
 import threading
 import time
 from collections import Counter
@@ -32,21 +35,20 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from indexer.chunks import definition_chunks, file_terms, search_text, windows
 from indexer.config import IndexConfig
 from indexer.errors import FileSkipError, IndexerError, PathOutsideWorkspaceError, RootNotDirectoryError
 from indexer.languages import language_for_path
 from indexer.retrieve.cursor import chunk_snippet
 from indexer.retrieve.retriever import Retriever
 from indexer.secrets import redact
-from indexer.store import FileRecord, Store, StoreInvalidError
+from indexer.workers import parallel_map, starting_a_worker_process
+from indexer.records import Built, FileJob, Prepared, Skipped, Unchanged, build_record, context_items, prepare_file
+from indexer.store import Store, StoreInvalidError, WalFolder
 from indexer.types import IndexProgress, IndexSummary, RetrievalQuery, Snippet
 from indexer.walk import WalkConfig, classify, content_skip_reason, ignored, path_skip_reason, read_text, walk
 
 log = logging.getLogger("indexer")
 
-#: RepoFusion context types (lists of (text, line) in ParsedFile), computed on demand.
-_ITEM_KINDS = ("identifiers", "type_identifiers", "string_literals", "field_declarations")
 #: Fewer changed files than this are parsed in-process (starting workers costs ~0.5 s).
 _PARALLEL_MIN_FILES = 64
 #: How long a live-buffer write waits for another process's index run before deferring.
@@ -71,171 +73,6 @@ def git_root(path: Path) -> Path | None:
     return None
 
 
-def content_hash(text: str) -> str:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-
-def build_record(path: str, text: str, language: str | None, *, mtime: float, size: int,
-                 config: IndexConfig, live: bool = False, errors: list[str] | None = None,
-                 previous: object | None = None) -> FileRecord:
-    """Parse one file and derive everything the store keeps about it (secrets redacted).
-
-    The RepoFusion context items (identifiers, strings, ...) are not among them: extracting
-    them costs most of a parse again, and only item proposals read them, so
-    :meth:`Workspace.context_items` computes them on demand. ``previous`` (the
-    ``parse_state`` of this path's last live record) makes the parse incremental; live
-    records carry their ``parse_state`` for the next update.
-    """
-    from indexer.parse import parse_source  # tree-sitter grammars load on first use
-
-    clean = redact(text)
-    lines = clean.split("\n")
-    parsed = None
-    if language is not None:
-        try:
-            # Redaction keeps line numbers, so symbols parsed from the clean text line up.
-            parsed = parse_source(clean, language, references=False, context=False, previous=previous,
-                                  bodies=False)
-        except Exception as exc:  # noqa: BLE001 - one unparsable file must not stop an index run
-            if errors is not None:
-                errors.append(f"{path}: parse failed ({type(exc).__name__}: {exc})")
-    searched = search_text(clean)
-    terms = searched.split("\n")
-    rec_items = {"identifier_terms": " ".join(sorted(file_terms(searched)))}
-    chunks = windows(lines, terms, config.window_lines, config.window_stride)
-    rec = FileRecord(path=path, hash=content_hash(text), mtime=mtime, size=size, language=language,
-                     lines=len(lines), live=live, items=rec_items, text=clean, searched=searched)
-    if parsed is not None:
-        chunks += definition_chunks(lines, parsed.definitions, config.max_definition_lines, terms)
-        rec.symbols = [(d.name, d.kind, d.start_line, d.end_line, d.parent,
-                        d.signature or lines[d.start_line - 1].strip() if 0 < d.start_line <= len(lines) else d.signature)
-                       for d in parsed.definitions]
-        for imp in parsed.imports:
-            names = list(imp.names or [])
-            rec.imports += [(imp.module, n, imp.alias, imp.line) for n in names] or [(imp.module, None, imp.alias, imp.line)]
-        rec.parents = [(p.class_name, p.parent_name, p.line) for p in parsed.class_parents]
-        if live:
-            rec.parse_state = parsed.tree_state
-    rec.chunks = chunks
-    return rec
-
-
-def context_items(parsed) -> dict[str, str]:
-    """A ParsedFile's RepoFusion context items as the store keeps them (distinct, one a line)."""
-    return {kind: "\n".join(dict.fromkeys(str(v[0]) for v in getattr(parsed, kind, None) or []))
-            for kind in _ITEM_KINDS}
-
-
-def prepare_file(job: tuple, *, config: IndexConfig) -> tuple:
-    """Read, hash and parse one file (in a worker process during big runs).
-
-    ``job`` is (relpath, abspath, language, mtime, size, stored hash or None). Returns
-    ("skip", reason, message), ("touch",) when the content hash did not change, or
-    ("put", FileRecord, errors).
-    """
-    relpath, abspath, language, mtime, size, old_hash = job
-    try:
-        text = read_text(abspath, config.walk)
-    except FileSkipError as exc:
-        return ("skip", exc.reason, f"{relpath}: {exc.reason.replace('_', ' ')}")
-    if old_hash is not None and old_hash == content_hash(text):
-        return ("touch",)
-    errors: list[str] = []
-    return ("put", build_record(relpath, text, language, mtime=mtime, size=size, config=config, errors=errors), errors)
-
-
-def auto_workers(cpus: int) -> int:
-    """Parse workers for ``cpus`` CPUs: one CPU is left to the writer, except on two CPUs.
-
-    The writer spends about half as long in SQLite as the workers spend parsing, so on a
-    2-CPU machine two workers and the writer share the CPUs evenly (stdlib full index 10.9 s
-    in-process, 6.7 s that way; 6.0 s after later savings); with one worker the writer would
-    wait on it.
-    """
-    if cpus < 2:
-        return 1
-    return 2 if cpus == 2 else min(cpus - 1, 8)
-
-
-@contextmanager
-def _parallel_map(workers: int, jobs: int) -> Iterator[Callable]:
-    """``map`` over worker processes for big runs, the built-in ``map`` for small ones.
-
-    Parsing is CPU-bound Python and tree-sitter work; the writer (this process) stores
-    results in order while the workers parse ahead. A single-threaded caller (the CLI, a
-    script) forks its workers: they start at once and never re-import the caller's main
-    module. A threaded one (the server indexes from a thread) spawns them, because forking
-    a threaded process can copy a lock some other thread holds.
-    """
-    count = workers if workers > 0 else auto_workers(os.cpu_count() or 1)
-    if count <= 1 or jobs < _PARALLEL_MIN_FILES:
-        yield map
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    method = "fork" if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(max_workers=min(count, jobs // 16 + 1), initializer=_start_worker,
-                             initargs=(os.getpid(),), mp_context=multiprocessing.get_context(method)) as pool:
-        yield lambda fn, items: pool.map(fn, items, chunksize=8)
-
-
-def _start_worker(writer_pid: int) -> None:
-    """Worker start-up: die with the writer, and yield the CPU to it."""
-    _die_with_parent(writer_pid)
-    _yield_to_the_writer()
-
-
-def _die_with_parent(writer_pid: int) -> None:
-    """A killed writer (``kill -9`` of ``repocomplete index``) takes its workers along.
-
-    Without this they wait forever on the task queue, whose pipe other workers keep open.
-    On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``); elsewhere
-    a daemon thread polls the parent's pid. Either way a parent already gone ends the worker.
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0:   # PR_SET_PDEATHSIG
-                if os.getppid() != writer_pid:             # it died before the call
-                    os._exit(1)
-                return
-        except OSError:
-            pass
-
-    def watch() -> None:
-        while os.getppid() == writer_pid:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-def _yield_to_the_writer() -> None:
-    """A lower CPU priority than the writing process. Workers and writer
-    share the CPUs; the writer is the critical path (records queue up for it), so it runs
-    whenever it has work and the workers fill the remaining time.
-
-    Workers also run without the cyclic garbage collector: a record is thousands of small
-    acyclic objects, freed once it is sent, and collections set off by allocating them cost
-    about 5% of a worker's time; parsing the whole stdlib leaves a few dozen cyclic objects.
-    """
-    gc.disable()
-    try:
-        os.nice(5)
-    except OSError:  # not permitted here: equal priority still works, a little slower
-        pass
-
-
-def _starting_a_worker_process() -> bool:
-    """True while a spawned worker re-imports its parent's main module: an unguarded
-    script calling index() at import time would wait forever on its parent's write lock."""
-    mp = sys.modules.get("multiprocessing")
-    return mp is not None and bool(getattr(mp.current_process(), "_inheriting", False))
-
-
 class Workspace:
     """One repository's index: build it, keep it fresh, retrieve from it."""
 
@@ -258,8 +95,8 @@ class Workspace:
         self._indexing = False
         #: Ignore-rule verdicts for buffer paths (git is asked once per path per index run).
         self._ignored: dict[str, bool] = {}
-        self._live_writes = 0
-        self._checkpointer: threading.Thread | None = None
+        #: Folds the write-ahead log after live writes and index runs (owned by the store module).
+        self.wal = WalFolder(self.db_path, every=_LIVE_WRITES_PER_CHECKPOINT)
         self._store = self._open()
         self._inode = self._db_inode()
         self._retriever = Retriever(self._store, self.config, root_package=self.root.name)
@@ -284,40 +121,8 @@ class Workspace:
 
     def _with_loader(self, store: Store) -> Store:
         store.items_loader = self.context_items
-        # Live writes must not fold the write-ahead log into the database themselves: SQLite's
-        # automatic checkpoint runs inside the commit that crosses its threshold, and turned
-        # one update in thirty into the slowest (p95 25 ms -> 15 ms on the stdlib bench
-        # without it). _checkpoint_in_background() does that work off the editor's path.
-        store.conn.execute("PRAGMA wal_autocheckpoint=0")
-        return store
-
-    def _checkpoint_in_background(self) -> None:
-        """After every few live writes, fold the write-ahead log back (see :meth:`_fold_wal`)."""
-        self._live_writes += 1
-        if self._live_writes % _LIVE_WRITES_PER_CHECKPOINT or (
-                self._checkpointer is not None and self._checkpointer.is_alive()):
-            return
-        self._fold_wal(truncate=False)
-
-    def _fold_wal(self, *, truncate: bool) -> None:
-        """Fold the write-ahead log back on a thread with its own connection: a passive
-        checkpoint never blocks readers or the next write. ``truncate`` then also empties
-        the log file, if no reader is using it (else the next write reuses its space)."""
-
-        def fold(path: Path) -> None:
-            try:
-                conn = sqlite3.connect(str(path), timeout=0.05)
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    if truncate:
-                        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                finally:
-                    conn.close()
-            except sqlite3.Error as exc:  # busy or gone: the next one, or the next index run, folds it
-                log.debug("background checkpoint of %s skipped: %s", path, exc)
-
-        self._checkpointer = threading.Thread(target=fold, args=(self.db_path,), name="wal-checkpoint", daemon=True)
-        self._checkpointer.start()
+        # Live writes leave folding the write-ahead log to self._wal, off the editor's path.
+        return store.without_autocheckpoint()
 
     def _reconnect_if_replaced(self, *, force: bool = False) -> None:
         """Another process recreated the database file: read the new one."""
@@ -363,7 +168,7 @@ class Workspace:
         files gone from the repository are removed; ``rebuild`` re-parses everything. The
         run commits at its end, so killing the process mid-run leaves the previous index.
         """
-        if _starting_a_worker_process():
+        if starting_a_worker_process():
             raise IndexerError("index() ran while an index worker process was starting: put the script's "
                                "entry point under `if __name__ == \"__main__\":`")
         start = time.perf_counter()
@@ -390,12 +195,9 @@ class Workspace:
             self._ignored.clear()   # ignore files may have changed
         # The run writes through its own connection, in one transaction: readers keep the
         # previous snapshot meanwhile, and a kill mid-run leaves that snapshot intact.
-        writer = Store.open(self.db_path)
-        # The run's commit must not fold the write-ahead log into the database itself (the
-        # automatic checkpoint would): copying and syncing a full index's pages took 0.4 s
-        # of the stdlib's 6.5 s, with the parse workers done and one CPU idle. A background
-        # thread does it once the run has committed; readers see the new index either way.
-        writer.conn.execute("PRAGMA wal_autocheckpoint=0")
+        # The run's commit does not fold the write-ahead log into the database itself: the
+        # WalFolder does, in the background, once the run has committed.
+        writer = Store.open(self.db_path).without_autocheckpoint()
         self._indexing = True
         try:
             with writer.transaction():
@@ -408,9 +210,8 @@ class Workspace:
             self._indexing = False
             writer.close()
         with self._lock:
-            if self._checkpointer is not None:
-                self._checkpointer.join()   # a live writes' fold (short)
-            self._fold_wal(truncate=True)
+            self.wal.join()   # a live writes' fold (short)
+            self.wal.fold(truncate=True)
         if self.config.dense:
             from indexer.retrieve.dense import embed_missing  # torch: only when asked for
 
@@ -442,26 +243,26 @@ class Workspace:
             state = states.get(entry.relpath)
             if entry.relpath in live:
                 continue  # the editor's unsaved text wins over the disk
-            if state and not state[3] and state[1] == entry.mtime and state[2] == entry.size:
+            if state and not state.live and state.mtime == entry.mtime and state.size == entry.size:
                 summary.files_unchanged += 1
                 continue
             todo.append(entry)
         total = len(todo)
-        jobs = [(e.relpath, str(e.abspath), e.language, e.mtime, e.size,
-                 states[e.relpath][0] if e.relpath in states and not states[e.relpath][3] else None)
+        jobs = [FileJob(e.relpath, str(e.abspath), e.language, e.mtime, e.size,
+                        states[e.relpath].hash if e.relpath in states and not states[e.relpath].live else None)
                 for e in todo]
         prepare = partial(prepare_file, config=self.config)
         done = 0
 
-        def store(job: tuple, result: tuple) -> None:
+        def store(job: FileJob, result: Prepared) -> None:
             nonlocal done
             done += 1
             self._store_result(writer, job, result, states, summary, skipped)
             if progress is not None:
-                progress(IndexProgress(done, total, summary.bytes, time.perf_counter() - start, job[0]))
+                progress(IndexProgress(done, total, summary.bytes, time.perf_counter() - start, job.relpath))
 
         try:
-            with _parallel_map(self.config.workers, len(jobs)) as mapper:
+            with parallel_map(self.config.workers, len(jobs), min_jobs=_PARALLEL_MIN_FILES) as mapper:
                 for job, result in zip(jobs, mapper(prepare, jobs)):
                     store(job, result)
         except BrokenProcessPool as exc:
@@ -479,23 +280,21 @@ class Workspace:
         summary.skipped_by_reason = dict(skipped)
 
     @staticmethod
-    def _store_result(writer: Store, job: tuple, result: tuple, states: dict, summary: IndexSummary,
+    def _store_result(writer: Store, job: FileJob, result: Prepared, states: dict, summary: IndexSummary,
                       skipped: Counter) -> None:
-        relpath, _abspath, _language, mtime, size, _hash = job
-        action = result[0]
-        if action == "skip":
-            skipped[result[1]] += 1
-            summary.errors.append(result[2])
-            if relpath in states and writer.remove_file(relpath):
+        if isinstance(result, Skipped):
+            skipped[result.reason] += 1
+            summary.errors.append(result.message)
+            if job.relpath in states and writer.remove_file(job.relpath):
                 summary.files_removed += 1
-        elif action == "touch":
-            writer.touch_file(relpath, mtime, size)
+        elif isinstance(result, Unchanged):
+            writer.touch_file(job.relpath, job.mtime, job.size)
             summary.files_unchanged += 1
         else:
-            writer.put_file(result[1])
-            summary.errors.extend(result[2])
+            writer.put_file(result.record)
+            summary.errors.extend(result.errors)
             summary.files_indexed += 1
-            summary.bytes += size
+            summary.bytes += job.size
 
     # -- live buffers --------------------------------------------------------------------
 
@@ -517,7 +316,7 @@ class Workspace:
             if collecting:
                 gc.enable()
         self._retriever.forget_identifiers(path)
-        self._checkpoint_in_background()
+        self.wal.after_write()
 
     def _forget_live(self, rel: str) -> None:
         self._live.pop(rel, None)
@@ -600,11 +399,11 @@ class Workspace:
             self._forget_live(rel)
             entry = classify(self.root, rel, self.config.walk) if (self.root / rel).is_file() else None
             admitted = entry is not None and not entry.skipped and not self._is_ignored(rel)
-            result = (prepare_file((rel, str(entry.abspath), entry.language, entry.mtime, entry.size, None),
-                                   config=self.config) if admitted else ("skip",))
+            result = (prepare_file(FileJob(rel, str(entry.abspath), entry.language, entry.mtime, entry.size),
+                                   config=self.config) if admitted else None)
             with self._store.transaction():
-                if result[0] == "put":
-                    self._store.put_file(result[1])
+                if isinstance(result, Built):
+                    self._store.put_file(result.record)
                 else:
                     self._store.remove_file(rel)
             self._retriever.invalidate(files=True)
@@ -669,15 +468,14 @@ class Workspace:
         """Definition snippets (bodies, long classes summarised) of symbols named ``names``."""
         with self._lock:
             self._reconnect_if_replaced()
-            ids = [row[7] for row in self._store.definitions(names) if row[7] is not None]
+            ids = [row.chunk_id for row in self._store.definitions(names) if row.chunk_id is not None]
             return [chunk_snippet(r, "definition", 1.0) for r in self._store.chunks(ids)]
 
     def symbols(self, name: str) -> list[dict]:
         """Where ``name`` is defined: dicts with name, kind, path, start_line, end_line, parent, signature."""
-        keys = ("name", "kind", "path", "start_line", "end_line", "parent", "signature")
         with self._lock:
             self._reconnect_if_replaced()
-            return [dict(zip(keys, row[:7])) for row in self._store.definitions([name])]
+            return [row.as_dict() for row in self._store.definitions([name])]
 
     def files(self) -> list[str]:
         """Indexed files, relative to the root, sorted."""
@@ -696,8 +494,7 @@ class Workspace:
 
     def close(self) -> None:
         with self._lock:
-            if self._checkpointer is not None:
-                self._checkpointer.join()
+            self.wal.join()
             self._store.close()
 
     def __enter__(self) -> Workspace:

@@ -160,9 +160,9 @@ def parent_class_files(store: Store, cursor: Cursor) -> list[ProposalFile]:
     """Files defining the parent classes of the classes in the current file."""
     parents = [p[1] for p in store.file_parents(cursor.path)]
     out: dict[str, ProposalFile] = {}
-    for name, _kind, path, *_ in store.definitions(parents):
-        if path != cursor.path:
-            out.setdefault(path, ProposalFile(path, 1.0)).focus.append(name)
+    for row in store.definitions(parents):
+        if row.path != cursor.path:
+            out.setdefault(row.path, ProposalFile(row.path, 1.0)).focus.append(row.name)
     return list(out.values())
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from indexer.retrieve.cursor import Cursor, chunk_snippet
-from indexer.store import Store
+from indexer.store import DefinitionRow, Store
 from indexer.types import Snippet
 
 #: Names with more definitions than this are too ambiguous to help.
@@ -22,12 +22,11 @@ def definition_snippets(store: Store, cursor: Cursor, limit: int, *, max_names: 
                         preferred_paths: frozenset[str] = frozenset()) -> list[Snippet]:
     """Ranked definitions of ``cursor.near_identifiers``; none that encloses the cursor itself."""
     names = cursor.near_identifiers[:max_names]
-    by_name: dict[str, list[tuple]] = defaultdict(list)
+    by_name: dict[str, list[DefinitionRow]] = defaultdict(list)
     for row in store.definitions(names):
-        name, _kind, path, start, end, _parent, _sig, chunk_id = row
-        if path == cursor.path and start <= cursor.line <= end:
+        if row.path == cursor.path and row.start_line <= cursor.line <= row.end_line:
             continue  # the function being written: visible already
-        by_name[name].append(row)
+        by_name[row.name].append(row)
     picked: list[tuple[float, int]] = []
     for rank, name in enumerate(names):
         rows = by_name.get(name)
@@ -35,10 +34,10 @@ def definition_snippets(store: Store, cursor: Cursor, limit: int, *, max_names: 
             continue
         # Prefer the definition the current file imports, then ones in this file's folder.
         folder = cursor.path.rpartition("/")[0]
-        rows.sort(key=lambda r: (r[2] not in preferred_paths, r[2].rpartition("/")[0] != folder, r[2]))
+        rows.sort(key=lambda r: (r.path not in preferred_paths, r.path.rpartition("/")[0] != folder, r.path))
         for j, row in enumerate(rows[:2]):
-            if row[7] is not None:
-                picked.append((1.0 / (1 + rank) / len(rows) / (1 + j), row[7]))
+            if row.chunk_id is not None:
+                picked.append((1.0 / (1 + rank) / len(rows) / (1 + j), row.chunk_id))
     picked.sort(key=lambda p: -p[0])
     picked = picked[:limit]
     rows = {r.id: r for r in store.chunks([cid for _, cid in picked])}

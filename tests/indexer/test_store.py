@@ -145,7 +145,7 @@ def test_records_pickle_compactly_and_come_back_identical(tmp_path):
     import pickle
 
     from indexer.config import IndexConfig
-    from indexer.workspace import build_record
+    from indexer.records import build_record
     from tests.indexer.stdlib_repos import STDLIB
 
     text = (STDLIB / "email" / "message.py").read_text()

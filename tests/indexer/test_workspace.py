@@ -182,8 +182,7 @@ def test_live_writes_leave_the_write_ahead_log_to_a_background_checkpoint(ws):
             # a running fold finish, as it does between an editor's updates. Back-to-back writes
             # (no pause at all) can keep the log from ever being wholly folded, so SQLite
             # cannot restart it, and the test would measure that race instead.
-            if ws._checkpointer is not None:
-                ws._checkpointer.join()
+            ws.wal.join()
         return wal.stat().st_size
 
     ws.update("email/_header_value_parser.py", source)
@@ -248,8 +247,10 @@ def test_parallel_index_writes_what_a_serial_one_writes(tmp_path, monkeypatch):
     serial, parallel = rows(1), rows(2)
     assert serial[0] == parallel[0] > 30 and len(serial[1]) > 1000
     assert serial == parallel
-    assert workspace_module.auto_workers(1) == 1 and workspace_module.auto_workers(2) == 2
-    assert workspace_module.auto_workers(4) == 3 and workspace_module.auto_workers(64) == 8
+    from indexer.workers import auto_workers
+
+    assert auto_workers(1) == 1 and auto_workers(2) == 2
+    assert auto_workers(4) == 3 and auto_workers(64) == 8
 
 
 _UNGUARDED_SCRIPT = """
