@@ -120,12 +120,12 @@ def start_server(repo: Path, env: dict, backend: str, mode: str) -> tuple[Callab
     else:
         import uvicorn
 
+        from repocomplete.config import load_engine_config
         from server.app import build_engine, create_app
-        from repocomplete.config import EngineConfig
         from server.settings import ServerSettings
 
         settings = ServerSettings(port=port, max_concurrency=16, max_queue=64, events_db=events,
-                                  allow_roots=[str(repo)], engine=EngineConfig(backend=backend))
+                                  allow_roots=[str(repo)], engine=load_engine_config(backend=backend))
         server = uvicorn.Server(uvicorn.Config(create_app(settings, engine=build_engine(settings)), port=port,
                                                log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
