@@ -84,7 +84,9 @@ def test_a_command_whose_extra_is_missing_names_the_extra(monkeypatch, capsys):
     """`make run` leaves out the eval/training extras: their commands then say how to add them."""
     from repocomplete import cli
 
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    # As if not installed; the submodule too, since an earlier test may have imported it.
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     monkeypatch.setitem(cli.COMMANDS, "plot", ("matplotlib.pyplot:figure", "test"))
     assert cli.main(["plot"]) == 2
     err = capsys.readouterr().err
