@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from evals.sandbox import SandboxLimits, run_python, sandbox_info
+import os
+import resource
+import socket
+import sys
+import time
+from dataclasses import replace
+
+import pytest
+
+from evals import sandbox
+from evals.sandbox import SandboxLimits, execute, run_python, run_r, run_racket, sandbox_info
+from tests.conftest import skip_or_fail_without
+from tests.processes import processes_with, timeout, wait_for
 
 
 def test_a_passing_program_passes_and_its_output_is_kept():
@@ -50,19 +62,6 @@ def test_sandbox_info_names_its_method():
 
 # --- issue 21.4: what the attacks of the hardening review did, reproduced --------------------
 
-import os
-import resource
-import socket
-import sys
-import time
-from dataclasses import replace
-from pathlib import Path
-
-import pytest
-
-from evals import sandbox
-from evals.sandbox import execute
-from tests.processes import processes_with, timeout, wait_for
 
 
 def _gone(marker: str) -> bool:
@@ -175,9 +174,6 @@ def test_the_host_filesystem_is_read_only_outside_the_sandbox_folder(tmp_path):
 @pytest.mark.parametrize("language", ["r", "racket"])
 def test_r_and_racket_get_no_network_and_no_host_writes_either(monkeypatch, listener, tmp_path, language):
     """The kernel's filter and rule set hold for every runtime, not only Python's guard."""
-    from evals.sandbox import run_r, run_racket
-    from tests.conftest import skip_or_fail_without
-
     skip_or_fail_without("Rscript" if language == "r" else "racket")
     _without_namespace(monkeypatch)
     port, target = listener.getsockname()[1], tmp_path / "planted.txt"
