@@ -1,0 +1,168 @@
+"""Write docs/configuration.md from the settings' own definitions (``--check``: fail if it is stale).
+
+Sources, so that the page cannot drift from the code:
+
+- ``[engine]`` and ``[server]``: the fields of :class:`repocomplete.config.EngineConfig` and
+  :class:`server.settings.ServerSettings`, with the help text, type and default each declares
+  (``repocomplete.config.describe``); each field is also ``REPOCOMPLETE_<FIELD>`` in the environment.
+- Editor settings: the fields of :class:`lsp.settings.Settings`, their camelCase names and the
+  ``#:`` comment above each field.
+- Other environment variables: :data:`OTHER_ENVIRONMENT` below; ``tests/docs/test_guide.py`` fails
+  when the source reads a ``REPOCOMPLETE_*`` variable that is neither a field nor listed here.
+
+Run: ``python scripts/config_reference.py`` (rewrites the page) or ``--check``.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PAGE = ROOT / "docs" / "configuration.md"
+
+#: Environment variables that are not a config field: name -> what it does.
+OTHER_ENVIRONMENT = {
+    "REPOCOMPLETE_CACHE_DIR": "folder for index databases, events, pulled models and logs (default `~/.cache/repocomplete`)",
+    "REPOCOMPLETE_CATALOG": "a TOML file of extra model catalogue entries (name, file, size, sha256, sources) for "
+                            "`repocomplete models`",
+    "REPOCOMPLETE_DEBUG": "`1`: show Python tracebacks instead of one-line errors",
+    "REPOCOMPLETE_SANDBOX_ALLOW_NETWORK": "`1`: let `repocomplete eval` run generated programs on a machine without "
+                                          "network isolation (no `unshare -n`, no seccomp); refused otherwise",
+    "REPOCOMPLETE_TEST_TIMEOUT_FACTOR": "test suite only: multiply every timeout (a slow or loaded CI machine)",
+    "REPOCOMPLETE_NPM_CACHE": "test suite only: where Tabby's agent, fetched from npm once, is kept "
+                              "(default `~/.cache/repocomplete/npm`)",
+    "REPOCOMPLETE_REQUIRE_INTERPRETERS": "test suite only: `1` fails (instead of skipping) tests whose Rscript, racket "
+                                         "or npm is missing (`.ci/run` sets it)",
+}
+
+
+def _default(value) -> str:
+    if dataclasses.is_dataclass(value):
+        return "(section)"
+    if value is None or value == [] or value == {}:
+        return "—"
+    return f"`{json.dumps(value) if not isinstance(value, str) else value}`"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def config_table(cls, section: str) -> list[str]:
+    from repocomplete.config import describe
+
+    lines = [f"| key | env | type | default | meaning |", "|---|---|---|---|---|"]
+    for row in describe(cls):
+        if dataclasses.is_dataclass(row["default"]):
+            continue  # a nested section, documented on its own
+        env = f"REPOCOMPLETE_{row['name'].upper()}"
+        lines.append(f"| `{row['name']}` | `{env}` | {_cell(row['type'])} | {_cell(_default(row['default']))} | "
+                     f"{_cell(row['help'])} |")
+    return lines
+
+
+def attribute_comments(cls) -> dict[str, str]:
+    """The ``#:`` comment lines right above each field of a dataclass (as Sphinx reads them)."""
+    source = inspect.getsource(cls)
+    lines = source.splitlines()
+    comments: dict[str, str] = {}
+    for node in ast.parse(source).body[0].body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            text, i = [], node.lineno - 2
+            while i >= 0 and lines[i].strip().startswith("#:"):
+                text.insert(0, lines[i].strip()[2:].strip())
+                i -= 1
+            comments[node.target.id] = " ".join(text)
+    return comments
+
+
+def editor_table() -> list[str]:
+    from lsp.settings import _FIELDS, Settings
+
+    comments = attribute_comments(Settings)
+    defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())  # type: ignore[misc]
+                for f in dataclasses.fields(Settings)}
+    lines = ["| setting (`initializationOptions`; VS Code: `repocomplete.<setting>`) | default | meaning |", "|---|---|---|"]
+    for camel, name in _FIELDS.items():
+        lines.append(f"| `{camel}` | {_cell(_default(defaults[name]))} | {_cell(comments.get(name, ''))} |")
+    return lines
+
+
+def field_environment() -> set[str]:
+    from repocomplete.config import EngineConfig
+    from server.settings import ServerSettings
+
+    return {f"REPOCOMPLETE_{f.name.upper()}" for cls in (EngineConfig, ServerSettings) for f in dataclasses.fields(cls)}
+
+
+def render() -> str:
+    from repocomplete.config import EngineConfig
+    from server.settings import ServerSettings
+
+    out = [
+        "# Configuration reference",
+        "",
+        "<!-- Generated by `python scripts/config_reference.py` from the settings' own definitions; do not edit. -->",
+        "",
+        "Every command reads its settings with one rule, lowest first: the defaults below < the TOML file given",
+        "with `--config FILE` (sections `[engine]` and `[server]`) < the environment (`REPOCOMPLETE_<KEY>`) <",
+        "command-line flags. An unknown key is an error that names the valid ones. Lists and tables are",
+        "written in the environment as `a,b` and `a=x,b=y`.",
+        "",
+        "```toml",
+        "[engine]",
+        'model = "qwen2.5-coder-0.5b"',
+        "",
+        "[server]",
+        "port = 8765",
+        'workspaces = ["/src/myrepo"]',
+        "```",
+        "",
+        "## `[engine]`: the model and the prompts (`complete`, `serve`, `run`, `lsp`)",
+        "",
+        *config_table(EngineConfig, "engine"),
+        "",
+        "## `[server]`: `repocomplete serve` and `run`",
+        "",
+        *config_table(ServerSettings, "server"),
+        "",
+        "## Editor settings (the language server)",
+        "",
+        "Sent by the editor as `initializationOptions` or in `workspace/didChangeConfiguration`, flat or",
+        "under a `\"repocomplete\"` key; see [editors.md](editors.md).",
+        "",
+        *editor_table(),
+        "",
+        "## Other environment variables",
+        "",
+        "| variable | meaning |",
+        "|---|---|",
+        *(f"| `{name}` | {_cell(text)} |" for name, text in OTHER_ENVIRONMENT.items()),
+        "",
+    ]
+    return "\n".join(out)
+
+
+def main(argv: list[str]) -> int:
+    text = render()
+    if "--check" in argv:
+        if not PAGE.exists() or PAGE.read_text() != text:
+            print(f"{PAGE.relative_to(ROOT)} is stale: run python scripts/config_reference.py", file=sys.stderr)
+            return 1
+        return 0
+    tmp = PAGE.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    tmp.replace(PAGE)
+    print(f"wrote {PAGE.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
