@@ -88,8 +88,11 @@ def scripted_engine(answers: list[tuple[str, str, str]], *, wrong: str | None = 
     from repocomplete.backends.fake import FakeBackend
     from repocomplete.engine import Engine
 
-    end = "<|rc:end|>"
-    keys = [(prefix[-60:] + "<|rc:suffix|>" + suffix[:30], answer + end) for prefix, suffix, answer in answers]
+    from repocomplete.fim import TEMPLATES
+
+    template = TEMPLATES["repocomplete"]
+    end = template.end_tokens[0]
+    keys = [(prefix[-60:] + template.suffix_token + suffix[:30], answer + end) for prefix, suffix, answer in answers]
 
     def rule(prompt: str) -> str:
         if wrong is not None:

@@ -69,7 +69,7 @@ def prepare(cfg: PretrainConfig, run_dir: Path, *, upto: str = "data") -> dict:
 
 def run_training(cfg: PretrainConfig, run_dir: Path, *, resume: bool, fresh: bool, max_minutes: float | None,
                  stop_after_steps: int | None = None):
-    from training.pretrain.tokenizer import load_tokenizer
+    from training.pretrain.tokenizer import TEMPLATE, load_tokenizer
     from training.pretrain.train import train
 
     last = run_dir / "checkpoints" / "last.pt"
@@ -84,7 +84,7 @@ def run_training(cfg: PretrainConfig, run_dir: Path, *, resume: bool, fresh: boo
     tokenizer = load_tokenizer(run_dir / "tokenizer")
     return train(cfg, run_dir, vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id,
                  pad_token_id=tokenizer.pad_token_id, resume=resume, max_minutes=max_minutes,
-                 stop_after_steps=stop_after_steps, middle_token_id=tokenizer.convert_tokens_to_ids("<|rc:middle|>"),
+                 stop_after_steps=stop_after_steps, middle_token_id=tokenizer.convert_tokens_to_ids(TEMPLATE.middle_token),
                  log=_log)
 
 
