@@ -56,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="publish the adapter even if it does not beat the base on held-out loss "
                              "(marked \"improved\": false); by default such a run fails and writes nothing")
     parser.add_argument("--json", action="store_true", help="print the result as JSON (no progress bar)")
-    parser.add_argument("--param-digest-dir", help=argparse.SUPPRESS)
+    debug = parser.add_argument_group("debugging")
+    debug.add_argument("--param-digest-dir", metavar="DIR",
+                       help="write each process's parameter digest to DIR/rank-N.txt at the end "
+                            "(distributed runs: every rank must hold the same weights)")
     return parser
 
 

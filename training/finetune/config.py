@@ -54,7 +54,8 @@ class FinetuneConfig:
     seed: int = 0
     #: Publish an adapter that does not beat the base on held-out loss (marked in its metadata).
     allow_no_improvement: bool = False
-    #: Hidden test hook: each rank writes a digest of its parameters here at the end.
+    #: Debugging (``--param-digest-dir``): each rank writes a digest of its parameters here at the
+    #: end, so a distributed run can be checked to have kept its ranks' weights identical.
     param_digest_dir: str | None = None
 
     def lr(self) -> float:
