@@ -20,9 +20,8 @@ def auto_workers(cpus: int) -> int:
     """Parse workers for ``cpus`` CPUs: one CPU is left to the writer, except on two CPUs.
 
     The writer spends about half as long in SQLite as the workers spend parsing, so on a
-    2-CPU machine two workers and the writer share the CPUs evenly (stdlib full index 10.9 s
-    in-process, 6.7 s that way; 6.0 s after later savings); with one worker the writer would
-    wait on it.
+    2-CPU machine two workers and the writer share the CPUs evenly; with one worker the writer
+    would wait on it (docs/BENCHMARKS.md, "Indexer", session 2).
     """
     if cpus < 2:
         return 1
