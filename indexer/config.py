@@ -45,6 +45,9 @@ class IndexConfig:
     sources: tuple[str, ...] = DEFAULT_SOURCES
     #: Dense retrieval (sentence embeddings kept in the store); off by default: it is slow on CPU.
     dense: bool = False
+    #: Chunks a single dense query may embed when the index lacks vectors (the rest wait for later
+    #: queries or an index run with ``dense=True``): bounds the work one request can cause.
+    dense_embed_per_query: int = 512
     #: Processes parsing files during big index runs; 0 = automatic (``indexer.workers.auto_workers``:
     #: CPUs - 1, at most 8, two on a 2-CPU machine), 1 = none.
     workers: int = 0

@@ -15,6 +15,10 @@ class RootNotDirectoryError(IndexerError):
     """The workspace root does not exist or is not a directory."""
 
 
+class RetrievalCancelled(IndexerError):
+    """Retrieval stopped because the query's ``should_stop`` said so (work done so far is kept)."""
+
+
 class PathOutsideWorkspaceError(IndexerError):
     """A file path does not lie inside the workspace root (or leads out of it through a symlink)."""
 

@@ -38,6 +38,10 @@ class RetrievalQuery:
     count_tokens: Callable[[str], int] | None = None
     #: Text visible in the prompt window; snippets repeating it are dropped.
     visible_text: str = ""
+    #: Polled between units of expensive work (each source, each batch of embeddings); when it
+    #: returns True retrieval stops with ``indexer.errors.RetrievalCancelled`` (the caller's
+    #: deadline passed or its client went away).
+    should_stop: Callable[[], bool] | None = None
 
 
 @dataclass

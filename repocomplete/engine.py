@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.retrieve.sources import CLIENT, DEFAULT_SOURCES, check_sources
+from indexer.errors import RetrievalCancelled
 from indexer.types import RetrievalQuery, Snippet
 from repocomplete.backends.base import Backend, GenerationRequest
 from repocomplete.config import EngineConfig
@@ -342,6 +343,9 @@ class Engine:
             # What the prompt window will show, so retrieval neither spends the budget on lines
             # the model sees anyway nor drops the file's own lines that fall outside it.
             visible_text=self.visible_text(segments.prefix, segments.suffix, request.max_tokens, filepath, repo_name),
+            # Expensive sources (dense embeddings) stop when the request is cancelled or times out,
+            # so abandoned work frees its generation slot instead of running on.
+            should_stop=request.cancel.is_set if request.cancel is not None else None,
         )
         try:
             snippets = list(workspace.retrieve(query))
@@ -349,6 +353,8 @@ class Engine:
             return snippets
         except RepocompleteError:
             raise
+        except RetrievalCancelled:
+            raise CancelledError("the request was cancelled during retrieval") from None
         except Exception as exc:  # noqa: BLE001 - a broken index must not break completion
             log.warning("retrieval failed, completing without repository context: %s", exc)
             return []

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from indexer.chunks import line_terms
+from indexer.errors import RetrievalCancelled
 from indexer.types import RetrievalQuery, Snippet
 
 #: A snippet whose non-blank lines are at least this visible in the prompt window already is dropped.
@@ -38,6 +40,13 @@ class Cursor:
     visible_lines: frozenset[str] = field(default_factory=frozenset)
     #: Work several sources share for this one query (e.g. the lexical candidate search).
     memo: dict = field(default_factory=dict, repr=False, compare=False)
+    #: The query's ``should_stop`` (None: never stop).
+    should_stop: Callable[[], bool] | None = field(default=None, repr=False, compare=False)
+
+    def check_stop(self) -> None:
+        """Raise :class:`RetrievalCancelled` when the query's caller wants retrieval to stop."""
+        if self.should_stop is not None and self.should_stop():
+            raise RetrievalCancelled("retrieval stopped: the request was cancelled or ran out of time")
 
     @cached_property
     def query_term_set(self) -> set[str]:
@@ -81,6 +90,7 @@ def make_cursor(query: RetrievalQuery, relpath: str, query_lines: int) -> Cursor
         query_terms=line_terms(query_text),
         near_identifiers=near_identifiers(query.prefix, query.suffix),
         visible_lines=visible_lines(query),
+        should_stop=query.should_stop,
     )
 
 

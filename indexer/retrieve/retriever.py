@@ -91,6 +91,7 @@ class Retriever:
         timings: dict[str, float] = {}
         for name, source in RETRIEVAL_SOURCES.items():
             if name in sources and source.rank is not None:
+                cursor.check_stop()
                 start = time.perf_counter()
                 rankings[name] = source.rank(self, cursor, limit)
                 timings[name] = (time.perf_counter() - start) * 1000
@@ -102,7 +103,8 @@ class Retriever:
 
         if self._dense is None:
             self._dense = DenseIndex(self.store)
-        hits = [(cid, s) for cid, s in self._dense.search(cursor.query_text, limit * 2)]
+        hits = self._dense.search(cursor.query_text, limit * 2, should_stop=cursor.should_stop,
+                                  embed_limit=self.config.dense_embed_per_query)
         rows = {r.id: r for r in self.store.chunks([cid for cid, _ in hits])}
         return [chunk_snippet(rows[cid], "dense", s) for cid, s in hits
                 if cid in rows and rows[cid].path != cursor.path][:limit]
