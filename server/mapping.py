@@ -56,6 +56,8 @@ def openai_request(body: OpenAICompletionIn, settings: ServerSettings, adapters:
         error.param = "model"  # OpenAI's error.param: the field at fault
         raise error
     prompt = body.prompt if isinstance(body.prompt, str) else "".join(body.prompt[:1])
+    if not prompt and not body.suffix:
+        raise InvalidRequestError("nothing to complete: prompt and suffix are both empty")
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     check_prompt_size([prompt, body.suffix or ""], settings.max_prompt_chars)
     return CompletionRequest(

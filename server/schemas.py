@@ -276,11 +276,22 @@ class ErrorOut(BaseModel):
     error: ErrorBody
 
 
+#: Something to complete (vLLM refuses an empty prompt): a non-empty prompt, or a suffix to fill before.
+_PROMPT_OR_SUFFIX = {"anyOf": [
+    {"properties": {"prompt": {"anyOf": [{"type": "string", "minLength": 1},
+                                         {"type": "array", "minItems": 1, "items": {"type": "string"},
+                                          "prefixItems": [{"type": "string", "minLength": 1}]}]}}},
+    {"required": ["suffix"], "properties": {"suffix": {"type": "string", "minLength": 1}}},
+]}
+
+
 class OpenAICompletionIn(Tolerant):
     """Legacy OpenAI ``/v1/completions`` (what Continue, twinny and ``openai`` send)."""
 
+    model_config = ConfigDict(extra="ignore", strict=True, json_schema_extra=_PROMPT_OR_SUFFIX)
+
     model: str | None = None
-    prompt: str | list[str] = ""
+    prompt: str | list[str]
     suffix: str | None = None
     max_tokens: PositiveInt | None = None
     temperature: float | None = Field(None, ge=0.0, le=MAX_TEMPERATURE, allow_inf_nan=False)

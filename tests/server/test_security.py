@@ -287,3 +287,25 @@ def test_a_request_with_nothing_to_complete_is_refused(shared_server):
             assert "segments is required" in reply.json()["error"]["message"]
         assert http.post("/v1/completions", json={"debug_options": {"raw_prompt": "print("}}).status_code == 200
         assert http.post("/v1/completions", json={"segments": {"prefix": ""}}).status_code == 200
+
+
+def test_an_openai_request_with_nothing_to_complete_is_refused(shared_server):
+    """24.7, OpenAI route: vLLM requires a prompt and refuses an empty one."""
+    with shared_server.client() as http:
+        missing = http.post("/openai/v1/completions", json={"max_tokens": 8})
+        assert missing.status_code == 422 and "prompt" in missing.json()["error"]["message"], missing.text
+        for body in ({"prompt": ""}, {"prompt": "", "suffix": ""}, {"prompt": []}, {"prompt": [""]}):
+            reply = http.post("/openai/v1/completions", json={**body, "max_tokens": 8})
+            assert reply.status_code == 400, (body, reply.text)
+            assert "nothing to complete" in reply.json()["error"]["message"]
+        for body in ({"prompt": "x = "}, {"prompt": "", "suffix": "\nprint(x)\n"}, {"prompt": ["x = "]}):
+            assert http.post("/openai/v1/completions", json={**body, "max_tokens": 8}).status_code == 200, body
+
+
+def test_quickstart_beyond_loopback_without_a_token_refuses_to_start(tmp_path):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    done = subprocess.run([sys.executable, "-m", "repocomplete", "run", str(tmp_path), "--backend", "fake",
+                           "--host", "0.0.0.0", "--port", str(free_port())], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "REPOCOMPLETE_TOKENS": ""})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "refusing to serve on 0.0.0.0 without a token" in done.stderr and "Traceback" not in done.stderr
