@@ -138,3 +138,46 @@ def test_expect_100_continue_gets_the_413_without_sending_the_body(serve):
         reply = sock.recv(65536)
     assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
     assert b"100 Continue" not in reply
+
+
+def test_the_guard_wraps_the_h11_protocol_too():
+    """Where httptools is missing uvicorn speaks h11: the header deadline holds there as well."""
+    import threading
+
+    import uvicorn
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    from server.connections import guarded_protocol
+    from tests.server.conftest import free_port
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning", lifespan="off",
+                                           http=guarded_protocol(H11Protocol, header_timeout_s=1, max_connections=50)))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout(10)
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(HEAD)
+            deadline, closed = time.monotonic() + timeout(6), False
+            while not closed and time.monotonic() < deadline:
+                try:
+                    sock.send(b"X")
+                    closed = closed_by_server(sock)
+                except OSError:
+                    closed = True
+                time.sleep(0.2)
+            assert closed
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=timeout(5)).text == "ok"
+    finally:
+        server.should_exit = True
+        thread.join(timeout(10))
