@@ -46,7 +46,7 @@ audit: $(VENV)/.test-installed
 
 ## lock: re-resolve requirements/*.lock after changing a pin in pyproject.toml
 lock:
-	$(PY) -m pip install --disable-pip-version-check --no-build-isolation -e '.[dev]'
+	@$(PY) -m uv --version >/dev/null 2>&1 || { echo "make lock needs uv (the dev extra): $(PY) -m pip install -e '.[dev]'"; exit 1; }
 	$(UV_LOCK) pyproject.toml $(LOCKS)/build.in --extra test -o $(LOCKS)/test.lock
 	$(UV_LOCK) pyproject.toml $(LOCKS)/build.in --constraint $(LOCKS)/test.lock -o $(LOCKS)/run.lock
 
