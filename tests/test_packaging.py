@@ -136,3 +136,21 @@ def test_make_refuses_another_python_with_a_clear_message(tmp_path):
     assert done.returncode != 0
     assert "repocomplete needs Python 3.11" in done.stderr and "PYTHON=python3.11" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and "Installing" not in done.stdout
+
+
+def test_make_run_installs_the_run_lock_with_hashes_and_shows_progress(tmp_path):
+    """`make run`'s install: hash-checked, only what running needs, and pip's progress visible (no -q)."""
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "requirements", tmp_path / "requirements")
+    done = subprocess.run(["make", "-n", "run", f"PYTHON={sys.executable}"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    import re
+
+    # pip's own options (the $(...) that picks torch's index runs other commands)
+    pip_lines = [re.sub(r"\$\([^)]*\)", "", line) for line in done.stdout.splitlines() if "-m pip install" in line]
+    assert len(pip_lines) == 2 and not any(" -q" in line or "--quiet" in line for line in pip_lines), pip_lines
+    assert "--require-hashes" in pip_lines[0] and "-r requirements/run.lock" in pip_lines[0]
+    assert "--no-deps --no-build-isolation -e ." in pip_lines[1] and "[test]" not in done.stdout
+    assert "hash-pinned packages" in done.stdout  # the line announcing what is about to be installed
