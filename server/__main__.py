@@ -65,12 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = serve_parser().parse_args(argv)
     settings = settings_from_args(args)
-    if not settings.workspaces and not args.no_workspace:
-        settings.workspaces = default_workspaces()
+    chosen = ""
+    if not settings.workspaces and not args.no_workspace and (around := default_workspace()) is not None:
+        settings.workspaces = [around]
+        chosen = " (the git repository of the current directory; --workspace DIR to choose, --no-workspace for none)"
     check_settings(settings)
     # Built here rather than in the lifespan so a bad model is a one-line error, not a traceback.
     engine = build_engine(settings)
-    print(f"repocomplete serve: {engine.summary()} on {settings.url}", flush=True)
+    workspaces = ", ".join(settings.workspaces) or "none (--workspace DIR, or POST /v1/workspaces under --allow-root)"
+    print(f"repocomplete serve: {engine.summary()} on {settings.url}; workspaces: {workspaces}{chosen}", flush=True)
     uvicorn.run(
         create_app(settings, engine=engine),
         host=settings.host,
@@ -82,18 +85,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def default_workspaces() -> list[str]:
-    """The git repository around the current directory, as ``context`` and ``complete`` choose it; said on stderr."""
+def default_workspace() -> str | None:
+    """The git repository around the current directory, as ``context`` and ``complete`` choose theirs."""
     from pathlib import Path
 
     from indexer.workspace import git_root
 
     root = git_root(Path.cwd())
-    if root is None:
-        return []
-    print(f"repocomplete serve: no --workspace given: serving the git repository of the current directory, {root} "
-          "(--workspace DIR to choose, --no-workspace for none)", file=sys.stderr, flush=True)
-    return [str(root)]
+    return None if root is None else str(root)
 
 
 def run_main(argv: Sequence[str] | None = None) -> int:

@@ -60,10 +60,7 @@ def create_app(settings: ServerSettings, *, engine=None) -> FastAPI:
             except RepocompleteError as exc:  # keep serving the others; say why in one line
                 log.error("workspace %s not served: %s", root, exc)
         app.state.runtime = runtime
-        # The start-up line, through uvicorn's logger so that it shows with uvicorn's own at --log-level info.
-        roots = ", ".join(settings.workspaces) or "none (--workspace DIR, or POST /v1/workspaces)"
-        logging.getLogger("uvicorn.error").info("repocomplete serving model %s on %s; workspaces: %s",
-                                                runtime.info.get("model"), settings.url, roots)
+        log.info("serving %s on %s", runtime.info.get("model"), settings.url)
         try:
             yield
         finally:

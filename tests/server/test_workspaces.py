@@ -123,7 +123,7 @@ def test_serve_without_workspace_serves_the_git_repository_it_runs_in(repo):
     try:
         assert httpx.get(f"{served.url}/v1/health", timeout=10).json()["workspaces"] == ["jsonrepo"]
         log = served.output()
-        assert f"serving the git repository of the current directory, {repo}" in log
-        assert "repocomplete serving model" in log and f"workspaces: {repo}" in log
+        startup = next(line for line in log.splitlines() if line.startswith("repocomplete serve: "))
+        assert f"workspaces: {repo} (the git repository of the current directory" in startup, log
     finally:
         served.stop()
