@@ -5,7 +5,7 @@
 
 Every engine answers the same FIM prompts: real code (stdlib files cut in the middle of a
 line after about ``--prompt-tokens`` tokens, the rest of that line removed as the user has
-not typed it yet), laid out in Qwen's FIM format by our own prompt code, single-line
+not typed it yet), laid out in the model's FIM format (Qwen's for Qwen2.5-Coder) by our own prompt code, single-line
 completions (stop at the line's end, at most 48 tokens, greedy). Each engine runs in its
 own process (its own thread pool, its own peak RSS), all loaded at once, and the requests
 are interleaved across them, so a load spike on this shared machine hits every engine alike.
@@ -213,14 +213,15 @@ class Worker:
 def measure(args: argparse.Namespace) -> list[dict]:
     from transformers import AutoTokenizer
 
-    from repocomplete.fim import get_template
+    from repocomplete.fim import detect_template
     from repocomplete.prompt import assemble_prompt
 
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     backend = getattr(tokenizer, "backend_tokenizer", None)
     count = (lambda text: len(backend.encode(text, add_special_tokens=False).ids)) if backend else (
         lambda text: len(tokenizer.encode(text, add_special_tokens=False)))
-    template = get_template("qwen")
+    specials = set(tokenizer.all_special_tokens) | {t.content for t in tokenizer.added_tokens_decoder.values() if t.special}
+    template = detect_template(specials)  # Qwen's FIM for Qwen2.5-Coder, ours for the embedded model
 
     def prompt(case: dict, order: str, typed: str = "") -> str:
         return assemble_prompt(template, prefix=case["prefix"] + typed, suffix=case["suffix"], count_tokens=count,

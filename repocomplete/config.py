@@ -67,7 +67,9 @@ class EngineConfig:
     api_key: str | None = setting(None, "bearer token for the OpenAI-compatible engine")
     request_timeout_s: float = setting(30.0, "timeout of one request to a remote engine, seconds")
     max_retries: int = setting(2, "retries (with exponential backoff) on connection errors and 5xx replies")
-    context_tokens: int = setting(2048, "prompt budget in tokens (clipped to the model's context minus max_tokens)")
+    context_tokens: int | None = setting(None, "prompt budget in tokens (clipped to the model's context minus max_tokens); "
+                                         "default: 1024 for a model of 50M+ parameters on CPU (prompt processing dominates "
+                                         "latency there; quality measured in docs/MODELS.md), else 2048")
     retrieval_budget_tokens: int = setting(768, "share of the prompt budget given to repository context, tokens")
     sources: list[str] | None = setting(None, "retrieval sources to use (default: indexer.types.DEFAULT_SOURCES)")
     cache_dir: str | None = setting(None, "cache directory (built models, indexes); default ~/.cache/repocomplete")

@@ -282,3 +282,26 @@ def test_typing_within_a_line_keeps_the_retrieved_context(tmp_path):
     engine.complete(request(prefix=base, suffix="\nother\n", workspace=tmp_path.name))  # another suffix
     engine.complete(request(prefix="def g", workspace=tmp_path.name))  # the cursor moved back
     assert len(workspace.queries) == 4
+
+
+@pytest.mark.parametrize(("info", "budget"), [
+    ({"device": "cpu", "parameters": 494_000_000}, 1024),  # a real model on CPU: prefill is the latency
+    ({"device": "cpu", "parameters": 7_000_000}, 2048),  # the embedded model: its prompt is cheap
+    ({"device": "cuda:0", "parameters": 1_500_000_000}, 2048),
+    ({"backend": "openai"}, 2048),  # a remote engine: not our CPU
+])
+def test_default_prompt_budget(info, budget):
+    from repocomplete.engine import default_prompt_budget
+
+    assert default_prompt_budget(info) == budget
+
+
+def test_a_configured_budget_wins_over_the_default():
+    backend = FakeBackend("1", context_length=8000)
+    long_prefix = "".join(f"line_{i} = {i}\n" for i in range(2000))
+    sizes = {}
+    for configured in (None, 3000):
+        engine = Engine(backend, config=EngineConfig(context_tokens=configured))
+        result = engine.complete(request(prefix=long_prefix, max_tokens=16, debug_options=DebugOptions(return_prompt=True)))
+        sizes[configured] = result.usage.prompt_tokens
+    assert sizes[None] <= 2048 < sizes[3000] <= 3000
