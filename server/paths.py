@@ -94,7 +94,8 @@ class PathPolicy:
                 path = Path(os.path.realpath(os.path.expanduser(value)))
                 why = forbidden_root(path, homes)
                 if why is not None:
-                    hint = " (name the folder that holds your repositories, e.g. ~/src)" if flag == "--allow-root" else ""
+                    hint = (" (name the folder that holds your repositories, e.g. ~/src)" if flag == "--allow-root"
+                            else " (serve a repository: --workspace DIR, or none: --no-workspace)")
                     raise ConfigError(f"{flag} {value}: refusing {why}{hint}")
                 roots.append(path)
         dirs = tuple(Path(os.path.realpath(os.path.expanduser(d))) for d in adapter_dirs)
