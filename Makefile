@@ -15,11 +15,12 @@ UV_LOCK = $(PY) -m uv pip compile --quiet --no-header --generate-hashes --python
 .PHONY: run test bench extension audit lock clean
 
 # One recipe for both installs: .venv/.run-installed from run.lock, .venv/.test-installed from test.lock.
-$(VENV)/.%-installed: $(LOCKS)/%.lock pyproject.toml
+$(VENV)/.%-installed: $(LOCKS)/%.lock $(LOCKS)/pip.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v == (3, 11) else \
 		f"repocomplete needs Python 3.11, $(PY) is {v[0]}.{v[1]} (the CPU torch wheel and the hash locks are for 3.11; see docs/install.md).\n" \
 		"Install python3.11 (pyenv, uv python install 3.11, deadsnakes), then: rm -rf $(VENV) && make $* PYTHON=python3.11")'
+	$(PY) -m pip install --disable-pip-version-check --require-hashes -r $(LOCKS)/pip.lock
 	@echo "Installing $$(grep -c '^[a-z]' $<) hash-pinned packages from $< into $(VENV) (first time: 2-5 minutes)"
 	$(PY) -m pip install --disable-pip-version-check --require-hashes $(TORCH_INDEX) -r $<
 	$(PY) -m pip install --disable-pip-version-check --no-deps --no-build-isolation -e .
@@ -47,6 +48,7 @@ audit: $(VENV)/.test-installed
 ## lock: re-resolve requirements/*.lock after changing a pin in pyproject.toml
 lock:
 	@$(PY) -m uv --version >/dev/null 2>&1 || { echo "make lock needs uv (the dev extra): $(PY) -m pip install -e '.[dev]'"; exit 1; }
+	$(UV_LOCK) $(LOCKS)/pip.in -o $(LOCKS)/pip.lock
 	$(UV_LOCK) pyproject.toml $(LOCKS)/build.in --extra test -o $(LOCKS)/test.lock
 	$(UV_LOCK) pyproject.toml $(LOCKS)/build.in --constraint $(LOCKS)/test.lock -o $(LOCKS)/run.lock
 

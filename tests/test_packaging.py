@@ -72,6 +72,8 @@ def test_the_locks_pin_with_hashes_exactly_what_pyproject_pins():
             assert lock[package][0].split("+")[0] == version, f"{package}: lock {lock[package][0]} != pyproject {version}"
     assert {p: v for p, (v, _) in run.items()} == {p: test[p][0] for p in run}, "run.lock disagrees with test.lock"
     assert run["torch"][0] == "2.13.0+cpu"
+    pip = read_lock("pip")
+    assert list(pip) == ["pip"] and pip["pip"][1] and (ROOT / "requirements" / "pip.in").read_text().strip() == f"pip=={pip['pip'][0]}"
 
 
 def test_running_installs_no_test_training_or_eval_packages():
@@ -150,7 +152,8 @@ def test_make_run_installs_the_run_lock_with_hashes_and_shows_progress(tmp_path)
 
     # pip's own options (the $(...) that picks torch's index runs other commands)
     pip_lines = [re.sub(r"\$\([^)]*\)", "", line) for line in done.stdout.splitlines() if "-m pip install" in line]
-    assert len(pip_lines) == 2 and not any(" -q" in line or "--quiet" in line for line in pip_lines), pip_lines
-    assert "--require-hashes" in pip_lines[0] and "-r requirements/run.lock" in pip_lines[0]
-    assert "--no-deps --no-build-isolation -e ." in pip_lines[1] and "[test]" not in done.stdout
+    assert len(pip_lines) == 3 and not any(" -q" in line or "--quiet" in line for line in pip_lines), pip_lines
+    assert "--require-hashes -r requirements/pip.lock" in pip_lines[0]  # pip itself first, hash-checked
+    assert "--require-hashes" in pip_lines[1] and "-r requirements/run.lock" in pip_lines[1]
+    assert "--no-deps --no-build-isolation -e ." in pip_lines[2] and "[test]" not in done.stdout
     assert "hash-pinned packages" in done.stdout  # the line announcing what is about to be installed
