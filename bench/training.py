@@ -45,7 +45,8 @@ def worker_ours(args) -> dict:
     shutil.copytree(args.data, work / "data")   # the finetune run reuses a prepared dataset
     template = load_manifest(args.data)["template"]
     config = FinetuneConfig(max_steps=args.steps, batch_size=args.batch_size, max_seq_len=args.seq_len,
-                            evaluate=False, eval_every=0, save_every=0, seed=0, warmup_steps=0)
+                            evaluate=False, eval_every=0, save_every=0, seed=0, warmup_steps=0,
+                            precision="fp32")   # the bare loop runs fp32: compare like with like
     result = finetune([args.repo], args.model, out, config, DataConfig(template=template),
                       show_progress=False, log=lambda *a: None)
     metrics = result.metrics

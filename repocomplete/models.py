@@ -66,6 +66,27 @@ def is_tiny_model(path: Path) -> bool:
         return False
 
 
+def weights_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 over a model folder's ``config.json`` and weight files: the identity of the weights
+    an adapter was trained against (recorded in its ``repocomplete-adapter.json``, checked when
+    it is loaded), whatever spec named the folder."""
+    import hashlib
+
+    root = Path(path)
+    digest = hashlib.sha256()
+    names = ["config.json"] + sorted(p.name for p in root.iterdir()
+                                     if p.suffix in (".safetensors", ".bin") and p.is_file())
+    for name in names:
+        file = root / name
+        if not file.exists():
+            continue
+        digest.update(name.encode())
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def resolve_model(spec: str | None, *, cache: str | Path | None = None, pull: bool = False,
                   progress=None) -> ResolvedModel:
     """Resolve ``spec`` to a local model directory; ModelNotFoundError (one line) if there is none.

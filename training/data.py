@@ -8,9 +8,12 @@
   private index of the repository, packed by :func:`repocomplete.prompt.assemble_prompt` and
   rendered by the target model's :class:`~repocomplete.fim.FimTemplate`, so a training prompt
   is byte-for-byte what the server would send for the same cursor;
-* the split is by file and by time (:func:`split_files`): files changed in the most recent
-  commits are held out, and they are removed from the index before any training sample is
-  retrieved, so a held-out file's content never appears in a training context;
+* the split is by time (:func:`time_split`, the default): training samples come from the
+  repository as it was at a cut-off commit (files, and the index their context is retrieved
+  from, both taken from that commit), held-out samples complete lines written after it, so
+  nothing written after the cut-off reaches training. Without usable history (no git, a single
+  commit) the split is by file (:func:`split_files`): held-out files leave the index before any
+  training sample is retrieved;
 * secrets are redacted, generated and vendored files are skipped (the walker's rules).
 
 The artefact is read-only input for :mod:`training.finetune` (nanoGPT style: prepare once,
@@ -21,8 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
+import re
 import shutil
 import statistics
 import tempfile
@@ -68,7 +73,10 @@ class DataConfig:
     sources: tuple[str, ...] | None = None
     #: Off: prompts carry no repository context (an ablation; serving has it on).
     context: bool = True
-    #: Time split: hold out files changed in this many most recent commits that touch code.
+    #: "time": train on the repository at a cut-off commit, hold out the lines changed after it;
+    #: "files": hold out whole files (those the latest commits touched, else a seeded share).
+    split: str = "time"
+    #: The cut-off is the parent of the oldest of this many most recent commits that touch code.
     holdout_commits: int = 1
     #: ...but never more than this fraction of a repository's files.
     holdout_max_fraction: float = 0.25
@@ -116,6 +124,76 @@ def split_files(root: str | os.PathLike[str], relpaths: Iterable[str], *, holdou
                      method=method, commits=commits)
 
 
+@dataclass
+class TimeSplit:
+    """Train on the repository as it was at ``cutoff``; hold out the lines written after it."""
+
+    cutoff: str
+    #: The commits after the cut-off that touch code, newest first.
+    commits: list[str]
+    #: File (relative path, as on disk now) -> 1-based numbers of its lines added or changed
+    #: since the cut-off (committed or not).
+    changed: dict[str, set[int]]
+
+
+_HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
+
+
+def time_split(root: str | os.PathLike[str], relpaths: Iterable[str], *, holdout_commits: int = 1) -> TimeSplit | None:
+    """The cut-off before the ``holdout_commits`` most recent commits touching ``relpaths``, and
+    the lines of ``relpaths`` changed since; None without usable history (not a repository, no
+    commit before them, or no line of a supported file changed)."""
+    files = set(relpaths)
+    _, commits = _recently_changed(Path(root), files, holdout_commits)
+    if not commits:
+        return None
+    import git
+
+    repo = git.Repo(root, search_parent_directories=True)
+    oldest = repo.commit(commits[-1])
+    if not oldest.parents:
+        return None
+    cutoff = oldest.parents[0].hexsha
+    base = _base_in_repo(repo, Path(root))
+    diff = repo.git.diff("-U0", "--no-color", "--no-ext-diff", "--no-renames", cutoff, "--", base or ".")
+    changed: dict[str, set[int]] = {}
+    current = None
+    for line in diff.splitlines():
+        if line.startswith("+++ "):
+            name = line[4:]
+            current = name[2 + len(base):] if name.startswith("b/" + base) else None
+            current = current if current in files else None
+        elif current is not None and (match := _HUNK.match(line)):
+            start, count = int(match.group(1)), int(match.group(2) or 1)
+            changed.setdefault(current, set()).update(range(start, start + count))
+    changed = {path: lines for path, lines in changed.items() if lines}
+    return TimeSplit(cutoff=cutoff, commits=commits, changed=changed) if changed else None
+
+
+def snapshot(root: str | os.PathLike[str], commit: str, dest: Path) -> Path:
+    """The folder ``root`` as it was at ``commit``, extracted under ``dest``; returns its path."""
+    import io
+    import tarfile
+
+    import git
+
+    repo = git.Repo(root, search_parent_directories=True)
+    base = _base_in_repo(repo, Path(root))
+    buffer = io.BytesIO()
+    repo.archive(buffer, commit, path=base.rstrip("/") or ".", format="tar")
+    buffer.seek(0)
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=buffer) as archive:
+        archive.extractall(dest, filter="data")
+    return dest / base if base else dest
+
+
+def _base_in_repo(repo, root: Path) -> str:
+    """``root`` relative to the repository's top, as a prefix ("" or "sub/dir/")."""
+    base = root.resolve().relative_to(Path(repo.working_tree_dir).resolve()).as_posix()
+    return "" if base == "." else base + "/"
+
+
 def _recently_changed(root: Path, candidates: set[str], n_commits: int) -> tuple[list[str], list[str]]:
     try:
         import git
@@ -125,9 +203,7 @@ def _recently_changed(root: Path, candidates: set[str], n_commits: int) -> tuple
             return [], []
     except Exception:  # noqa: BLE001 - not a repository (or no git): the file split applies
         return [], []
-    top = Path(repo.working_tree_dir).resolve()
-    base = root.resolve().relative_to(top).as_posix()
-    base = "" if base == "." else base + "/"
+    base = _base_in_repo(repo, root)
     changed: list[str] = []
     commits: list[str] = []
     for commit in repo.iter_commits(max_count=200):
@@ -305,21 +381,49 @@ class _RepositorySamples:
             if workspace is not None:
                 workspace.close()
 
-    def _workspace(self):
+    def time_samples(self, heldout: list[_SourceFile], train: list[_SourceFile], split: TimeSplit,
+                     past_root: Path) -> Iterator[dict]:
+        """Held-out samples complete lines changed since the cut-off, with context from today's
+        repository (what serving sees); training samples come from the files as they were at
+        the cut-off (``past_root``), with context from an index of that past alone."""
+        for root, sources, name in ((self.root, heldout, "heldout"), (past_root, train, "train")):
+            workspace = self._workspace(root, self.index_dir / name)
+            try:
+                for source in sources:
+                    lines = split.changed[source.relpath] if name == "heldout" else None
+                    yield from self._file_samples(workspace, source, name, set(), lines=lines)
+            finally:
+                if workspace is not None:
+                    workspace.close()
+
+    def _workspace(self, root: Path | None = None, index_dir: Path | None = None):
         if not self.config.context:
             return None
         from indexer.config import IndexConfig
         from indexer.workspace import Workspace
 
         # A private index: removing held-out files must never touch the user's serving index.
-        workspace = Workspace(self.root, cache_dir=self.index_dir, config=IndexConfig(cache_dir=self.index_dir))
+        index_dir = index_dir or self.index_dir
+        workspace = Workspace(root or self.root, cache_dir=index_dir, config=IndexConfig(cache_dir=index_dir))
         workspace.index()
         return workspace
 
-    def _file_samples(self, workspace, source: _SourceFile, split: str, banned: set[str]) -> Iterator[dict]:
+    def _file_samples(self, workspace, source: _SourceFile, split: str, banned: set[str],
+                      lines: set[int] | None = None) -> Iterator[dict]:
+        """The file's samples; with ``lines``, only spans whose every line is one of them (drawn
+        from a pool large enough that a few changed lines in a long file still get theirs)."""
         config = self.config
+        spans_config = config.spans
+        if lines is not None:
+            share = len(lines) / max(1, source.text.count("\n") + 1)
+            pool = min(400, max(spans_config.samples_per_file, math.ceil(spans_config.samples_per_file / share * 2)))
+            spans_config = replace(spans_config, samples_per_file=pool)
         spans = select_spans(source.text, source.language, seed=config.seed, key=f"{self.name}/{source.relpath}",
-                             config=config.spans)
+                             config=spans_config)
+        if lines is not None:
+            spans = [s for s in spans if set(range(_line_of(source.text, s.start),
+                                                   _line_of(source.text, max(s.start, s.end - 1)) + 1)) <= lines]
+            spans = spans[: config.spans.samples_per_file]
         rng = random.Random(f"{config.seed}:order:{self.name}/{source.relpath}")
         for span in spans:
             order = "spm" if rng.random() < config.spm_share else "psm"
@@ -418,22 +522,38 @@ def build_dataset(repos: Iterable[str | os.PathLike[str]], out_dir: str | os.Pat
                 raise TrainingDataError(f"{root}: no supported source files to train on")
             name = root.name if not names[root.name] else f"{root.name}-{names[root.name]}"
             names[root.name] += 1
-            split = split_files(root, [f.relpath for f in files], holdout_commits=config.holdout_commits,
-                                max_fraction=config.holdout_max_fraction, seed=config.seed)
-            builder = _RepositorySamples(root, name, config, template, count, staging / ".index")
-            done_files: set[str] = set()
-            for sample in builder.samples(files, split):
+            builder = _RepositorySamples(root, name, config, template, count, staging / ".index" / name)
+            by_time = time_split(root, [f.relpath for f in files], holdout_commits=config.holdout_commits) \
+                if config.split == "time" else None
+            if by_time is not None:
+                past_root = snapshot(root, by_time.cutoff, staging / ".past" / name)
+                past = _supported_files(past_root, config)
+                heldout = [f for f in files if f.relpath in by_time.changed]
+                stream = builder.time_samples(heldout, past, by_time, past_root)
+                split_info = {"method": "git-time", "cutoff": by_time.cutoff, "commits": by_time.commits,
+                              "heldout_lines": sum(len(v) for v in by_time.changed.values())}
+                file_info = {"train": [f.relpath for f in past], "heldout": [f.relpath for f in heldout]}
+                total_files = len(past) + len(heldout)
+            else:
+                split = split_files(root, [f.relpath for f in files], holdout_commits=config.holdout_commits,
+                                    max_fraction=config.holdout_max_fraction, seed=config.seed)
+                stream = builder.samples(files, split)
+                split_info = {"method": split.method, "commits": split.commits}
+                file_info = {"train": split.train, "heldout": split.heldout}
+                total_files = len(files)
+            done_files: set[tuple[str, str]] = set()
+            for sample in stream:
                 writer.write(sample)
-                if progress and sample["filepath"] not in done_files:
-                    done_files.add(sample["filepath"])
-                    progress(name, len(done_files), len(files))
+                if progress and (sample["split"], sample["filepath"]) not in done_files:
+                    done_files.add((sample["split"], sample["filepath"]))
+                    progress(name, len(done_files), total_files)
             skipped.update(builder.skipped)
             dropped.update(builder.context_dropped)
-            repo_infos.append({"name": name, "root": str(root), **source_commit(root),
-                               "split": {"method": split.method, "commits": split.commits},
-                               "files": {"train": split.train, "heldout": split.heldout}})
+            repo_infos.append({"name": name, "root": str(root), **source_commit(root), "split": split_info,
+                               "files": file_info})
         writer.close()
         shutil.rmtree(staging / ".index", ignore_errors=True)
+        shutil.rmtree(staging / ".past", ignore_errors=True)
         counts, tokens = writer.summary()
         if counts["train"]["total"] == 0:
             raise TrainingDataError("no training samples could be made (files too small or spans too long)")

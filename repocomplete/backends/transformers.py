@@ -85,6 +85,7 @@ class TransformersBackend:
         context_copy_min_chars: int = 8,
         prefill_dtype: str = "auto",
         speculative_tokens: int = 0,
+        source_sha256: str | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -124,6 +125,9 @@ class TransformersBackend:
         model.eval()
         self.base_model = model
         self.model = model  # becomes a PeftModel once an adapter is loaded
+        #: sha256 of the GGUF the folder was prepared from (catalogue / .gguf specs), else None.
+        self.source_sha256 = source_sha256
+        self._weights_sha256: str | None = None   # hashed on the first adapter that records one
         self.context_length = int(getattr(model.config, "max_position_embeddings", 0) or self.tokenizer.model_max_length)
         self.fim_order = declared_fim_order(model.config)
         self.kv_cache_enabled = kv_cache
@@ -165,7 +169,7 @@ class TransformersBackend:
                    name=resolved.name or (resolved.source.stem if resolved.source else None),
                    threads=config.threads, context_copy=config.context_copy,
                    context_copy_min_chars=config.context_copy_min_chars, prefill_dtype=config.prefill_dtype,
-                   speculative_tokens=config.speculative_tokens)
+                   speculative_tokens=config.speculative_tokens, source_sha256=resolved.sha256)
 
     # -- protocol ------------------------------------------------------------------------
 
@@ -384,13 +388,46 @@ class TransformersBackend:
         return generator
 
     def _check_base_model(self, adapter_dir: Path, config: dict) -> None:
-        """AdapterError when the adapter was trained for another base model (by name or by shapes)."""
+        """AdapterError when the adapter was trained for another base model (by the base's hash that
+        ``repocomplete finetune`` records, by name, or by shapes)."""
+        self._check_base_hash(adapter_dir)
         base = str(config.get("base_model_name_or_path") or "")
         if base and not _same_model(base, self.path):
             raise AdapterError(f"adapter {adapter_dir} was trained for base model {base!r}, not {str(self.path)!r}")
         mismatch = _shape_mismatch(adapter_dir, self.base_model)
         if mismatch:
             raise AdapterError(f"adapter {adapter_dir} does not fit this model ({mismatch}): trained for another base model")
+
+    def _check_base_hash(self, adapter_dir: Path) -> None:
+        """Compare the base recorded in ``repocomplete-adapter.json`` with ours: the GGUF source's
+        sha256 when both sides have one, else the sha256 of the weights folder."""
+        recorded = _recorded_base(adapter_dir)
+        if not recorded:
+            return
+        if recorded.get("source_sha256") and self.source_sha256:
+            ours, theirs = self.source_sha256, recorded["source_sha256"]
+        elif recorded.get("hash"):
+            if self._weights_sha256 is None:
+                from repocomplete.models import weights_sha256
+
+                self._weights_sha256 = weights_sha256(self.path)
+            ours, theirs = self._weights_sha256, recorded["hash"]
+        else:
+            return
+        if ours != theirs:
+            raise AdapterError(f"adapter {adapter_dir} was trained on base model {recorded.get('spec')!r} "
+                               f"(sha256 {theirs[:12]}), not on {self.label!r} (sha256 {ours[:12]}): "
+                               f"serve it with --model {recorded.get('spec')}")
+
+
+def _recorded_base(adapter_dir: Path) -> dict | None:
+    """The ``base_model`` entry of an adapter's ``repocomplete-adapter.json`` (None without one)."""
+    try:
+        meta = json.loads((adapter_dir / "repocomplete-adapter.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    base = meta.get("base_model") if isinstance(meta, dict) else None
+    return base if isinstance(base, dict) else None
 
 
 def _vocabulary_texts(tokenizer) -> TokenTexts:

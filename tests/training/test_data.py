@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.fim_data import PATTERNS
+from indexer.fim_data import PATTERNS, SpanConfig
 from repocomplete.errors import RepocompleteError
 from training.data import DataConfig, TrainingDataError, build_dataset, read_samples, split_files
 from tests.training.conftest import git, make_history_repo
@@ -51,7 +51,9 @@ def test_manifest_records_commit_files_counts_and_tokens(dataset, json_repo):
     head = git(json_repo, "rev-parse", "HEAD").strip()
     repo = manifest["repos"][0]
     assert repo["commit"] == head and repo["dirty"] is False
-    assert repo["split"] == {"method": "git-time", "commits": [head]}
+    cutoff = git(json_repo, "rev-parse", "HEAD~1").strip()
+    encoder_lines = len((json_repo / "encoder.py").read_text().splitlines())
+    assert repo["split"] == {"method": "git-time", "cutoff": cutoff, "commits": [head], "heldout_lines": encoder_lines}
     assert repo["files"]["heldout"] == ["encoder.py"] and "decoder.py" in repo["files"]["train"]
     samples = {split: list(read_samples(out, split)) for split in ("train", "heldout")}
     for split, rows in samples.items():
@@ -183,3 +185,57 @@ def test_heldout_prompts_equal_what_the_server_sends(dataset, json_repo, tiny_mo
         assert served.prompt == sample["prompt"]
         compared += 1
     assert compared >= 1, "no held-out PSM sample to compare"
+
+
+@pytest.fixture(scope="module")
+def evolving_repo(tmp_path_factory) -> Path:
+    """``json`` whose newest commit edits decoder.py: a new function and a changed line, past the cut-off."""
+    repo = make_history_repo(tmp_path_factory.mktemp("evolving") / "jsonpkg")
+    text = (repo / "decoder.py").read_text()
+    text = text.replace("NaN = float('nan')", "NaN = float('nan')  # the quiet kind, changed after the cut-off")
+    text += (
+        "\n\ndef decode_with_fallback(document, fallback_value_after_cutoff=None):\n"
+        "    try:\n"
+        "        return JSONDecoder().decode(document)\n"
+        "    except JSONDecodeError as decode_error_after_cutoff:\n"
+        "        return fallback_value_after_cutoff or str(decode_error_after_cutoff)\n")
+    (repo / "decoder.py").write_text(text)
+    git(repo, "commit", "-q", "-am", "decoder: a fallback")
+    return repo
+
+
+def test_time_split_trains_on_the_past_and_holds_out_only_lines_written_after_the_cutoff(evolving_repo, tokenizer,
+                                                                                          tmp_path):
+    from training.data import time_split
+
+    cutoff = git(evolving_repo, "rev-parse", "HEAD~1").strip()
+    split = time_split(evolving_repo, ["decoder.py", "encoder.py", "scanner.py"], holdout_commits=1)
+    head_lines = (evolving_repo / "decoder.py").read_text().splitlines()
+    assert split.cutoff == cutoff and list(split.changed) == ["decoder.py"]
+    changed_text = [head_lines[n - 1] for n in sorted(split.changed["decoder.py"])]
+    assert any("the quiet kind" in line for line in changed_text) and "    try:" in changed_text
+    assert not any("def py_scanstring" in line for line in changed_text)      # an old line stays old
+
+    out = tmp_path / "fim"
+    manifest = build_dataset([evolving_repo], out, DataConfig(seed=3, prompt_tokens=384, retrieval_tokens=192,
+                                                              spans=SpanConfig(samples_per_file=12)),
+                             tokenizer=tokenizer)
+    info = manifest["repos"][0]
+    assert info["split"]["cutoff"] == cutoff and info["files"]["heldout"] == ["decoder.py"]
+    assert "decoder.py" in info["files"]["train"]          # its past version trains
+    heldout, train = list(read_samples(out, "heldout")), list(read_samples(out, "train"))
+    assert heldout and train
+    for sample in heldout:                                  # every held-out middle is a changed line
+        first, last = sample["line"], sample["line"] + sample["middle"].rstrip("\n").count("\n")
+        assert set(range(first, last + 1)) <= split.changed["decoder.py"], sample["id"]
+    # no leakage: nothing written after the cut-off reaches a training prompt, context or middle
+    for sample in train:
+        text = sample["prompt"] + sample["middle"]
+        assert "after_cutoff" not in text and "the quiet kind" not in text and "decode_with_fallback" not in text
+
+
+def test_the_file_split_remains_available(json_repo, tokenizer, tmp_path):
+    manifest = build_dataset([json_repo], tmp_path / "fim", DataConfig(split="files", context=False),
+                             tokenizer=tokenizer)
+    assert manifest["repos"][0]["split"]["method"] == "git-time" and "cutoff" not in manifest["repos"][0]["split"]
+    assert manifest["repos"][0]["files"]["heldout"] == ["encoder.py"]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from tests.training.conftest import read_json
-from tests.training.test_finetune_cli import QUICK, finetune, snapshot
+import subprocess
+import sys
+
+from tests.training.test_finetune_cli import ENV, QUICK, ROOT, finetune, snapshot
 
 
 def _lora_b_sums(out) -> list[float]:
@@ -35,6 +38,20 @@ def test_a_run_shorter_than_the_eval_interval_is_evaluated_at_its_last_step(tiny
     assert f"repocomplete serve --model {tiny_model_dir} --adapter short={out}" in card
     assert "repocomplete finetune " + str(json_repo) in card                 # how to reproduce it
     assert "| Improved on the base | yes" in card
+
+    # served on another base (same architecture and shapes, other weights) it is refused in one line
+    from tests.tiny_model import build_tiny_model
+
+    other = build_tiny_model(tmp_path / "other-base", seed=1)
+    served = subprocess.run(
+        [sys.executable, "-m", "repocomplete", "complete", str(json_repo / "encoder.py"), "--line", "40", "--col", "5",
+         "--model", str(other), "--adapter", f"short={out}", "--max-tokens", "4", "--json"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=180)
+    assert served.returncode == 2, served.stderr
+    error = served.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: adapter ") and "was trained on base model" in error, served.stderr
+    assert meta["base_model"]["hash"][:12] in error and f"--model {tiny_model_dir}" in error
+    assert "Traceback" not in served.stderr
 
 
 def test_an_adapter_that_does_not_improve_is_refused_unless_allowed(tiny_model_dir, json_repo, tmp_path):

@@ -38,11 +38,12 @@ def test_batch_order_is_seeded_resumable_and_split_across_ranks():
 def test_cuda_only_settings_are_refused_on_cpu():
     with pytest.raises(FinetuneError, match="qlora needs a CUDA GPU"):
         check_method("qlora", "auto", cuda=False)
-    with pytest.raises(FinetuneError, match="bf16 needs a CUDA GPU"):
-        check_method("lora", "bf16", cuda=False)
+    with pytest.raises(FinetuneError, match="bf16 is not supported natively by this CPU"):
+        check_method("lora", "bf16", cuda=False, bf16=False)
+    check_method("lora", "bf16", cuda=False, bf16=True)          # a CPU with AMX / AVX512-BF16
     with pytest.raises(FinetuneError, match="unknown --method"):
         check_method("prefix-tuning", "auto", cuda=True)
-    check_method("qlora", "bf16", cuda=True)
+    check_method("qlora", "bf16", cuda=True, bf16=True)
 
 
 def test_memory_estimate_orders_methods():

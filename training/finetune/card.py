@@ -54,9 +54,11 @@ def render(metadata: dict, out_dir: Path, command: str | None) -> str:
     for repo in repos:
         files, split = repo.get("files", {}), repo.get("split", {})
         commit = repo.get("commit")
+        cut = f", cut-off `{split['cutoff'][:12]}`, {split.get('heldout_lines', 0)} lines after it" \
+            if split.get("cutoff") else ""
         data_lines.append(f"- `{repo.get('name')}`" + (f" at commit `{commit[:12]}`" if commit else "")
                           + f": {len(files.get('train', []))} training files, {len(files.get('heldout', []))} "
-                            f"held-out files (split: {split.get('method', '?')})")
+                            f"held-out files (split: {split.get('method', '?')}{cut})")
     model_arg = _model_argument(base)
     names = [f"`{r.get('name')}`" for r in repos]
     lines = [
@@ -68,7 +70,8 @@ def render(metadata: dict, out_dir: Path, command: str | None) -> str:
         "| | |",
         "|---|---|",
         f"| Base model | `{base.get('spec')}` ({base.get('model_type')}, {base.get('parameters') or 0:,} parameters) |",
-        f"| Base model sha256 | `{base.get('hash')}` |",
+        f"| Base model sha256 (weights folder) | `{base.get('hash')}` |",
+        *([f"| Base model source sha256 (GGUF) | `{base['source_sha256']}` |"] if base.get("source_sha256") else []),
         f"| Method | {method} |",
         f"| FIM template | {metadata.get('template')} |",
         f"| Samples | {counts.get('train', {}).get('total', 0)} training, {counts.get('heldout', {}).get('total', 0)} held-out |",
@@ -84,12 +87,16 @@ def render(metadata: dict, out_dir: Path, command: str | None) -> str:
         "",
         *(data_lines or ["- (no manifest)"]),
         "",
-        "Held-out samples come from the files changed after the training files (the time split); "
-        "their content never appears in a training prompt.",
+        ("Training samples come from the repository as it was at the cut-off commit; held-out samples complete "
+         "lines written after it, so nothing written after the cut-off was trained on."
+         if repos and all(r.get("split", {}).get("cutoff") for r in repos) else
+         "Held-out samples come from whole files changed in the most recent commits; those files never appear in "
+         "a training prompt."),
         "",
         "## Serve it",
         "",
-        "It fits only the base model above (its sha256 is recorded in `repocomplete-adapter.json`).",
+        "It fits only the base model above: its sha256 (in `repocomplete-adapter.json`) is checked when the "
+        "adapter is loaded, and another base is refused.",
         "",
         "```sh",
         f"repocomplete serve --model {shlex.quote(model_arg)} --adapter {shlex.quote(f'{name}={out_dir}')}",

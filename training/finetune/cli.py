@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-seq-len", type=int, default=1024, help="tokens per sample (prompt + middle)")
     parser.add_argument("--loss-on", choices=("middle", "all"), default="middle", help="tokens that carry loss")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                        help="auto = bf16 on CUDA, fp32 on CPU")
+                        help="auto = bf16 where the GPU or CPU (AMX, AVX512-BF16) computes it natively, else fp32")
     parser.add_argument("--eval-every", type=int, default=50, help="held-out evaluation every N steps (0 = off)")
     parser.add_argument("--save-every", type=int, default=50, help="checkpoint every N steps (0 = off)")
     parser.add_argument("--patience", type=int, default=3, help="early stopping patience in evaluations (0 = off)")
@@ -49,7 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--template", help="FIM template (default: detected from the tokenizer)")
     parser.add_argument("--samples-per-file", type=int, default=8, help="FIM samples per source file")
     parser.add_argument("--curriculum-share", type=float, default=0.5, help="share of hard-pattern samples")
-    parser.add_argument("--holdout-commits", type=int, default=1, help="recent commits whose files are held out")
+    parser.add_argument("--split", choices=("time", "files"), default="time",
+                        help="time (default): train on the repository at a cut-off commit, evaluate on the lines "
+                             "changed after it; files: hold out whole files (those of the latest commits)")
+    parser.add_argument("--holdout-commits", type=int, default=1,
+                        help="the cut-off comes before this many most recent commits touching code (default 1)")
     parser.add_argument("--max-files", type=int, help="files per repository (default: all)")
     parser.add_argument("--no-context", action="store_true", help="no repository context in prompts (ablation)")
     parser.add_argument("--allow-no-improvement", action="store_true",
@@ -66,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _data_config(args) -> DataConfig:
     """DataConfig from the flags; template None = detected from the base model's tokenizer."""
     spans = SpanConfig(samples_per_file=args.samples_per_file, curriculum_share=args.curriculum_share)
-    return DataConfig(template=args.template, seed=args.seed, spans=spans, holdout_commits=args.holdout_commits,
+    return DataConfig(template=args.template, seed=args.seed, spans=spans, split=args.split,
+                      holdout_commits=args.holdout_commits,
                       max_files=args.max_files, context=not args.no_context,
                       prompt_tokens=max(64, args.max_seq_len * 3 // 4))
 
@@ -111,9 +116,18 @@ def _print_table(result) -> None:
     counts = result.data_manifest.get("counts", {})
     console.print(f"data: {counts.get('train', {}).get('total', 0)} training and "
                   f"{counts.get('heldout', {}).get('total', 0)} held-out FIM samples "
-                  f"(held-out files: those changed in the most recent commits)")
+                  f"({_split_text(result.data_manifest)})")
     console.print(table)
     if result.improved is False:
         console.print("[bold red]NOT IMPROVED[/]: this adapter does not beat the base model on the held-out samples")
     console.print(f"adapter written to {result.out_dir} (metrics in metrics.json)")
 
+
+
+def _split_text(manifest: dict) -> str:
+    """How the held-out samples were chosen, in words."""
+    splits = [repo.get("split", {}) for repo in manifest.get("repos", [])]
+    if splits and all(s.get("cutoff") for s in splits):
+        cutoffs = ", ".join(s["cutoff"][:10] for s in splits)
+        return f"held out: lines changed after commit {cutoffs}; trained on the repository as it was then"
+    return "held out: whole files, those changed in the most recent commits"

@@ -38,7 +38,8 @@ class FinetuneConfig:
     max_seq_len: int = 1024
     #: "middle": loss on the middle span (and end token) only; "all": on every token.
     loss_on: str = "middle"
-    #: "auto" = bf16 on CUDA, fp32 on CPU; "bf16" needs CUDA.
+    #: "auto" = bf16 where the GPU or CPU computes it natively (bf16 weights on a GPU, bf16 autocast
+    #: over fp32 weights on a CPU with AMX/AVX512-BF16), else fp32; "bf16" fails where it is not native.
     precision: str = "auto"
     eval_every: int = 50
     save_every: int = 50

@@ -2,12 +2,10 @@
 
 Method and precision against the device, hyper-parameter ranges, the ``--out`` folder, the
 repositories (supported source files) and memory (counted on the meta device, nothing
-allocated). :func:`model_hash` identifies the base an adapter is trained against.
-"""
+allocated). """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -26,16 +24,36 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def check_method(method: str, precision: str, *, cuda: bool) -> None:
-    """Reject methods and precisions this machine cannot run, in one line."""
+def bf16_supported(*, cuda: bool) -> bool:
+    """Whether this machine computes in bf16 natively: a CUDA GPU that does, or a CPU with AMX or
+    AVX512-BF16 (where bf16 autocast trains about twice as fast as fp32; docs/BENCHMARKS.md)."""
+    if cuda:
+        import torch
+
+        return torch.cuda.is_bf16_supported()
+    from repocomplete.backends.transformers import cpu_has_native_bf16
+
+    return cpu_has_native_bf16()
+
+
+def resolve_precision(precision: str, *, cuda: bool, bf16: bool) -> str:
+    """``"bf16"`` or ``"fp32"`` for ``--precision`` (auto: bf16 where ``bf16`` says it is native)."""
+    if precision == "fp32":
+        return "fp32"
+    return "bf16" if bf16 else "fp32"
+
+
+def check_method(method: str, precision: str, *, cuda: bool, bf16: bool = False) -> None:
+    """Reject methods and precisions this machine cannot run, in one line (``bf16``: supported natively)."""
     if method not in METHODS:
         raise FinetuneError(f"unknown --method {method!r}; choose from {', '.join(METHODS)}")
     if precision not in PRECISIONS:
         raise FinetuneError(f"unknown --precision {precision!r}; choose from {', '.join(PRECISIONS)}")
     if method == "qlora" and not cuda:
         raise FinetuneError("--method qlora needs a CUDA GPU (bitsandbytes 4-bit); use --method lora on this machine")
-    if precision == "bf16" and not cuda:
-        raise FinetuneError("--precision bf16 needs a CUDA GPU; use --precision fp32 (or auto) on this machine")
+    if precision == "bf16" and not bf16:
+        where = "this GPU" if cuda else "this CPU (no AMX or AVX512-BF16)"
+        raise FinetuneError(f"--precision bf16 is not supported natively by {where}; use --precision fp32 (or auto)")
 
 
 def check_data_config(data: DataConfig) -> None:
@@ -44,6 +62,8 @@ def check_data_config(data: DataConfig) -> None:
         raise FinetuneError(f"--samples-per-file must be >= 1, got {data.spans.samples_per_file}")
     if not 0 <= data.spans.curriculum_share <= 1:
         raise FinetuneError(f"--curriculum-share must be in [0, 1], got {data.spans.curriculum_share}")
+    if data.split not in ("time", "files"):
+        raise FinetuneError(f"--split must be time or files, got {data.split!r}")
     if data.holdout_commits < 1:
         raise FinetuneError(f"--holdout-commits must be >= 1, got {data.holdout_commits}")
     if data.max_files is not None and data.max_files < 1:
@@ -121,20 +141,3 @@ def check_repositories(repos: list[Path]) -> None:
             raise FinetuneError(f"{repo}: not a directory")
         if not any(e.skipped is None and e.language for e in walk(repo)):
             raise FinetuneError(f"{repo}: no supported source files to train on")
-
-
-def model_hash(model_path: str | os.PathLike[str]) -> str:
-    """sha256 over the model's config and weight files (what an adapter was trained against)."""
-    root = Path(model_path)
-    digest = hashlib.sha256()
-    names = ["config.json"] + sorted(p.name for p in root.iterdir()
-                                     if p.suffix in (".safetensors", ".bin") and p.is_file())
-    for name in names:
-        path = root / name
-        if not path.exists():
-            continue
-        digest.update(name.encode())
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()

@@ -6,9 +6,10 @@ import contextlib
 
 
 class TrainProgress:
-    """A rich progress bar (loss, tokens/s, ETA) on stderr; silent when disabled."""
+    """A rich progress bar (training loss, latest held-out loss, tokens/s, ETA) on stderr; silent
+    when disabled."""
 
-    def __init__(self, enabled: bool, total: int, done: int) -> None:
+    def __init__(self, enabled: bool, total: int, done: int, heldout: float | None = None) -> None:
         self._bar = None
         if not enabled:
             return
@@ -17,18 +18,29 @@ class TrainProgress:
 
         self._bar = Progress(
             TextColumn("[bold]finetune"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[tps]} tok/s"),
+            TextColumn("loss {task.fields[loss]}"), TextColumn("held-out {task.fields[heldout]}"),
+            TextColumn("{task.fields[tps]} tok/s"),
             TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True), transient=False)
         self._bar.start()
-        self._task = self._bar.add_task("train", total=total, completed=done, loss="-", tps="-")
+        self._task = self._bar.add_task("train", total=total, completed=done, loss="-", tps="-",
+                                        heldout=_loss_text(heldout))
 
     def update(self, step: int, loss: float, tokens_per_s: float) -> None:
         if self._bar is not None:
             self._bar.update(self._task, completed=step, loss=f"{loss:.4f}", tps=f"{tokens_per_s:,.0f}")
 
+    def heldout(self, loss: float | None) -> None:
+        """Show the held-out loss of the latest evaluation."""
+        if self._bar is not None:
+            self._bar.update(self._task, heldout=_loss_text(loss))
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+
+def _loss_text(loss: float | None) -> str:
+    return "-" if loss is None else f"{loss:.4f}"
 
 
 @contextlib.contextmanager

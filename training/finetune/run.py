@@ -3,7 +3,7 @@
 :func:`finetune` checks everything that can fail cheaply (:mod:`.preflight`) before writing
 anything, builds the dataset with :mod:`training.data` into a work dir beside ``--out``
 (``NAME.partial``), loads the model (:mod:`.model`), measures held-out loss and next-line
-exact match (:mod:`.evaluation`), trains (gradient accumulation, bf16 on GPU, checkpoints every
+exact match (:mod:`.evaluation`), trains (gradient accumulation, bf16 where native, checkpoints every
 N steps (:mod:`.checkpoints`), early stopping on held-out loss, the last step always
 evaluated), keeps the best held-out weights, refuses to publish weights that do not beat the
 base unless told to, and writes the adapter atomically (:mod:`.adapter`). ``--resume`` restores
@@ -26,6 +26,7 @@ from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
+from repocomplete.models import weights_sha256
 from training import publish
 from training.data import DataConfig, build_dataset, load_manifest, read_samples
 from training.finetune.adapter import FORMAT, write_adapter
@@ -36,8 +37,8 @@ from training.finetune.evaluation import (heldout_loss, improvement, next_line_e
                                           track_best)
 from training.finetune.model import (lora_b_all_zero, load_model, load_trainable_state, parameter_digest,
                                      trainable_state)
-from training.finetune.preflight import (check_data_config, check_memory, check_method, check_out_dir,
-                                         check_repositories, cuda_available, model_hash)
+from training.finetune.preflight import (bf16_supported, check_data_config, check_memory, check_method,
+                                         check_out_dir, check_repositories, cuda_available, resolve_precision)
 from training.finetune.progress import TrainProgress, data_progress, quiet_libraries
 from training.schedule import warmup_cosine
 
@@ -47,14 +48,15 @@ def work_dir(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
 
 
-def resolve_base(spec: str | None) -> tuple[str, str]:
-    """(path, label) of ``--base``: ``default``, a local path, or a cached hub id."""
-    if spec and Path(spec).is_dir():
-        return str(Path(spec).resolve()), spec
+def resolve_base(spec: str | None) -> dict:
+    """``--base`` as the adapter's metadata records it: the spec, the transformers folder it
+    resolves to (a catalogue name or GGUF file is prepared into one once) and, when there is
+    one, the sha256 of the GGUF source (the folder's own hash is added when the adapter is written)."""
     from repocomplete.models import resolve_model
 
     resolved = resolve_model(spec)
-    return str(resolved.path), resolved.label
+    return {"spec": spec or "default", "label": resolved.label, "name": resolved.name,
+            "path": str(resolved.path), "source_sha256": resolved.sha256}
 
 
 def finetune(repos: list[str | os.PathLike[str]], base: str | None = "default", out: str | os.PathLike[str] | None = None,
@@ -76,37 +78,33 @@ def finetune(repos: list[str | os.PathLike[str]], base: str | None = "default", 
     check_config(config)
     if data_config is not None:
         check_data_config(data_config)
-    check_method(config.method, config.precision, cuda=cuda)
+    native_bf16 = bf16_supported(cuda=cuda)
+    check_method(config.method, config.precision, cuda=cuda, bf16=native_bf16)
     check_out_dir(out_path)
     if out_path.exists() and not (resume or force):
         raise FinetuneError(f"{out_path} already exists; pass --force to replace it or choose another --out")
     if resume and not list_checkpoints(work / "checkpoints"):
         raise FinetuneError(f"nothing to resume: no checkpoint under {work}")
     check_repositories(repo_paths)
-    model_path, model_label = resolve_base(base)
-    n_params = check_memory(model_path, config.method, cuda=cuda)
-    bf16 = cuda and config.precision in ("auto", "bf16") and _bf16_supported()
+    base_info = resolve_base(base)
+    n_params = check_memory(base_info["path"], config.method, cuda=cuda)
+    bf16 = resolve_precision(config.precision, cuda=cuda, bf16=native_bf16) == "bf16"
     for target in (out_path, work):   # what a run killed while publishing left behind
         publish.clean_stale(target)
 
     from accelerate import Accelerator
 
-    accelerator = Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not cuda)
+    # on a GPU accelerate runs the forward pass under bf16 autocast; on a CPU _run does it itself
+    accelerator = Accelerator(mixed_precision="bf16" if bf16 and cuda else "no", cpu=not cuda)
     fresh = not work.exists()
     try:
-        return _run(repo_paths, model_path, model_label, n_params, out_path, work, config, data_config,
+        return _run(repo_paths, base_info, n_params, out_path, work, config, data_config,
                     accelerator, resume=resume, bf16=bf16, show_progress=show_progress, log=log, command=command)
     except BaseException:
         # A run that fails before its first checkpoint leaves nothing behind.
         if fresh and accelerator.is_main_process and not list_checkpoints(work / "checkpoints"):
             shutil.rmtree(work, ignore_errors=True)
         raise
-
-
-def _bf16_supported() -> bool:
-    import torch
-
-    return torch.cuda.is_bf16_supported()
 
 
 def _prepare_data(repos: list[Path], work: Path, tokenizer, data_config: DataConfig, accelerator,
@@ -121,7 +119,7 @@ def _prepare_data(repos: list[Path], work: Path, tokenizer, data_config: DataCon
     return load_manifest(data_dir)
 
 
-def _run(repos, model_path, model_label, n_params, out: Path, work: Path, config: FinetuneConfig,
+def _run(repos, base_info: dict, n_params: int, out: Path, work: Path, config: FinetuneConfig,
          data_config: DataConfig | None, accelerator, *, resume: bool, bf16: bool, show_progress: bool,
          log, command: str | None = None) -> FinetuneResult:
     import torch
@@ -131,6 +129,7 @@ def _run(repos, model_path, model_label, n_params, out: Path, work: Path, config
 
     quiet_libraries()
     main = accelerator.is_main_process
+    model_path = base_info["path"]
     random.seed(config.seed)
     torch.manual_seed(config.seed)
 
@@ -150,7 +149,11 @@ def _run(repos, model_path, model_label, n_params, out: Path, work: Path, config
     em_set = sorted(heldout, key=lambda s: (s.kind != "line_rest", s.prompt[-64:]))[: config.em_samples]
 
     # 3. Model, optimizer and learning-rate schedule.
-    model, targets = load_model(model_path, config, cuda=accelerator.device.type == "cuda", bf16=bf16)
+    cuda = accelerator.device.type == "cuda"
+    # GPU: frozen weights in bf16; CPU: fp32 weights, bf16 autocast (matmuls in bf16 on AMX)
+    model, targets = load_model(model_path, config, cuda=cuda, bf16=bf16 and cuda)
+    autocast = (partial(torch.autocast, device_type="cpu", dtype=torch.bfloat16) if bf16 and not cuda
+                else contextlib.nullcontext)
     if config.method != "qlora":   # a 4-bit model is placed by its device_map and refuses .to()
         model.to(accelerator.device)
     model.train()
@@ -164,7 +167,7 @@ def _run(repos, model_path, model_label, n_params, out: Path, work: Path, config
     def evaluate() -> dict:
         if not config.evaluate:
             return {}
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), autocast():
             return {"heldout_loss": heldout_loss(raw, eval_loss_set, pad_id),
                     "heldout_next_line_em": next_line_exact_match(raw, tokenizer, em_set, template.stop,
                                                                   config.max_new_tokens)}
@@ -186,7 +189,9 @@ def _run(repos, model_path, model_label, n_params, out: Path, work: Path, config
 
     # 5. Train.
     stream = BatchStream(len(train), config.batch_size, config.seed, accelerator.process_index, accelerator.num_processes)
-    bar = TrainProgress(show_progress and main, config.max_steps, state.step)
+    bar = TrainProgress(show_progress and main, config.max_steps, state.step,
+                        next((h["heldout_loss"] for h in reversed(state.history) if "heldout_loss" in h),
+                             (state.before or {}).get("heldout_loss")))
     step_tokens = 0
     started = time.perf_counter()
     last_loss = float("nan")
@@ -199,8 +204,9 @@ def _run(repos, model_path, model_label, n_params, out: Path, work: Path, config
                                 config.loss_on)
                 batch = {k: v.to(accelerator.device) for k, v in batch.items()}
                 sync = micro == config.grad_accum - 1
-                with (contextlib.nullcontext() if sync else accelerator.no_sync(model)):
-                    loss = model(**batch).loss / config.grad_accum
+                with contextlib.nullcontext() if sync else accelerator.no_sync(model):
+                    with autocast():   # the forward pass only: backward runs in the forward's dtypes
+                        loss = model(**batch).loss / config.grad_accum
                     accelerator.backward(loss)
                 total_loss += loss.detach()
                 step_tokens += int(batch["attention_mask"].sum())
@@ -218,6 +224,7 @@ def _run(repos, model_path, model_label, n_params, out: Path, work: Path, config
             due = bool(config.eval_every) and (state.step % config.eval_every == 0 or state.step == config.max_steps)
             if due and eval_loss_set and config.evaluate:
                 best = track_best(state, evaluate() if main else {}, raw, best, config, accelerator)
+                bar.heldout(state.history[-1].get("heldout_loss"))
             if config.save_every and state.step % config.save_every == 0 and state.step < config.max_steps:
                 state.tokens, state.train_seconds = tokens, elapsed
                 step_tokens, started = 0, time.perf_counter()
@@ -246,8 +253,9 @@ def _run(repos, model_path, model_label, n_params, out: Path, work: Path, config
     if main:
         metadata = {
             "format": FORMAT, "name": out.name, "method": config.method,
-            "base_model": {"spec": model_label, "path": model_path, "hash": model_hash(model_path),
-                           "model_type": getattr(raw.config, "model_type", None), "parameters": n_params},
+            "base_model": {**base_info, "hash": weights_sha256(model_path),
+                           "model_type": getattr(raw.config, "model_type", None),
+                           "parameters": n_params},
             "template": template.name, "target_modules": targets, "config": asdict(config),
             "data_manifest": manifest, "metrics": metrics,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
