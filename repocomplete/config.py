@@ -31,7 +31,11 @@ _FALSE = {"0", "false", "no", "off", ""}
 def setting(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any = dataclasses.MISSING,
             choices: Callable[[], Sequence[str]] | None = None) -> Any:
     """A dataclass field with help text (``factory`` for mutable defaults; ``choices``: a
-    function returning the valid values, for fields whose values are a registry's names)."""
+    function returning the valid values, for fields whose values are a registry's names).
+
+    docs/configuration.md is generated from these fields: after adding or changing one, run
+    ``python scripts/config_reference.py`` (tests/docs/test_guide.py fails while the page is stale).
+    """
     metadata = {"help": help, **({"choices": choices} if choices else {})}
     if factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=factory, metadata=metadata)
