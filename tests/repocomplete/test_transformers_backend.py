@@ -283,3 +283,41 @@ def test_bad_speed_settings_are_config_errors(tiny_model_dir):
         TransformersBackend(tiny_model_dir, prefill_dtype="int4")
     with pytest.raises(ConfigError, match="speculative_tokens"):
         TransformersBackend(tiny_model_dir, speculative_tokens=-1)
+
+
+# -- adapters never share the bf16 prefill copy or a KV prefix cache entry (issue 23.3) --
+
+def test_kv_cache_and_bf16_prefill_never_mix_adapters(tiny_model_dir, lora_adapters):
+    """A cache entry made with one adapter is never reused by another adapter or the base,
+    and adapted requests never run on the bf16 prefill copy (it has no LoRA weights)."""
+    def backend(prefill: str) -> TransformersBackend:
+        built = TransformersBackend(tiny_model_dir, prefill_dtype=prefill, speculative_tokens=4)
+        for name, path in lora_adapters.items():
+            built.load_adapter(name, str(path))
+        return built
+
+    mixed, reference = backend("bfloat16"), backend("bfloat16")
+    prefill_calls: list[int] = []
+    plain_forward = mixed._prefill_model.forward
+    mixed._prefill_model.forward = lambda *a, **k: (prefill_calls.append(1), plain_forward(*a, **k))[1]
+
+    first = mixed.generate(greedy(adapter="one"))
+    assert first.cached_tokens == 0 and not prefill_calls  # the adapter's prompt ran on the fp32 adapted model
+    again = mixed.generate(greedy(adapter="one"))
+    assert again.texts == first.texts and again.cached_tokens > 0  # its own entry is reused
+    for name in ("two", None):  # same prompt: a shared entry would be reused in full
+        got = mixed.generate(greedy(adapter=name))
+        assert got.cached_tokens == 0, f"adapter {name!r} reused another adapter's cache"
+        assert got.texts == reference.generate(greedy(adapter=name)).texts
+    assert prefill_calls  # the base request did use the bf16 copy
+    outputs = {name: mixed.generate(greedy(adapter=name)).texts[0] for name in (None, "one", "two")}
+    assert len(set(outputs.values())) == 3 and outputs["one"] == first.texts[0]
+    # Same prompt on an fp32-only backend: adapted requests give exactly the same text.
+    fp32 = backend("off")
+    assert {name: fp32.generate(greedy(adapter=name)).texts[0] for name in ("one", "two")} == {
+        "one": outputs["one"], "two": outputs["two"]}
+
+    # Reloading a name with other weights drops that name's cache entry.
+    mixed.load_adapter("one", str(lora_adapters["two"]))
+    reloaded = mixed.generate(greedy(adapter="one"))
+    assert reloaded.cached_tokens == 0 and reloaded.texts[0] == outputs["two"]
