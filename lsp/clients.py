@@ -171,6 +171,9 @@ class InProcessClient:
         self._pending: dict[str, str | None] = {}
         self._lock = threading.Lock()
         self._started = False
+        #: Adapters loaded into the engine, name -> path (the setting may name another later).
+        self._adapter_paths: dict[str, str] = dict(settings.adapters())
+        self._adapter_lock = threading.Lock()
         #: Buffer updates written to the workspace index, and refused by its rules (a symlink out
         #: of the root, a secret file, an ignored path, over the size limit); whether indexing has finished.
         self.buffers_pushed = 0
@@ -276,6 +279,7 @@ class InProcessClient:
             if cancel.is_set():
                 raise CancelledError("cancelled before generation")
             self._flush_buffers()
+            self._load_changed_adapter(engine)
             self.model_calls += 1
             return engine.complete(request)
 
@@ -284,6 +288,14 @@ class InProcessClient:
         except asyncio.CancelledError:
             cancel.set()  # stops generation in the worker thread at the next token
             raise
+
+    def _load_changed_adapter(self, engine: Any) -> None:
+        """An ``adapter`` setting changed to a NAME=PATH not loaded yet: load it under NAME (once)."""
+        with self._adapter_lock:
+            for name, path in self.settings.adapters().items():
+                if self._adapter_paths.get(name) != path:
+                    engine.load_adapter(name, path)
+                    self._adapter_paths[name] = path
 
     def backend_requests(self) -> int | None:
         """Generation calls the backend received, when it counts them (the fake backend does)."""

@@ -35,6 +35,9 @@ STATUS_NOTIFICATION = "repocomplete/status"
 
 #: Settings whose change needs a new client (a new connection or a new engine).
 _CLIENT_FIELDS = ("server_url", "token", "model", "backend")
+#: Settings that change what the model answers at the same cursor: cached completions made
+#: under the old values must not be shown (e.g. the previous adapter's text).
+_ANSWER_FIELDS = ("adapter", "workspace", "mode", "max_tokens")
 
 
 @dataclass(frozen=True)
@@ -136,8 +139,11 @@ class CompletionService:
             if previous is not None:
                 asyncio.ensure_future(previous.close())
             self.start()
-        elif self.client is not None and hasattr(self.client, "settings"):
-            self.client.settings = self.settings  # adapter / index flags of the in-process client
+        else:
+            if any(getattr(old, f) != getattr(self.settings, f) for f in _ANSWER_FIELDS):
+                self.cache.clear()
+            if self.client is not None and hasattr(self.client, "settings"):
+                self.client.settings = self.settings  # adapter / index flags of the in-process client
         if old.enable != self.settings.enable:
             self._publish_status()
 

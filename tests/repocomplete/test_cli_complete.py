@@ -136,3 +136,18 @@ def test_the_files_git_repository_is_the_workspace_unless_told_otherwise(source_
     assert any(s["filepath"] == "helpers.py" and "def make_parts" in s["body"] for s in snippets), snippets
     alone = run(str(source_file), "--line", "7", "--col", "5", "--backend", "fake", "--json", "--no-workspace", env_extra=env)
     assert alone.returncode == 0 and not any(s["filepath"] == "helpers.py" for s in json.loads(alone.stdout)["snippets"])
+
+
+@pytest.mark.slow
+def test_adapter_changes_the_completion(source_file, tiny_model_dir, lora_adapters, tmp_path):
+    """`complete --adapter` applies the LoRA (issue 23.3): each adapter, and none, its own greedy text."""
+    def text(*adapter: str) -> str:
+        out = run(str(source_file), "--line", "5", "--col", "11", "--model", str(tiny_model_dir), "--max-tokens", "12",
+                  "--mode", "multiline", "--no-workspace", "--json", *adapter,
+                  env_extra={"REPOCOMPLETE_CACHE_DIR": str(tmp_path / "cache")})
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)["text"]
+
+    texts = {name: text(*(["--adapter", f"{name}={lora_adapters[name]}"] if name else [])) for name in (None, "one", "two")}
+    assert len(set(texts.values())) == 3, texts
+    assert text("--adapter", str(lora_adapters["one"])) == texts["one"]  # a bare directory works too
