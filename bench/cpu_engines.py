@@ -1,6 +1,6 @@
 """CPU engines for a real code model, side by side in one run: which one serves completions fastest.
 
-    python bench/cpu_engines.py --model /path/to/qwen2.5-coder-0.5b-hf [--engines fp32 bf16 mixed ct2-int8]
+    python bench/cpu_engines.py --model qwen2.5-coder-0.5b [--engines fp32 bf16 mixed ct2-int8]
         [--threads 1] [--reps 6] [--prompt-tokens 1000] [--out FILE.jsonl]
 
 Every engine answers the same FIM prompts: real code (stdlib files cut in the middle of a
@@ -319,7 +319,8 @@ def report(rows: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, required=True, help="a transformers model folder (dequantized)")
+    parser.add_argument("--model", type=Path, required=True,
+                        help="model: a catalogue name (qwen2.5-coder-0.5b), a GGUF file or a transformers folder")
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
     parser.add_argument("--reps", type=int, default=6, help="files (prompts) per engine")
@@ -331,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         args.threads = args.threads[0]
         return serve_worker(args)
+    from repocomplete.models import resolve_model
+
+    args.model = Path(resolve_model(str(args.model)).path)  # a catalogue name, a GGUF or a folder
     rows = measure(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("a", encoding="utf-8") as out:

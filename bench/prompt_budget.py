@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=300, help="tasks (a seeded sample of the 1,033)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/bench/prompt_budget.jsonl"))
+    parser.add_argument("--fim-order", choices=("psm", "spm"), default="psm",
+                        help="FIM layout: psm (Qwen's own) or spm (suffix first: a keystroke only appends to the prompt)")
     parser.add_argument("--report", action="store_true", help="only print the table of the tasks finished so far")
     args = parser.parse_args(argv)
 
@@ -51,12 +53,13 @@ def main(argv: list[str] | None = None) -> int:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut short by an interruption runs again
-            done[(row["id"], row["budget"])] = row
+            if row.get("order", "psm") == args.fim_order:
+                done[(row["id"], row["budget"])] = row
     args.out.parent.mkdir(parents=True, exist_ok=True)
 
     if args.report:
         return report(tasks, done, args)
-    engine = Engine.from_config(load_config(EngineConfig, overrides={"model": args.model}))
+    engine = Engine.from_config(load_config(EngineConfig, overrides={"model": args.model, "fim_order": args.fim_order}))
     limits = SandboxLimits(timeout_s=10.0)
     by_prompt: dict[str, tuple[str, float]] = {}
     for row in done.values():
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                     completion = engine.complete(request).choices[0].text
                     latency = (time.perf_counter() - start) * 1000
                     by_prompt[prompt] = (completion, latency)
-                row = {"id": task.task_id, "budget": budget, "prompt": prompt,
+                row = {"id": task.task_id, "budget": budget, "order": args.fim_order, "prompt": prompt,
                        "prompt_tokens": engine.backend.count_tokens(prompt), "completion": completion,
                        "latency_ms": round(latency, 1), **score_completion(task, completion, limits)["metrics"]}
                 done[(task.task_id, budget)] = row
@@ -93,7 +96,8 @@ def report(tasks: list, done: dict, args: argparse.Namespace) -> int:
     finished = [t for t in tasks if all((t.task_id, b) in done for b in args.budgets)]
     largest = max(args.budgets)
     best = statistics.fmean(done[(t.task_id, largest)]["pass@1"] for t in finished) if finished else 0.0
-    print(f"HumanEval single-line infilling, {args.model}, n = {len(finished)} tasks (seeded random order, seed {args.seed})")
+    print(f"HumanEval single-line infilling, {args.model}, {args.fim_order.upper()}, n = {len(finished)} tasks "
+          f"(seeded random order, seed {args.seed})")
     print(f"{'budget':>7} {'pass@1':>7} {'EM':>6} {'÷ ' + str(largest):>7} {'prompt tokens p50/max':>22}")
     for budget in sorted(args.budgets):
         got = [done[(t.task_id, budget)] for t in finished]

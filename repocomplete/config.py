@@ -83,8 +83,10 @@ class EngineConfig:
     prefill_dtype: str = setting("auto", "transformers on CPU: dtype of a second copy of the model that processes long prompt "
                                  "chunks while decoding stays in --dtype: auto (bfloat16 on CPUs with AMX/AVX512-BF16 for "
                                  "models of 50M+ parameters), bfloat16, off")
-    speculative_tokens: int = setting(8, "prompt-lookup speculative decoding: draft tokens copied from the prompt and "
-                                      "verified in one forward pass (greedy requests); 0 turns it off")
+    speculative_tokens: int = setting(0, "prompt-lookup speculative decoding: draft tokens copied from the prompt and "
+                                      "verified in one forward pass (greedy requests; output unchanged); 0: off, the "
+                                      "default (5-13% of drafts accepted on single-line completions: it did not pay, "
+                                      "docs/MODELS.md)")
     context_copy: float | None = setting(None, "weight (0-1) of copying text the prompt already holds while decoding "
                                          "(a cache model); default: the model's own (config.json "
                                          "'repocomplete_context_copy'), else 0")
