@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from repocomplete.backends.transformers import cpu_has_native_bf16
+from tests.processes import timeout as scaled
 from tests.training.conftest import read_json
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,7 +115,7 @@ def test_existing_out_is_kept_unless_forced_then_full_finetune(tiny_model_dir, j
 
 
 def _wait_for_checkpoint(proc: subprocess.Popen, work: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
         if list(work.glob("checkpoints/step-*/state.json")):
             return
