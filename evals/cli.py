@@ -21,9 +21,8 @@ from types import ModuleType
 
 from evals.report import compare, summarize, write_run_report
 from evals.runner import ModelSpec, ResultLog, build_completer
-from repocomplete.backends import backend_names
+from repocomplete.config import EngineConfig, add_config_flags
 from repocomplete.errors import RepocompleteError
-from repocomplete.models import MODEL_HELP
 
 #: suite name -> module; imported only when chosen (a suite may pull in git, the indexer, ...).
 SUITES: dict[str, str] = {
@@ -46,9 +45,8 @@ def _suite(name: str) -> ModuleType:
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model")
-    model.add_argument("--model", help=MODEL_HELP)
+    add_config_flags(model, EngineConfig, {"model": "--model", "backend": "--backend"})
     model.add_argument("--adapter", help="LoRA adapter as PATH or NAME=PATH")
-    model.add_argument("--backend", choices=backend_names(), help="model runner (default: transformers)")
     model.add_argument("--server", metavar="URL", help="use a running `repocomplete serve` instead of an in-process engine")
     model.add_argument("--token", help="bearer token for --server")
     run = parser.add_argument_group("run")
