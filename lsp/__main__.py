@@ -13,8 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from repocomplete.backends import backend_names
-from repocomplete.models import MODEL_HELP
+from repocomplete.config import EngineConfig, add_config_flags
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,9 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address for --tcp (default: %(default)s)")
     parser.add_argument("--server-url", help="URL of `repocomplete serve` (default: run the engine in-process)")
     parser.add_argument("--token", help="bearer token for --server-url")
-    parser.add_argument("--model", help=f"in-process model: {MODEL_HELP}")
+    add_config_flags(parser, EngineConfig, {"model": "--model", "backend": "--backend"})  # the in-process engine
     parser.add_argument("--adapter", help="LoRA adapter name (server) or path (in-process)")
-    parser.add_argument("--backend", choices=backend_names(), help="in-process model runner")
     parser.add_argument("--debounce-ms", type=int, help="wait after the last keystroke (default 75)")
     parser.add_argument("--log-file", help="write logs here instead of stderr")
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
