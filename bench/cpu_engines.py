@@ -235,16 +235,17 @@ def measure(args: argparse.Namespace) -> list[dict]:
             for engine in [BASELINE] + [e for e in args.engines if e != BASELINE]:
                 print(f"loading {engine} ({threads} threads)", file=sys.stderr, flush=True)
                 workers.append(Worker(engine, threads, args))
+        variants = {e: v[:1] if args.plain else v for e, v in VARIANTS.items()}
         rows = {(w.engine, w.threads, spec, order): {"cold": [], "keystroke": [], "cached": [], "texts": [],
                                                      "drafted": 0, "accepted": 0}
-                for w in workers for spec, order in VARIANTS[w.engine]}
+                for w in workers for spec, order in variants[w.engine]}
         for worker in workers:
             worker.ask(prompt=prompt(work[0], "psm"), max_tokens=2, line=False)  # first-call allocations
         for index, case in enumerate(work):
             print(f"file {index + 1}/{len(work)}: {case['path']}", file=sys.stderr, flush=True)
             turn = workers[index % len(workers):] + workers[: index % len(workers)]  # rotate who goes first
             for worker in turn:
-                for spec, order in VARIANTS[worker.engine]:
+                for spec, order in variants[worker.engine]:
                     row = rows[(worker.engine, worker.threads, spec, order)]
                     cold = worker.ask(prompt=prompt(case, order), max_tokens=MAX_TOKENS, line=True, speculative=spec,
                                       forget=True)
@@ -259,7 +260,7 @@ def measure(args: argparse.Namespace) -> list[dict]:
                         row[k] += cold.get(k, 0) + keys.get(k, 0)
         # Prefill and decode rates on a prompt no engine has seen.
         for worker in workers:
-            for spec, order in VARIANTS[worker.engine]:
+            for spec, order in variants[worker.engine]:
                 if order != "psm":
                     continue
                 row = rows[(worker.engine, worker.threads, spec, order)]
@@ -267,7 +268,8 @@ def measure(args: argparse.Namespace) -> list[dict]:
                 many = worker.ask(prompt=prompt(fresh, "psm"), max_tokens=DECODE_TOKENS, line=False, speculative=spec,
                                   forget=True)
                 row["prefill_tok_s"] = one["prompt_tokens"] / (one["ms"] / 1000)
-                row["decode_tok_s"] = max(many["completion_tokens"] - 1, 1) / max((many["ms"] - one["ms"]) / 1000, 1e-3)
+                if many["completion_tokens"] >= DECODE_TOKENS // 2:  # a model that stopped early measured nothing
+                    row["decode_tok_s"] = (many["completion_tokens"] - 1) / max((many["ms"] - one["ms"]) / 1000, 1e-3)
                 row["decode_drafted"], row["decode_accepted"] = many.get("drafted", 0), many.get("accepted", 0)
         stats = {(w.engine, w.threads): {**w.ask(op="stats"), **w.loaded} for w in workers}
     finally:
@@ -305,7 +307,7 @@ def report(rows: list[dict]) -> None:
         cold, keys = statistics.median(r["cold_ms"]), statistics.median(r["keystroke_ms"])
         b = base.get(r["threads"])
         ratio = f"{cold / statistics.median(b['cold_ms']):.2f}" if b else "-"
-        rate = lambda v, f: format(v, f) if v is not None else "-"  # noqa: E731
+        rate = lambda v, f: format(v, f) if v is not None else format("-", ">8")  # noqa: E731
         accept = f"{r['draft_acceptance']:.0%}" if r.get("draft_acceptance") is not None else "-"
         print(f"{r['engine']:<17}{r['threads']:>4}{cold:>9.0f}{pct(r['cold_ms'], 0.9):>7.0f}{ratio:>7}{keys:>9.0f}"
               f"{pct(r['keystroke_ms'], 0.9):>7.0f}{keys / cold:>10.2f}{rate(r['prefill_tok_s'], '>8.1f')}"
@@ -327,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt-tokens", type=int, default=1000)
     parser.add_argument("--ct2-cache", type=Path, default=Path.home() / ".cache/repocomplete/bench/ct2")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/cpu_engines.jsonl"))
+    parser.add_argument("--plain", action="store_true", help="only the plain variant of each engine (no +spec, no /spm)")
     parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
