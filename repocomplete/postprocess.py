@@ -119,6 +119,7 @@ def limit_to_scope(text: str, prefix: str, language: str | None = None, suffix: 
     suffix_indent = _indent(suffix_line) if suffix_line is not None else None
     depth = _bracket_delta(lines[0])
     kept = [lines[0]]
+    bridge_start = None
     for line in lines[1:]:
         if line.strip():
             ind = _indent(line)
@@ -129,12 +130,26 @@ def limit_to_scope(text: str, prefix: str, language: str | None = None, suffix: 
             if ind < reference and not closes_own_bracket:
                 if suffix_indent is None or ind >= suffix_indent:
                     break
+                bridge_start = len(kept) if bridge_start is None else bridge_start
                 reference = suffix_indent if _BLOCK_OPENER.search(stripped) else ind
             elif language not in _INDENT_LANGUAGES and ind == reference and stripped[0] in _CLOSERS and depth <= 0:
                 break  # closes the enclosing block, which the suffix already closes
             depth += _bracket_delta(line)
         kept.append(line)
+    if (bridge_start is not None and language in _INDENT_LANGUAGES and suffix_indent is not None
+            and not _leads_into(kept, suffix_indent)):
+        kept = kept[:bridge_start]  # the dedent never opened the suffix's block: it left the scope
     return "\n".join(kept).rstrip("\n") if len(kept) < len(lines) else text
+
+
+def _leads_into(kept: list[str], suffix_indent: int) -> bool:
+    """Whether the suffix's first line, indented ``suffix_indent``, may follow the completion's
+    last line in an indentation language: it is as deep, or it opens a block or a bracket (a
+    real model's middle that dedents to write test code below the function does neither)."""
+    last = next((line for line in reversed(kept) if line.strip()), "")
+    stripped = last.strip()
+    return (_indent(last) >= suffix_indent or bool(_BLOCK_OPENER.search(stripped))
+            or _bracket_delta(stripped) > 0 or stripped.endswith("\\"))
 
 
 def _bracket_delta(line: str) -> int:

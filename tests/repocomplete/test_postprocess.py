@@ -135,6 +135,25 @@ def test_bridging_to_a_deeper_suffix():
     assert limit_to_scope(raw, prefix, "python", suffix) == "y = 1\n    while x > 2:"
     # Without a deeper suffix the dedent ends the block as usual.
     assert limit_to_scope(raw, prefix, "python", "\n    return x\n") == "y = 1"
+    # A statement may lead the bridge as long as the last line opens the suffix's block.
+    raw = "y = x\n    z = 0\n    while z < 2:\n        x -= 1\n"
+    assert limit_to_scope(raw, prefix, "python", suffix) == "y = x\n    z = 0\n    while z < 2:"
+
+
+def test_a_dedent_that_never_opens_the_suffix_block_ends_the_completion():
+    """Qwen2.5-Coder-0.5B's random-span middle for HumanEval/78 (eval fim): the answer, then test
+    code at column 0. The suffix (indented 4) cannot follow ``print(...)``: the dedent left the
+    function, so the completion ends where it began."""
+    prefix = "def hex_key(num):\n    primes = ("
+    suffix = "\n    total = 0\n    for c in num:\n        total += c in primes\n    return total\n"
+    raw = (' "2", "3")\n    return sum(1 for c in num if c in primes)\n\n# Test cases\n'
+           'print(hex_key("AB"))  # Output: 1\nprint(hex_key("1077E"))\n')
+    expected = ' "2", "3")\n    return sum(1 for c in num if c in primes)'
+    assert limit_to_scope(raw, prefix, "python", suffix) == expected
+    assert postprocess(raw, prefix=prefix, suffix=suffix, mode="multiline", language="python") == expected
+    # A dedented line that continues into the suffix through an open bracket is kept.
+    raw = "y = 1\n    z = f(\n"
+    assert limit_to_scope(raw, "def f(x):\n    if x:\n        ", "python", "\n        x)\n") == raw
 
 
 @pytest.mark.parametrize(
