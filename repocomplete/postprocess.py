@@ -129,10 +129,14 @@ def limit_to_scope(text: str, prefix: str, language: str | None = None, suffix: 
             closes_own_bracket = stripped[0] in _CLOSERS and depth > 0
             if ind < reference and not closes_own_bracket:
                 if suffix_indent is None or ind >= suffix_indent:
+                    if _closes_what_nothing_else_closes(stripped, prefix, suffix, language):
+                        kept.append(line)
                     break
                 bridge_start = len(kept) if bridge_start is None else bridge_start
                 reference = suffix_indent if _BLOCK_OPENER.search(stripped) else ind
             elif language not in _INDENT_LANGUAGES and ind == reference and stripped[0] in _CLOSERS and depth <= 0:
+                if _closes_what_nothing_else_closes(stripped, prefix, suffix, language):
+                    kept.append(line)
                 break  # closes the enclosing block, which the suffix already closes
             depth += _bracket_delta(line)
         kept.append(line)
@@ -140,6 +144,15 @@ def limit_to_scope(text: str, prefix: str, language: str | None = None, suffix: 
             and not _leads_into(kept, suffix_indent)):
         kept = kept[:bridge_start]  # the dedent never opened the suffix's block: it left the scope
     return "\n".join(kept).rstrip("\n") if len(kept) < len(lines) else text
+
+
+def _closes_what_nothing_else_closes(stripped: str, prefix: str, suffix: str, language: str | None) -> bool:
+    """Whether a closing line at the enclosing level ends a block the prefix opened and nothing
+    after the cursor closes (a function body written at the end of the file: R's final ``}``)."""
+    if language in _INDENT_LANGUAGES or suffix.strip() or stripped[0] not in _CLOSERS:
+        return False
+    prefix_open = _open_brackets(prefix[-4000:])
+    return bool(prefix_open) and prefix_open[-1] == _CLOSERS[stripped[0]]
 
 
 def _leads_into(kept: list[str], suffix_indent: int) -> bool:

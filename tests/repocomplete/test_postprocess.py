@@ -56,24 +56,24 @@ def test_limit_to_line(text, prefix, expected):
 
 
 @pytest.mark.parametrize(
-    ("text", "prefix", "language", "expected"),
+    ("text", "prefix", "language", "suffix", "expected"),
     [
         # Python: the body ends where indentation drops.
-        ("x = 1\n    return x\n\ndef g():\n    pass", "def f():\n    ", "python", "x = 1\n    return x"),
+        ("x = 1\n    return x\n\ndef g():\n    pass", "def f():\n    ", "python", "", "x = 1\n    return x"),
         # Nested blocks inside the completion are kept.
-        ("for a in b:\n        c(a)\n    return b\nprint(1)", "def f(b):\n    ", "python",
+        ("for a in b:\n        c(a)\n    return b\nprint(1)", "def f(b):\n    ", "python", "",
          "for a in b:\n        c(a)\n    return b"),
         # C-family: the closing brace of the enclosing function belongs to the suffix.
-        ("return 1;\n}\n\nfunction g() {}", "function f() {\n    ", "javascript", "return 1;"),
+        ("return 1;\n}\n\nfunction g() {}", "function f() {\n    ", "javascript", "\n} // f\n", "return 1;"),
         # ...but a brace closing a block the completion opened is kept.
-        ("if (x) {\n        y();\n    }\n    return 2;\n}", "function f() {\n    ", "javascript",
+        ("if (x) {\n        y();\n    }\n    return 2;\n}", "function f() {\n    ", "javascript", "\n} // f\n",
          "if (x) {\n        y();\n    }\n    return 2;"),
         # The model began with a newline itself: reference = its first real line.
-        ("\n    a = 1\n    b = 2\nc = 3", "def f():", "python", "\n    a = 1\n    b = 2"),
+        ("\n    a = 1\n    b = 2\nc = 3", "def f():", "python", "", "\n    a = 1\n    b = 2"),
     ],
 )
-def test_limit_to_scope(text, prefix, language, expected):
-    assert limit_to_scope(text, prefix, language) == expected
+def test_limit_to_scope(text, prefix, language, suffix, expected):
+    assert limit_to_scope(text, prefix, language, suffix) == expected
 
 
 @pytest.mark.parametrize(
@@ -138,6 +138,22 @@ def test_bridging_to_a_deeper_suffix():
     # A statement may lead the bridge as long as the last line opens the suffix's block.
     raw = "y = x\n    z = 0\n    while z < 2:\n        x -= 1\n"
     assert limit_to_scope(raw, prefix, "python", suffix) == "y = x\n    z = 0\n    while z < 2:"
+
+
+def test_a_closer_that_nothing_after_the_cursor_supplies_is_kept():
+    """Qwen2.5-Coder-0.5B's body for HumanEval/13 in R (eval lowres): the prompt ends inside
+    ``function(a, b) {`` at the end of the file, so the function's ``}`` must come from the
+    completion; with code after the cursor (an editor's auto-inserted ``}``) it is still dropped."""
+    prefix = "gcd <- function(a, b) {\n"
+    raw = "  while (b != 0) {\n    t <- b\n    b <- a %% b\n    a <- t\n  }\n  a\n}\n\ngcd(4, 6)\n"
+    body = "  while (b != 0) {\n    t <- b\n    b <- a %% b\n    a <- t\n  }\n  a"
+    assert limit_to_scope(raw, prefix, "r", "") == body + "\n}"
+    assert postprocess(raw, prefix=prefix, suffix="", mode="multiline", language="r") == body + "\n}"
+    assert limit_to_scope(raw, prefix, "r", "\n} # gcd\n") == body
+    # The same at the reference level (the model's first line already at the closer's indentation).
+    assert limit_to_scope("a\n}\nb", "f <- function(a) {\n", "r", "") == "a\n}"
+    # A closer of nothing the prefix opened still ends the completion.
+    assert limit_to_scope("  a\n}\n", "x <- 1\n", "r", "") == "  a"
 
 
 def test_a_dedent_that_never_opens_the_suffix_block_ends_the_completion():
