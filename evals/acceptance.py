@@ -29,13 +29,15 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import itertools
 import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from evals.hole_retrieval import client_snippets
-from evals.runner import Completer, ResultLog, run_samples, visible_text_of
+from evals.report import ratio_ci
+from evals.runner import Completer, ResultLog, model_variants, run_samples, visible_text_of
 from indexer.languages import language_for_path
 from indexer.retrieve.sources import DEFAULT_SOURCES, SOURCES
 from indexer.types import RetrievalQuery
@@ -99,6 +101,25 @@ def _commits(repo, count: int) -> list:
     except ValueError:
         raise RepocompleteError(f"{repo.working_tree_dir} has no commits") from None
     return list(reversed(newest_first))
+
+
+def lines_changed_since(root: Path, rev: str, files: dict[str, str]) -> dict[str, set[int]]:
+    """1-based lines of ``files`` (relpath -> current text) added or changed after commit ``rev``:
+    the repository's held-out future when an adapter was trained on the history up to ``rev``."""
+    repo = _git(root)
+    try:
+        past = repo.commit(rev)
+    except Exception:  # noqa: BLE001 - gitpython raises several types for a bad revision
+        raise RepocompleteError(f"unknown commit {rev!r} in {root}") from None
+    prefix = Path(root).resolve().relative_to(Path(repo.working_tree_dir).resolve()).as_posix()
+    changed: dict[str, set[int]] = {}
+    for path, text in files.items():
+        old = _text(past, path if prefix == "." else f"{prefix}/{path}")
+        matcher = difflib.SequenceMatcher(None, old.split("\n") if old else [], text.split("\n"), autojunk=False)
+        lines = {j + 1 for tag, _, _, j1, j2 in matcher.get_opcodes() if tag in ("insert", "replace") for j in range(j1, j2)}
+        if lines:
+            changed[path] = lines
+    return changed
 
 
 def mine_blocks(repo, commits: list, languages: tuple[str, ...], max_chars: int) -> list[Block]:
@@ -266,13 +287,15 @@ def run(blocks: list[Block], args: argparse.Namespace, completer: Completer | No
     history = _History(args) if any(settings.values()) else None
     commits = args._commits
 
+    row_prefix = getattr(args, "row_prefix", "")
+
     def replay_block(block: Block) -> list[dict]:
         workspace = history.at(block) if history else None
         later = commits[min(block.commit_index + args.persistence, len(commits) - 1)]
         later_text = _text(later, block.path)
         records = []
-        for setting, sources in settings.items():
-            def complete(prefix: str, suffix: str) -> str:
+        for (setting, sources), (suffix_label, adapter) in itertools.product(settings.items(), model_variants(args)):
+            def complete(prefix: str, suffix: str, sources=sources, adapter=adapter) -> str:
                 snippets = []
                 if sources and workspace is not None:
                     visible = visible_text_of(completer, prefix, suffix, args.max_tokens, block.path)
@@ -282,14 +305,14 @@ def run(blocks: list[Block], args: argparse.Namespace, completer: Completer | No
                 request = CompletionRequest(
                     segments=Segments(prefix=prefix, suffix=suffix, filepath=block.path,
                                       snippets=client_snippets(snippets)),
-                    language=block.language, adapter=args.adapter_name, max_tokens=args.max_tokens,
+                    language=block.language, adapter=adapter, max_tokens=args.max_tokens,
                     temperature=0.0, mode="auto", debug_options=DebugOptions(disable_retrieval=True))
                 return completer.complete(request).text
 
             counts = replay(block, complete, args)
             accepted_chars = sum(end - start for start, end in counts.pieces)
             records.append({
-                "key": f"{block.id}:{setting}", "setting": setting, "id": block.id,
+                "key": f"{block.id}:{setting}{suffix_label}", "setting": f"{row_prefix}{setting}{suffix_label}", "id": block.id,
                 "pieces": counts.pieces,
                 "metrics": {"blocks": 1, "triggers": counts.triggers, "shown": counts.shown,
                             "accepted": counts.accepted, "chars_typed": len(block.typed),
@@ -305,21 +328,26 @@ def run(blocks: list[Block], args: argparse.Namespace, completer: Completer | No
             history.close()
 
 
+def totals_row(records: list[dict]) -> dict:
+    """One setting's row: counts summed over its blocks, the rates of the sums (micro-averages),
+    and a 95% bootstrap interval (over blocks) of the saved share, characters accepted per typed."""
+    totals = {name: sum(r["metrics"].get(name, 0) for r in records) for name in _COUNTS}
+    saved = [r["metrics"].get("chars_saved", 0) for r in records]
+    typed = [r["metrics"].get("chars_typed", 0) for r in records]
+    return {
+        "car": totals["accepted"] / totals["shown"] if totals["shown"] else 0.0,
+        "saved_share": totals["chars_saved"] / totals["chars_typed"] if totals["chars_typed"] else 0.0,
+        "cpr": totals["persisted_chars"] / totals["accepted_chars"] if totals["accepted_chars"] else 0.0,
+        **totals,
+        "n": totals["blocks"],
+        "ci95": {"saved_share": list(ratio_ci(saved, typed))},
+    }
+
+
 def finalize(summary: dict, records: list[dict], args: argparse.Namespace) -> None:
     """Replace per-block means by totals and rates over all blocks (micro-averages)."""
     for setting in list(summary["settings"]):
-        totals = {name: 0 for name in _COUNTS}
-        for record in records:
-            if record.get("setting") == setting:
-                for name in _COUNTS:
-                    totals[name] += record["metrics"].get(name, 0)
-        summary["settings"][setting] = {
-            "car": totals["accepted"] / totals["shown"] if totals["shown"] else 0.0,
-            "saved_share": totals["chars_saved"] / totals["chars_typed"] if totals["chars_typed"] else 0.0,
-            "cpr": totals["persisted_chars"] / totals["accepted_chars"] if totals["accepted_chars"] else 0.0,
-            **totals,
-            "n": totals["blocks"],
-        }
+        summary["settings"][setting] = totals_row([r for r in records if r.get("setting") == setting])
     summary["meta"]["trigger_rule"] = (f"debounce {args.debounce_ms} ms; {args.char_ms} ms between keystrokes in a word, "
                                        f"{args.pause_ms} ms pause after a word boundary")
     summary["meta"]["persistence_commits"] = args.persistence

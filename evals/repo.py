@@ -12,19 +12,31 @@ rest-of-line). Each hole is completed under several context settings:
 
 Metrics: exact match, edit similarity, identifier exact match and F1 and, for cross-file holes,
 ``defining_file_recall`` (did the context include a defining file).
+
+Base vs adapter: with ``--adapter`` every hole is completed by the base model and by the adapter
+with the same retrieved context (rows ``kind/setting`` and ``kind/setting+NAME``);
+``adapter_vs_base`` gives each pair's exact-match difference with a paired 95% interval.
+``--after REV`` keeps only holes on lines added or changed after commit ``REV`` (the held-out
+future of an adapter trained on the history up to it); ``--replay-commits N`` adds the offline
+acceptance replay (:mod:`evals.acceptance`) of the last N commits, rows ``replay/setting``,
+whose ``saved_share`` is characters accepted per character typed.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 from pathlib import Path
 
 from evals.holes import HOLE_KINDS, Hole, mine_holes
 from evals.metrics import edit_similarity, exact_match, identifier_match
 from evals.hole_retrieval import Repository, client_snippets
-from evals.runner import Completer, ResultLog, run_samples, visible_text_of
+from evals import acceptance
+from evals.report import bootstrap_ci, ratio_ci
+from evals.runner import Completer, ResultLog, model_variants, run_samples, visible_text_of
 from indexer.retrieve.sources import DEFAULT_SOURCES, SOURCES
 from indexer.types import Snippet
+from repocomplete.errors import RepocompleteError
 from repocomplete.types import CompletionRequest, DebugOptions, Segments
 
 NAME = "repo"
@@ -44,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--languages", nargs="+", default=["python"], help="languages to mine holes in")
     parser.add_argument("--context-budget", type=int, default=768, help="tokens of retrieved context (default: 768)")
     parser.add_argument("--max-tokens", type=int, default=48, help="generation limit per hole (default: 48)")
+    parser.add_argument("--after", metavar="REV", help="held-out future: only holes on lines added or changed "
+                        "after commit REV (e.g. the cut-off an adapter was trained up to)")
+    parser.add_argument("--replay-commits", type=int, default=0, metavar="N",
+                        help="also replay the last N commits as typed (acceptance: characters accepted per typed) "
+                             "under the none/fused settings chosen (default: 0, no replay)")
 
 
 def open_repository(args: argparse.Namespace) -> Repository:
@@ -56,8 +73,41 @@ def open_repository(args: argparse.Namespace) -> Repository:
 def load(args: argparse.Namespace) -> list[Hole]:
     """``--limit`` holes of each kind (seeded sample)."""
     repository = open_repository(args)
-    return mine_holes(repository.files, languages=tuple(args.languages), kinds=tuple(args.kinds),
-                      limit=args.limit, seed=args.seed)
+    if getattr(args, "replay_commits", 0) < 0:
+        raise RepocompleteError("--replay-commits must be 0 or more")
+    args._blocks = replay_blocks(args) if getattr(args, "replay_commits", 0) else []
+    if not getattr(args, "after", None):
+        return mine_holes(repository.files, languages=tuple(args.languages), kinds=tuple(args.kinds),
+                          limit=args.limit, seed=args.seed)
+    changed = acceptance.lines_changed_since(args.root, args.after, repository.files)
+    holes = [h for h in mine_holes(repository.files, languages=tuple(args.languages), kinds=tuple(args.kinds))
+             if h.line in changed.get(h.path, ())]
+    if args.limit is None:
+        return holes
+    picked = []
+    for kind in args.kinds:  # --limit per kind, a seeded sample as mine_holes takes it
+        pool = [h for h in holes if h.kind == kind]
+        picked += [pool[i] for i in sorted(random.Random(args.seed).sample(range(len(pool)), min(args.limit, len(pool))))]
+    return picked
+
+
+def replay_args(args: argparse.Namespace) -> argparse.Namespace:
+    """The acceptance suite's options for the replay part of a run: its defaults, this run's
+    repository, languages, generation limit, adapter and none/fused settings."""
+    parser = argparse.ArgumentParser()
+    acceptance.add_arguments(parser)
+    settings = [s for s in args.settings if s in ("none", "fused")] or ["none"]
+    replay = parser.parse_args([str(args.root), "--commits", str(args.replay_commits), "--settings", *settings,
+                                "--languages", *args.languages, "--max-tokens", str(args.max_tokens)])
+    for name in ("run_dir", "progress", "adapter_name", "seed"):
+        setattr(replay, name, getattr(args, name, None))
+    replay.limit, replay.row_prefix = args.limit, "replay/"
+    return replay
+
+
+def replay_blocks(args: argparse.Namespace) -> list:
+    args._replay = replay_args(args)
+    return acceptance.load(args._replay)
 
 
 def setting_sources(setting: str, fused: tuple[str, ...] | None) -> tuple[str, ...] | None:
@@ -79,12 +129,13 @@ def context_for(repository: Repository, hole: Hole, setting: str, args: argparse
     return repository.retrieve(hole, sources, args.context_budget, visible_text=visible_text) if sources else []
 
 
-def request_for(hole: Hole, snippets: list[Snippet], args: argparse.Namespace) -> CompletionRequest:
-    """A single-line completion with ``snippets`` as the only repository context."""
+def request_for(hole: Hole, snippets: list[Snippet], args: argparse.Namespace, adapter: str | None = None) -> CompletionRequest:
+    """A single-line completion with ``snippets`` as the only repository context, by ``adapter``
+    (None: the base model)."""
     return CompletionRequest(
         segments=Segments(prefix=hole.prefix, suffix=hole.suffix, filepath=hole.path,
                           snippets=client_snippets(snippets)),
-        language=hole.language, adapter=args.adapter_name, max_tokens=args.max_tokens, temperature=0.0,
+        language=hole.language, adapter=adapter, max_tokens=args.max_tokens, temperature=0.0,
         mode="line", debug_options=DebugOptions(disable_retrieval=True),
     )
 
@@ -113,14 +164,58 @@ def run(holes: list[Hole], args: argparse.Namespace, completer: Completer | None
                 if setting == "oracle" and not hole.gold:
                     continue
                 snippets = context_for(repository, hole, setting, args, visible)
-                output = completer.complete(request_for(hole, snippets, args))
                 retrieved = None if setting in ("none", "oracle") else {s.filepath for s in snippets}
-                records.append({
-                    "key": f"{hole.id}:{setting}", "setting": f"{hole.kind}/{setting}", "id": hole.id,
-                    "completion": output.text, "target": hole.target, "latency_ms": output.latency_ms,
-                    "context_files": sorted({s.filepath for s in snippets}),
-                    "metrics": score(output.text, hole, retrieved),
-                })
+                for suffix, adapter in model_variants(args):  # the same context for the base and the adapter
+                    output = completer.complete(request_for(hole, snippets, args, adapter))
+                    records.append({
+                        "key": f"{hole.id}:{setting}{suffix}", "setting": f"{hole.kind}/{setting}{suffix}", "id": hole.id,
+                        "completion": output.text, "target": hole.target, "latency_ms": output.latency_ms,
+                        "context_files": sorted({s.filepath for s in snippets}),
+                        "metrics": score(output.text, hole, retrieved),
+                    })
         return records
 
-    return run_samples(holes, lambda h: h.id, complete_hole, log, "repo", show_progress=args.progress)
+    records = run_samples(holes, lambda h: h.id, complete_hole, log, "repo", show_progress=args.progress)
+    blocks = getattr(args, "_blocks", [])
+    return records + (acceptance.run(blocks, args._replay, completer, log) if blocks else [])
+
+
+def finalize(summary: dict, records: list[dict], args: argparse.Namespace) -> None:
+    """Replay rows as totals (characters accepted per character typed over all blocks), and with
+    an adapter the paired base-vs-adapter differences."""
+    for setting in [s for s in summary["settings"] if s.startswith("replay/")]:
+        summary["settings"][setting] = acceptance.totals_row([r for r in records if r.get("setting") == setting])
+    if getattr(args, "adapter_name", None):
+        summary["adapter_vs_base"] = adapter_vs_base(records, args.adapter_name)
+    if getattr(args, "after", None):
+        summary["meta"]["held_out"] = f"lines added or changed after {args.after}"
+
+
+def adapter_vs_base(records: list[dict], adapter: str) -> dict[str, dict]:
+    """Per base row (keyed ``"setting metric"``): the metric (exact match; characters accepted per
+    typed for replay rows) of the base and of the adapter on the same samples, their difference
+    with a paired 95% bootstrap interval, and the relative change."""
+    by_key = {r["key"]: r for r in records}
+    suffix = f"+{adapter}"
+    pairs: dict[str, list[tuple[dict, dict]]] = {}
+    for key, record in by_key.items():
+        if not key.endswith(suffix) and (other := by_key.get(key + suffix)) is not None:
+            pairs.setdefault(record["setting"], []).append((record["metrics"], other["metrics"]))
+    table = {}
+    for setting, pairs_of in pairs.items():
+        replay = setting.startswith("replay/")
+        metric = "saved_share" if replay else PRIMARY_METRIC
+        if replay:
+            typed = [b["chars_typed"] for b, _ in pairs_of]
+            base = sum(b["chars_saved"] for b, _ in pairs_of) / (sum(typed) or 1)
+            ours = sum(a["chars_saved"] for _, a in pairs_of) / (sum(typed) or 1)
+            interval = ratio_ci([a["chars_saved"] - b["chars_saved"] for b, a in pairs_of], typed)
+        else:
+            base = sum(b[metric] for b, _ in pairs_of) / len(pairs_of)
+            ours = sum(a[metric] for _, a in pairs_of) / len(pairs_of)
+            interval = bootstrap_ci([a[metric] - b[metric] for b, a in pairs_of])
+        table[f"{setting} {metric}"] = {
+            "base": base, "adapter": ours, "difference": ours - base,
+            "relative": (ours - base) / base if base else None,  # None: no base to compare with
+            "n": len(pairs_of), "ci95": {"difference": list(interval)}}
+    return table

@@ -26,6 +26,8 @@ SUMMARY_FILE = "summary.json"
 
 #: Keys of a summary row that are not metrics.
 ROW_EXTRAS = ("n", "ci95", "counts")
+#: Summary keys holding a table of rows (like ``settings``) that run reports also show.
+EXTRA_TABLES = ("adapter_vs_base",)
 #: Bootstrap resamples for the confidence intervals (seeded: a report is reproducible).
 BOOTSTRAP_RESAMPLES = 2000
 
@@ -43,6 +45,24 @@ def bootstrap_ci(values: Sequence[float], level: float = 0.95, resamples: int = 
     means = data[rng.integers(0, len(data), size=(resamples, len(data)))].mean(axis=1)
     tail = (1.0 - level) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def ratio_ci(numerators: Sequence[float], denominators: Sequence[float], level: float = 0.95,
+             resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``sum(numerators) / sum(denominators)`` over samples
+    (a micro-average, e.g. characters saved per character typed over replayed blocks)."""
+    import numpy as np
+
+    num, den = np.asarray(numerators, dtype=float), np.asarray(denominators, dtype=float)
+    if len(num) < 2 or not den.sum():
+        point = float(num.sum() / den.sum()) if len(num) and den.sum() else float("nan")
+        return point, point
+    picks = np.random.default_rng(seed).integers(0, len(num), size=(resamples, len(num)))
+    sums = den[picks].sum(axis=1)
+    ratios = np.divide(num[picks].sum(axis=1), sums, out=np.zeros(resamples), where=sums > 0)
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(ratios, [tail, 100 - tail])
     return float(low), float(high)
 
 
@@ -176,7 +196,9 @@ def write_run_report(out_dir: Path, summary: dict) -> list[Path]:
     header = f"# {summary['suite']} — {summary['label']}\n\n"
     notes = "".join(f"- {k}: {v}\n" for k, v in (summary.get("meta") or {}).items())
     md_path = out_dir / "summary.md"
-    md_path.write_text(header + markdown_table(summary["settings"]) + "\n\n" + notes, encoding="utf-8")
+    # a suite's comparison table (e.g. repo's adapter_vs_base), rendered like the settings
+    extra = "".join(f"\n## {name}\n\n{markdown_table(summary[name], 'row')}\n" for name in EXTRA_TABLES if summary.get(name))
+    md_path.write_text(header + markdown_table(summary["settings"]) + "\n" + extra + "\n" + notes, encoding="utf-8")
     paths = [json_path, md_path]
     metrics = _plottable(summary["settings"])
     if summary["settings"] and metrics:

@@ -163,6 +163,13 @@ class ModelSpec:
         return base + (f"+{self.adapter_name}" if self.adapter else "")
 
 
+def model_variants(args: Any) -> list[tuple[str, str | None]]:
+    """(row-label suffix, adapter) pairs each sample is completed under: the base model, and with
+    ``--adapter`` the adapter too, on the same samples with the same context (base vs adapter)."""
+    name = getattr(args, "adapter_name", None)
+    return [("", None)] + ([(f"+{name}", name)] if name else [])
+
+
 def build_completer(spec: ModelSpec, **engine_overrides: Any) -> Completer:
     """A server client when ``spec.server`` is set, else an in-process engine from config."""
     if spec.server:

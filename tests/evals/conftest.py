@@ -18,6 +18,20 @@ from repocomplete.types import CompletionRequest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def git(repo: Path, *args: str) -> str:
+    """Run git in ``repo`` (failing the test on an error); its stdout, stripped."""
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def new_git_repository(repo: Path) -> Path:
+    """An empty repository at ``repo`` with a committer configured."""
+    repo.mkdir(parents=True, exist_ok=True)
+    git(repo, "init", "-q")
+    git(repo, "config", "user.email", "evals@example.com")
+    git(repo, "config", "user.name", "evals")
+    return repo
+
+
 class ScriptedCompleter:
     """A completer whose answer is a function of the request (gold, wrong, ...)."""
 

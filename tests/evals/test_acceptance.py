@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from evals import acceptance
 from evals.acceptance import Block, accepted_text, replay, triggers_after
 from evals.runner import ResultLog
-from tests.evals.conftest import ScriptedCompleter, cli_summary, run_cli
+from tests.evals.conftest import ScriptedCompleter, cli_summary, git, new_git_repository, run_cli
 from tests.evals.test_repo import JSON_PACKAGE
 
 TIMING = argparse.Namespace(debounce_ms=75.0, char_ms=60.0, pause_ms=400.0)
@@ -41,18 +40,10 @@ def test_replay_counts_with_an_oracle_and_a_wrong_model():
     assert wrong.accepted == 0 and wrong.chars_saved == 0 and wrong.shown == wrong.triggers > 1
 
 
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
-
-
 @pytest.fixture
 def history(tmp_path) -> tuple[Path, dict[str, list[str]]]:
     """c1: part of json/decoder.py; c2: more of it; c3: all of it plus scanner.py; c4: deletes lines c3 added."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    _git(repo, "init", "-q")
-    _git(repo, "config", "user.email", "evals@example.com")
-    _git(repo, "config", "user.name", "evals")
+    repo = new_git_repository(tmp_path / "repo")
     decoder = (JSON_PACKAGE / "decoder.py").read_text().split("\n")
     versions = {"decoder.py": []}
     steps = [decoder[:40], decoder[:120], decoder, decoder[:120] + decoder[135:]]
@@ -63,8 +54,8 @@ def history(tmp_path) -> tuple[Path, dict[str, list[str]]]:
         if step == 2:
             shutil.copy(JSON_PACKAGE / "scanner.py", repo / "scanner.py")
             versions["scanner.py"] = [(repo / "scanner.py").read_text()]
-        _git(repo, "add", ".")
-        _git(repo, "commit", "-q", "-m", f"step {step}")
+        git(repo, "add", ".")
+        git(repo, "commit", "-q", "-m", f"step {step}")
     return repo, versions
 
 
