@@ -50,6 +50,7 @@ def test_lora_run_writes_adapter_with_metadata_and_table(tiny_model_dir, json_re
     assert manifest["repos"][0]["files"]["heldout"] == ["encoder.py"]      # the newest commit's file
     assert manifest["counts"]["train"]["total"] > 0 and manifest["counts"]["heldout"]["total"] > 0
     metrics = read_json(out / "metrics.json")
+    assert metrics["tokens_per_s"] > 0 and metrics["tokens_per_cpu_s"] > 0
     for phase in ("before", "after"):
         assert metrics[phase]["heldout_loss"] > 0 and 0 <= metrics[phase]["heldout_next_line_em"] <= 1
     assert not out.with_name("jsonpkg.partial").exists()                    # the work dir is cleaned up

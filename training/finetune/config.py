@@ -106,6 +106,9 @@ class TrainState:
     #: Tokens trained on and seconds spent, up to the last checkpoint.
     tokens: int = 0
     train_seconds: float = 0.0
+    #: CPU seconds of this process (all threads) over the same span: a cost a loaded machine does
+    #: not distort the way it distorts wall time.
+    cpu_seconds: float = 0.0
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -193,7 +193,7 @@ def _run(repos, base_info: dict, n_params: int, out: Path, work: Path, config: F
                         next((h["heldout_loss"] for h in reversed(state.history) if "heldout_loss" in h),
                              (state.before or {}).get("heldout_loss")))
     step_tokens = 0
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     last_loss = float("nan")
     try:
         while state.step < config.max_steps and not state.stopped_early:
@@ -227,13 +227,15 @@ def _run(repos, base_info: dict, n_params: int, out: Path, work: Path, config: F
                 bar.heldout(state.history[-1].get("heldout_loss"))
             if config.save_every and state.step % config.save_every == 0 and state.step < config.max_steps:
                 state.tokens, state.train_seconds = tokens, elapsed
-                step_tokens, started = 0, time.perf_counter()
+                state.cpu_seconds += time.process_time() - cpu_started
+                step_tokens, started, cpu_started = 0, time.perf_counter(), time.process_time()
                 save_checkpoint(checkpoints, model, optimizer, scheduler, state, best, accelerator,
                                 keep=config.keep_checkpoints)
     finally:
         bar.close()
     state.tokens += step_tokens * accelerator.num_processes
     state.train_seconds += time.perf_counter() - started
+    state.cpu_seconds += time.process_time() - cpu_started
 
     # 6. Keep the best held-out weights, measure them, and publish only what beats the base.
     if config.param_digest_dir:   # the ranks' own weights, before the main process picks the best
@@ -249,6 +251,7 @@ def _run(repos, base_info: dict, n_params: int, out: Path, work: Path, config: F
                "final_train_loss": last_loss, "best_step": state.best_step,
                "stopped_early": state.stopped_early, "train_tokens": state.tokens,
                "tokens_per_s": state.tokens / max(state.train_seconds, 1e-9),
+               "tokens_per_cpu_s": state.tokens / max(state.cpu_seconds, 1e-9),
                "history": state.history}
     if main:
         metadata = {
