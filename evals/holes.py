@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,8 +114,10 @@ def load_files(root: Path, paths: list[str], max_bytes: int = 400_000) -> dict[s
 
 
 def mine_holes(files: dict[str, str], *, languages: tuple[str, ...] = ("python",),
-               kinds: tuple[str, ...] = HOLE_KINDS, limit: int | None = None, seed: int = 0) -> list[Hole]:
-    """Holes of each kind (at most ``limit`` per kind, a seeded sample) from ``files`` (relpath -> text)."""
+               kinds: tuple[str, ...] = HOLE_KINDS, limit: int | None = None, seed: int = 0,
+               keep: Callable[[Hole], bool] | None = None) -> list[Hole]:
+    """Holes of each kind (at most ``limit`` per kind, a seeded sample) from ``files`` (relpath -> text),
+    only those ``keep`` accepts when given (chosen before sampling)."""
     sources = read_sources(files, languages)
     parsed = {path: parse_source(text, language) for path, (language, text) in sources.items()}
     defined_in: dict[str, list[Gold]] = defaultdict(list)
@@ -150,7 +153,7 @@ def mine_holes(files: dict[str, str], *, languages: tuple[str, ...] = ("python",
                                                             rng.choice(cuts)))
     holes: list[Hole] = []
     for kind in kinds:
-        pool = candidates[kind]
+        pool = [h for h in candidates[kind] if keep(h)] if keep else candidates[kind]
         if limit is not None and len(pool) > limit:
             pool = [pool[i] for i in sorted(random.Random(seed).sample(range(len(pool)), limit))]
         holes += pool

@@ -25,7 +25,6 @@ whose ``saved_share`` is characters accepted per character typed.
 from __future__ import annotations
 
 import argparse
-import random
 from pathlib import Path
 
 from evals.holes import HOLE_KINDS, Hole, mine_holes
@@ -71,24 +70,16 @@ def open_repository(args: argparse.Namespace) -> Repository:
 
 
 def load(args: argparse.Namespace) -> list[Hole]:
-    """``--limit`` holes of each kind (seeded sample)."""
+    """``--limit`` holes of each kind (seeded sample), on lines changed after ``--after`` if given;
+    the replay's blocks too (``--replay-commits``)."""
     repository = open_repository(args)
     if getattr(args, "replay_commits", 0) < 0:
         raise RepocompleteError("--replay-commits must be 0 or more")
     args._blocks = replay_blocks(args) if getattr(args, "replay_commits", 0) else []
-    if not getattr(args, "after", None):
-        return mine_holes(repository.files, languages=tuple(args.languages), kinds=tuple(args.kinds),
-                          limit=args.limit, seed=args.seed)
-    changed = acceptance.lines_changed_since(args.root, args.after, repository.files)
-    holes = [h for h in mine_holes(repository.files, languages=tuple(args.languages), kinds=tuple(args.kinds))
-             if h.line in changed.get(h.path, ())]
-    if args.limit is None:
-        return holes
-    picked = []
-    for kind in args.kinds:  # --limit per kind, a seeded sample as mine_holes takes it
-        pool = [h for h in holes if h.kind == kind]
-        picked += [pool[i] for i in sorted(random.Random(args.seed).sample(range(len(pool)), min(args.limit, len(pool))))]
-    return picked
+    changed = acceptance.lines_changed_since(args.root, args.after, repository.files) if getattr(args, "after", None) else None
+    return mine_holes(repository.files, languages=tuple(args.languages), kinds=tuple(args.kinds),
+                      limit=args.limit, seed=args.seed,
+                      keep=None if changed is None else (lambda hole: hole.line in changed.get(hole.path, ())))
 
 
 def replay_args(args: argparse.Namespace) -> argparse.Namespace:
