@@ -1,12 +1,9 @@
 """How many CPU threads torch uses for a model: chosen from the machine, not left to torch.
 
-Batch-1 decoding runs one small matrix-vector product after another; every op is split
-over torch's thread pool and joined again. With more threads than idle cores, a thread
-that lost its core stalls the whole op, every op, every token. Measured on a 2-core
-machine shared with other work (``bench/cpu_engines.py``, docs/MODELS.md): the embedded
-default model's single-line completion took p50 1.8 s with 1 thread against 14.7 s with 2;
-the issue that asked for this saw 0.36 s against 7-8 s through the server; Qwen2.5-Coder-0.5B
-decoded at 3.6-5.3 tokens/s with 1 thread against 0.5-1.2 with 2. So the choice is:
+Batch-1 decoding runs one small matrix-vector product after another, each split over
+torch's thread pool and joined again; with more threads than idle cores, a thread that lost
+its core stalls every op of every token (measurements: docs/BENCHMARKS.md, "CPU thread
+choice"). So the choice is:
 
 - at most one thread per *idle physical* core: physical cores (hyper-threads share one
   core's arithmetic units) less the current load (1-minute load average), rounded;
