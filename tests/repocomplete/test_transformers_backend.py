@@ -321,3 +321,11 @@ def test_kv_cache_and_bf16_prefill_never_mix_adapters(tiny_model_dir, lora_adapt
     mixed.load_adapter("one", str(lora_adapters["two"]))
     reloaded = mixed.generate(greedy(adapter="one"))
     assert reloaded.cached_tokens == 0 and reloaded.texts[0] == outputs["two"]
+
+
+def test_parameters_are_estimated_from_the_weight_files_before_loading(tiny_model_dir, tiny_backend, tmp_path):
+    from repocomplete.backends.transformers import estimate_parameters
+
+    actual = tiny_backend.info()["parameters"]
+    assert actual * 0.9 <= estimate_parameters(tiny_model_dir) <= actual * 1.1
+    assert estimate_parameters(tmp_path) == 0  # no weights: unknown
