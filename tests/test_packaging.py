@@ -136,7 +136,9 @@ def test_make_refuses_another_python_with_a_clear_message(tmp_path):
     shutil.copytree(ROOT / "requirements", tmp_path / "requirements")
     done = subprocess.run(["make", "run", f"PYTHON={python}"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
-    assert "repocomplete needs Python 3.11" in done.stderr and "PYTHON=python3.11" in done.stderr, done.stderr
+    assert "make run needs Python 3.11" in done.stderr and "PYTHON=python3.11" in done.stderr, done.stderr
+    # ... and says the code itself runs on 3.12/3.13, installed by hand as docs/install.md shows
+    assert "3.11-3.13" in done.stderr and "docs/install.md (Python 3.12 and 3.13)" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and "Installing" not in done.stdout
 
 
@@ -157,3 +159,40 @@ def test_make_run_installs_the_run_lock_with_hashes_and_shows_progress(tmp_path)
     assert "--require-hashes" in pip_lines[1] and "-r requirements/run.lock" in pip_lines[1]
     assert "--no-deps --no-build-isolation -e ." in pip_lines[2] and "[test]" not in done.stdout
     assert "hash-pinned packages" in done.stdout  # the line announcing what is about to be installed
+
+
+def test_requires_python_admits_exactly_the_versions_the_docs_support():
+    from packaging.specifiers import SpecifierSet
+
+    supported = SpecifierSet(PYPROJECT["project"]["requires-python"])
+    assert [f"3.{minor}" for minor in range(9, 16) if f"3.{minor}.0" in supported] == ["3.11", "3.12", "3.13"]
+    assert "## Python 3.11, 3.12 and 3.13" in (ROOT / "docs" / "install.md").read_text()
+
+
+def test_the_torch_free_313_lock_pins_with_hashes_what_pyproject_pins_but_torch():
+    """requirements/py313-notorch.lock: `make test-notorch`'s install (CI, Python 3.13), and the
+    manual 3.12/3.13 install after PyPI's torch. Same pins as test.lock, torch and its CUDA packages left out."""
+    lock, test = read_lock("py313-notorch"), read_lock("test")
+    assert (ROOT / "requirements" / "notorch-excludes.txt").read_text().split("\n")[-2:] == ["torch", ""]
+    assert all(hashes and all(len(h) == 64 for h in hashes) for _, hashes in lock.values())
+    for package, version in pyproject_pins("run", "dense", "training", "evals", "test").items():
+        if package == "torch":
+            continue
+        assert package in lock, f"{package} is pinned in pyproject.toml but missing from py313-notorch.lock: run `make lock`"
+        assert lock[package][0] == version, f"{package}: py313-notorch.lock {lock[package][0]} != pyproject {version}"
+    assert not {p for p in lock if p == "torch" or p.startswith(("nvidia-", "triton", "cuda-"))}, sorted(lock)
+
+
+def test_make_test_notorch_installs_the_313_lock_without_torch_and_runs_pytest(tmp_path):
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "requirements", tmp_path / "requirements")
+    done = subprocess.run(["make", "-n", "test-notorch", "NOTORCH_PYTHON=/opt/python3.13"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any("/opt/python3.13 -m venv .venv-notorch" in line for line in lines), done.stdout
+    installs = [line for line in lines if "-m pip install" in line]
+    assert "--require-hashes --no-deps -r requirements/py313-notorch.lock" in installs[1], installs
+    assert "--no-deps --no-build-isolation -e ." in installs[2], installs
+    assert any(".venv-notorch/bin/python -m pytest" in line and "tests/" in line for line in lines), done.stdout

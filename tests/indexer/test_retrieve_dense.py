@@ -12,6 +12,7 @@ from tests.indexer.stdlib_repos import copy_stdlib
 
 @pytest.mark.slow
 def test_dense_source_finds_code_by_meaning_and_keeps_vectors(tmp_path):
+    pytest.importorskip("torch", reason="the embedding model runs on torch (absent in `make test-notorch`)")
     repo = copy_stdlib(tmp_path / "repo", "json")
     for name in ("__init__.py", "decoder.py"):  # fewer chunks to embed on a CPU
         (repo / "json" / name).unlink()

@@ -28,6 +28,7 @@ PLAIN = {"workspace": "repo", "max_tokens": 8, "segments": {"prefix": "def h(x):
 def test_timed_out_dense_requests_free_their_slots_and_a_normal_request_is_served(serve, tmp_path):
     """21.3 as written: four dense requests on a large unembedded workspace kept embedding after
     their 504 and every other request got 503. Now each stops within one small batch."""
+    pytest.importorskip("torch", reason="the embedding model runs on torch (absent in `make test-notorch`)")
     tiny = tmp_path / "tiny"
     tiny.mkdir()
     (tiny / "one.py").write_text("def one():\n    return 1\n")

@@ -80,6 +80,7 @@ def test_run_rejects_a_missing_directory():
 
 @pytest.mark.slow
 def test_run_on_the_embedded_default_model(repo):  # noqa: F811
+    pytest.importorskip("torch", reason="serves a model: needs torch (absent in `make test-notorch`)")
     from repocomplete.models import resolve_model
 
     proc, output = run_until_serving([str(repo), "--port", str(free_port())], 300)
@@ -101,6 +102,7 @@ def _catalog_env(tmp_path, entries: list[dict]) -> dict:
 
 
 def test_run_serves_the_installed_catalogue_model_and_says_why(repo, tmp_path):  # noqa: F811
+    pytest.importorskip("torch", reason="serves a model: needs torch (absent in `make test-notorch`)")
     from tests.repocomplete.tiny_gguf import catalog_entry, write_tiny_qwen_gguf
 
     gguf = write_tiny_qwen_gguf(tmp_path / "tiny.gguf")
@@ -119,6 +121,7 @@ def test_run_serves_the_installed_catalogue_model_and_says_why(repo, tmp_path): 
 
 
 def test_run_falls_back_to_the_default_model_with_one_line_when_nothing_can_be_pulled(repo, tmp_path):  # noqa: F811
+    pytest.importorskip("torch", reason="serves a model: needs torch (absent in `make test-notorch`)")
     from tests.repocomplete.tiny_gguf import catalog_entry
 
     empty_index = tmp_path / "index"
@@ -137,6 +140,7 @@ def test_run_falls_back_to_the_default_model_with_one_line_when_nothing_can_be_p
 
 
 def test_run_pulls_a_named_catalogue_model_with_progress(repo, tmp_path):  # noqa: F811
+    pytest.importorskip("torch", reason="serves a model: needs torch (absent in `make test-notorch`)")
     from tests.repocomplete.tiny_gguf import catalog_entry, split_into_wheels, write_tiny_qwen_gguf
 
     data = write_tiny_qwen_gguf(tmp_path / "tiny.gguf").read_bytes()
