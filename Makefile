@@ -51,7 +51,8 @@ $(NOTORCH_VENV)/.installed: $(LOCKS)/py313-notorch.lock $(LOCKS)/pip.lock pyproj
 	@test -x $(NOTORCH_PY) || $(NOTORCH_PYTHON) -m venv $(NOTORCH_VENV)
 	$(NOTORCH_PY) -m pip install --disable-pip-version-check --require-hashes -r $(LOCKS)/pip.lock
 	@echo "Installing $$(grep -c '^[a-z]' $<) hash-pinned packages from $< into $(NOTORCH_VENV) (no torch)"
-	$(NOTORCH_PY) -m pip install --disable-pip-version-check --require-hashes --no-deps -r $<
+	@# --no-compile: byte-compiling ~100 packages (scipy, transformers) costs minutes; imports compile what they use
+	$(NOTORCH_PY) -m pip install --disable-pip-version-check --no-compile --require-hashes --no-deps -r $<
 	$(NOTORCH_PY) -m pip install --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
