@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         args.threads = args.threads[0]
         return serve_worker(args)
-    from repocomplete.models import resolve_model
+    from repocomplete.model_resolution import resolve_model
 
     args.model = Path(resolve_model(str(args.model)).path)  # a catalogue name, a GGUF or a folder
     rows = measure(args)

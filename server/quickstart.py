@@ -118,7 +118,7 @@ def _resolve(spec: str | None, backend: str | None) -> tuple[str, bool]:
         return spec or "default", False
     from repocomplete.errors import ModelUnavailableError
     from repocomplete.model_store import ConsoleProgress
-    from repocomplete.models import resolve_model
+    from repocomplete.model_resolution import resolve_model
 
     progress = ConsoleProgress()
     chosen = spec is None

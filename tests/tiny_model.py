@@ -101,7 +101,7 @@ def build_tiny_model(
         # untied: a random tied model mostly echoes its last input token; untied ones vary
         tie_word_embeddings=False,
     )
-    # Marks the model as untrained so front-ends can label it honestly (see repocomplete.models).
+    # Marks the model as untrained so front-ends can label it honestly (see repocomplete.model_resolution).
     config.repocomplete_tiny = True
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)

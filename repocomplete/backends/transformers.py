@@ -161,7 +161,7 @@ class TransformersBackend:
 
     @classmethod
     def from_config(cls, config: EngineConfig) -> TransformersBackend:
-        from repocomplete.models import resolve_model
+        from repocomplete.model_resolution import resolve_model
 
         resolved = resolve_model(config.model, cache=config.cache_dir)
         return cls(resolved.path, device=config.device, dtype=config.dtype, load_in_4bit=config.load_in_4bit,
@@ -408,7 +408,7 @@ class TransformersBackend:
             ours, theirs = self.source_sha256, recorded["source_sha256"]
         elif recorded.get("hash"):
             if self._weights_sha256 is None:
-                from repocomplete.models import weights_sha256
+                from repocomplete.model_resolution import weights_sha256
 
                 self._weights_sha256 = weights_sha256(self.path)
             ours, theirs = self._weights_sha256, recorded["hash"]

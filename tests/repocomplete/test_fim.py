@@ -143,7 +143,7 @@ def test_the_registry_matches_the_embedded_default_models_tokenizer():
     """The pretraining tokenizer's ids come from the registry: ids 0..6 of the shipped model."""
     import json
 
-    from repocomplete.models import DEFAULT_MODEL_DIR
+    from repocomplete.model_resolution import DEFAULT_MODEL_DIR
 
     added = json.loads((DEFAULT_MODEL_DIR / "tokenizer.json").read_text())["added_tokens"]
     shipped = tuple(t["content"] for t in sorted(added, key=lambda t: t["id"]))

@@ -15,7 +15,7 @@ import pytest
 
 from repocomplete.backends.gguf import PREPARED_JSON, gguf_metadata, gguf_template_name, read_prepared
 from repocomplete.errors import ModelNotFoundError
-from repocomplete.models import resolve_model
+from repocomplete.model_resolution import resolve_model
 from tests.repocomplete.tiny_gguf import catalog_entry, write_tiny_qwen_gguf
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -133,7 +133,7 @@ def test_verify_detects_a_corrupted_file_which_is_then_never_used(store):
         f.write(bytes([byte[0] ^ 0xFF]))
     bad = store.cli("verify", "tiny-qwen")
     assert bad.returncode == 1 and "tiny-qwen: FAILED verification" in bad.stderr
-    used = subprocess.run([sys.executable, "-c", "from repocomplete.models import resolve_model; resolve_model('tiny-qwen')"],
+    used = subprocess.run([sys.executable, "-c", "from repocomplete.model_resolution import resolve_model; resolve_model('tiny-qwen')"],
                           cwd=ROOT, env=store.env, capture_output=True, text=True, timeout=120)
     assert used.returncode != 0 and "FAILED verification" in used.stderr
 

@@ -81,7 +81,7 @@ def test_run_rejects_a_missing_directory():
 @pytest.mark.slow
 def test_run_on_the_embedded_default_model(repo):  # noqa: F811
     pytest.importorskip("torch", reason="serves a model: needs torch (absent in `make test-notorch`)")
-    from repocomplete.models import resolve_model
+    from repocomplete.model_resolution import resolve_model
 
     proc, output = run_until_serving([str(repo), "--port", str(free_port())], 300)
     try:

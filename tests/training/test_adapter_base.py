@@ -7,7 +7,7 @@ import json
 import pytest
 
 from repocomplete.errors import AdapterError
-from repocomplete.models import weights_sha256
+from repocomplete.model_resolution import weights_sha256
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
-from repocomplete.models import weights_sha256
+from repocomplete.model_resolution import weights_sha256
 from training import publish
 from training.data import DataConfig, build_dataset, load_manifest, read_samples
 from training.finetune.adapter import FORMAT, write_adapter
@@ -52,7 +52,7 @@ def resolve_base(spec: str | None) -> dict:
     """``--base`` as the adapter's metadata records it: the spec, the transformers folder it
     resolves to (a catalogue name or GGUF file is prepared into one once) and, when there is
     one, the sha256 of the GGUF source (the folder's own hash is added when the adapter is written)."""
-    from repocomplete.models import resolve_model
+    from repocomplete.model_resolution import resolve_model
 
     resolved = resolve_model(spec)
     return {"spec": spec or "default", "label": resolved.label, "name": resolved.name,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from repocomplete import models
+from repocomplete import model_resolution
 from repocomplete.errors import ModelNotFoundError
-from repocomplete.models import resolve_model
+from repocomplete.model_resolution import resolve_model
 
 
 def test_local_directory(tiny_model_dir):
@@ -16,7 +16,7 @@ def test_local_directory(tiny_model_dir):
 
 
 def test_default_without_embedded_model_is_a_one_line_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(models, "DEFAULT_MODEL_DIR", tmp_path / "no-default-model")
+    monkeypatch.setattr(model_resolution, "DEFAULT_MODEL_DIR", tmp_path / "no-default-model")
     with pytest.raises(ModelNotFoundError) as err:
         resolve_model("default")
     assert "\n" not in str(err.value) and "embedded default model is missing" in str(err.value)
@@ -25,11 +25,11 @@ def test_default_without_embedded_model_is_a_one_line_error(tmp_path, monkeypatc
 
 def test_the_embedded_default_is_shipped():
     resolved = resolve_model(None)
-    assert resolved.is_default and not resolved.is_tiny and models.has_weights(resolved.path)
+    assert resolved.is_default and not resolved.is_tiny and model_resolution.has_weights(resolved.path)
 
 
 def test_default_uses_the_embedded_model_when_built(tiny_model_dir, monkeypatch):
-    monkeypatch.setattr(models, "DEFAULT_MODEL_DIR", tiny_model_dir)
+    monkeypatch.setattr(model_resolution, "DEFAULT_MODEL_DIR", tiny_model_dir)
     resolved = resolve_model("default")
     assert resolved.path == tiny_model_dir and resolved.is_default and resolved.label == "embedded default model"
 
