@@ -13,7 +13,13 @@ import os
 import sys
 from collections.abc import Sequence
 
+from lsp.settings import OPTION_NAMES, Settings
 from repocomplete.config import EngineConfig, add_config_flags
+
+#: Editor settings that are also flags (help and default from the field; settings override them).
+_SETTING_FLAGS = {"server_url": "--server-url", "token": "--token", "adapter": "--adapter", "debounce_ms": "--debounce-ms"}
+#: The in-process engine's flags, as ``EngineConfig`` declares them.
+_ENGINE_FLAGS = {"model": "--model", "backend": "--backend"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,11 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--tcp", type=int, metavar="PORT", help="listen on 127.0.0.1:PORT instead of stdio")
     parser.add_argument("--host", default="127.0.0.1", help="address for --tcp (default: %(default)s)")
-    parser.add_argument("--server-url", help="URL of `repocomplete serve` (default: run the engine in-process)")
-    parser.add_argument("--token", help="bearer token for --server-url")
-    add_config_flags(parser, EngineConfig, {"model": "--model", "backend": "--backend"})  # the in-process engine
-    parser.add_argument("--adapter", help="LoRA adapter name (server) or path (in-process)")
-    parser.add_argument("--debounce-ms", type=int, help="wait after the last keystroke (default 75)")
+    add_config_flags(parser, Settings, _SETTING_FLAGS)
+    add_config_flags(parser, EngineConfig, _ENGINE_FLAGS)
     parser.add_argument("--log-file", help="write logs here instead of stderr")
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
@@ -41,15 +44,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _flag_options(args: argparse.Namespace) -> dict:
     """Command-line flags as settings (camelCase, like initializationOptions)."""
-    flags = {
-        "serverUrl": args.server_url,
-        "token": args.token,
-        "model": args.model,
-        "adapter": args.adapter,
-        "backend": args.backend,
-        "debounceMs": args.debounce_ms,
-    }
-    return {key: value for key, value in flags.items() if value is not None}
+    camel = {name: key for key, name in OPTION_NAMES.items()}
+    values = {camel[name]: getattr(args, name) for name in (*_SETTING_FLAGS, *_ENGINE_FLAGS)}
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

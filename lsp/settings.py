@@ -5,20 +5,29 @@ partial) in ``workspace/didChangeConfiguration``. Both use the camelCase names o
 VS Code settings (``serverUrl``, ``debounceMs``...), optionally nested under a
 ``"repocomplete"`` key. Unknown keys are ignored (editors send neighbours' settings too);
 a value of the wrong type is a :class:`~repocomplete.errors.ConfigError`.
+
+Fields are declared with :func:`repocomplete.config.setting` like the engine's and server's
+(help text in the metadata: docs/configuration.md and ``repocomplete lsp --help`` read it).
+What the engine already defines is not stated again: ``model`` and ``backend`` take the help
+and valid values of :class:`~repocomplete.config.EngineConfig` (unset: the engine's own
+configured default), ``maxTokens`` and ``mode`` the defaults and values of
+:class:`~repocomplete.types.CompletionRequest`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from repocomplete.config import parse_adapter
+from repocomplete.config import EngineConfig, field_choices, parse_adapter, setting
 from repocomplete.errors import ConfigError
+from repocomplete.types import CompletionMode, CompletionRequest
 
-#: camelCase option name -> dataclass field name.
-_FIELDS = {
+#: camelCase option name (what editors send) -> :class:`Settings` field name.
+OPTION_NAMES = {
     "serverUrl": "server_url",
     "token": "token",
     "model": "model",
@@ -37,37 +46,39 @@ _FIELDS = {
 
 _OPTIONAL_STR = ("server_url", "token", "model", "adapter", "backend", "workspace")
 _INTS = ("debounce_ms", "max_tokens", "max_prefix_chars", "max_suffix_chars")
+_MODES: tuple[str, ...] = typing.get_args(CompletionMode)
+
+
+def _engine_help(name: str) -> str:
+    """An :class:`EngineConfig` field's help, for the in-process engine the setting configures."""
+    help_text = next(f for f in dataclasses.fields(EngineConfig) if f.name == name).metadata["help"]
+    return f"in-process engine {help_text}; unset: the [engine] config's (ignored with serverUrl)"
+
+
+def _request_default(name: str) -> Any:
+    """The default of a :class:`CompletionRequest` field (what a request without it gets)."""
+    return next(f for f in dataclasses.fields(CompletionRequest) if f.name == name).default
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything an editor can configure; every field has a working default."""
 
-    #: URL of a running ``repocomplete serve``; None runs the engine in-process.
-    server_url: str | None = None
-    #: Bearer token for ``server_url``.
-    token: str | None = None
-    #: Model for the in-process engine (path or ``default``); ignored with a server URL.
-    model: str | None = None
-    #: LoRA adapter per request: a name the server knows, a local PATH or NAME=PATH.
-    adapter: str | None = None
-    #: In-process engine backend (``transformers``, ``openai``, ``fake``); None = configured default.
-    backend: str | None = None
-    #: Server-side workspace name (HTTP mode); None lets the server resolve it.
-    workspace: str | None = None
-    #: Master switch.
-    enable: bool = True
-    #: Per-language switches by LSP language id; missing languages are enabled.
-    languages: dict[str, bool] = field(default_factory=dict)
-    #: Wait this long after the last keystroke before asking the model.
-    debounce_ms: int = 75
-    max_tokens: int = 64
-    mode: str = "auto"
-    #: How much text around the cursor is sent (the engine budgets tokens again).
-    max_prefix_chars: int = 12_000
-    max_suffix_chars: int = 4_000
-    #: Index the workspace root in the background (in-process mode).
-    index: bool = True
+    server_url: str | None = setting(None, "URL of a running `repocomplete serve`; unset runs the engine in-process")
+    token: str | None = setting(None, "bearer token for the server URL")
+    model: str | None = setting(None, _engine_help("model"))
+    adapter: str | None = setting(None, "LoRA adapter per request: a name the server knows, a local PATH or NAME=PATH")
+    backend: str | None = setting(None, _engine_help("backend"))
+    workspace: str | None = setting(None, "server-side workspace name (HTTP mode); unset lets the server resolve it")
+    enable: bool = setting(True, "master switch")
+    languages: dict[str, bool] = setting(help="per-language switches by LSP language id (\"*\": the rest); "
+                                         "missing languages are enabled", factory=dict)
+    debounce_ms: int = setting(75, "wait this long after the last keystroke before asking the model, ms")
+    max_tokens: int = setting(_request_default("max_tokens"), "most tokens one completion may generate")
+    mode: str = setting(_request_default("mode"), f"completion length: {', '.join(_MODES)} (auto: from the cursor's context)")
+    max_prefix_chars: int = setting(12_000, "most text before the cursor sent, characters (the engine budgets tokens again)")
+    max_suffix_chars: int = setting(4_000, "most text after the cursor sent, characters")
+    index: bool = setting(True, "index the workspace root in the background (in-process mode)")
 
     def adapters(self) -> dict[str, str]:
         """Adapters the in-process engine loads: the configured one when it names a local path."""
@@ -100,7 +111,7 @@ class Settings:
             options = options["repocomplete"]
         changes: dict[str, Any] = {}
         for key, value in options.items():
-            name = _FIELDS.get(key) or (key if key in _FIELDS.values() else None)
+            name = OPTION_NAMES.get(key) or (key if key in OPTION_NAMES.values() else None)
             if name is None:
                 continue
             changes[name] = _checked(key, name, value)
@@ -114,6 +125,9 @@ def _checked(key: str, name: str, value: Any) -> Any:
             return None
         if not isinstance(value, str):
             raise ConfigError(f"setting {key} must be a string")
+        backends = field_choices(EngineConfig, "backend") if name == "backend" else None
+        if backends and value not in backends:
+            raise ConfigError(f"setting {key} must be one of {', '.join(backends)}")
         return value.rstrip("/") if name == "server_url" else value
     if name in _INTS:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -128,7 +142,7 @@ def _checked(key: str, name: str, value: Any) -> Any:
             raise ConfigError(f"setting {key} must map language ids to true/false")
         return dict(value)
     if name == "mode":
-        if value not in ("auto", "line", "multiline"):
-            raise ConfigError(f"setting {key} must be auto, line or multiline")
+        if value not in _MODES:
+            raise ConfigError(f"setting {key} must be one of {', '.join(_MODES)}")
         return value
-    raise ConfigError(f"unknown setting {key}")  # pragma: no cover - _FIELDS and _checked agree
+    raise ConfigError(f"unknown setting {key}")  # pragma: no cover - OPTION_NAMES and _checked agree

@@ -5,8 +5,8 @@ Sources, so that the page cannot drift from the code:
 - ``[engine]`` and ``[server]``: the fields of :class:`repocomplete.config.EngineConfig` and
   :class:`server.settings.ServerSettings`, with the help text, type and default each declares
   (``repocomplete.config.describe``); each field is also ``REPOCOMPLETE_<FIELD>`` in the environment.
-- Editor settings: the fields of :class:`lsp.settings.Settings`, their camelCase names and the
-  ``#:`` comment above each field.
+- Editor settings: the fields of :class:`lsp.settings.Settings` (declared the same way) under
+  their camelCase names.
 - Other environment variables: :data:`OTHER_ENVIRONMENT` below; ``tests/docs/test_guide.py`` fails
   when the source reads a ``REPOCOMPLETE_*`` variable that is neither a field nor listed here.
 
@@ -15,9 +15,7 @@ Run: ``python scripts/config_reference.py`` (rewrites the page) or ``--check``.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import inspect
 import json
 import sys
 from pathlib import Path
@@ -68,30 +66,14 @@ def config_table(cls, section: str) -> list[str]:
     return lines
 
 
-def attribute_comments(cls) -> dict[str, str]:
-    """The ``#:`` comment lines right above each field of a dataclass (as Sphinx reads them)."""
-    source = inspect.getsource(cls)
-    lines = source.splitlines()
-    comments: dict[str, str] = {}
-    for node in ast.parse(source).body[0].body:
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            text, i = [], node.lineno - 2
-            while i >= 0 and lines[i].strip().startswith("#:"):
-                text.insert(0, lines[i].strip()[2:].strip())
-                i -= 1
-            comments[node.target.id] = " ".join(text)
-    return comments
-
-
 def editor_table() -> list[str]:
-    from lsp.settings import _FIELDS, Settings
+    from lsp.settings import OPTION_NAMES, Settings
+    from repocomplete.config import describe
 
-    comments = attribute_comments(Settings)
-    defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())  # type: ignore[misc]
-                for f in dataclasses.fields(Settings)}
+    rows = {row["name"]: row for row in describe(Settings)}
     lines = ["| setting (`initializationOptions`; VS Code: `repocomplete.<setting>`) | default | meaning |", "|---|---|---|"]
-    for camel, name in _FIELDS.items():
-        lines.append(f"| `{camel}` | {_cell(_default(defaults[name]))} | {_cell(comments.get(name, ''))} |")
+    for camel, name in OPTION_NAMES.items():
+        lines.append(f"| `{camel}` | {_cell(_default(rows[name]['default']))} | {_cell(rows[name]['help'])} |")
     return lines
 
 

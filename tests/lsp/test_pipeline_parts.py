@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
+from pathlib import Path
 
 import pytest
 from lsprotocol import types
@@ -12,8 +15,11 @@ from lsp.converters import ACCEPT_COMMAND, UTF16, lsp_completion_list, lsp_inlin
 from lsp.debounce import Debouncer
 from lsp.events import completion_event
 from repocomplete.events import EventStore
-from lsp.settings import Settings
+from lsp.__main__ import _flag_options, _parser
+from lsp.settings import OPTION_NAMES, Settings
+from repocomplete.config import EngineConfig, field_choices
 from repocomplete.errors import ConfigError
+from repocomplete.types import CompletionRequest
 
 
 def test_cache_exact_and_typing_through():
@@ -59,6 +65,47 @@ def test_settings_overlay_nested_and_validation():
         Settings.from_options({"debounceMs": "fast"})
     with pytest.raises(ConfigError):
         Settings.from_options({"mode": "paragraph"})
+    with pytest.raises(ConfigError, match="backend must be one of transformers"):
+        Settings.from_options({"backend": "llama"})
+
+
+def test_settings_state_the_engines_defaults_once():
+    """What the engine defines (request defaults, backend names, model help) the settings take from it."""
+    defaults, request = Settings(), CompletionRequest(segments=None)  # type: ignore[arg-type]
+    assert (defaults.max_tokens, defaults.mode) == (request.max_tokens, request.mode)
+    for name in field_choices(EngineConfig, "backend") or ():
+        assert Settings.from_options({"backend": name}).backend == name
+    helps = {f.name: f.metadata["help"] for f in dataclasses.fields(Settings)}
+    engine = {f.name: f.metadata["help"] for f in dataclasses.fields(EngineConfig)}
+    assert engine["model"] in helps["model"] and engine["backend"] in helps["backend"]
+    assert all(helps.values()), "every editor setting has help text (docs/configuration.md shows it)"
+
+
+def test_lsp_flags_come_from_the_settings_fields():
+    parser = _parser()
+    help_text = " ".join(parser.format_help().split())
+    assert f"ms (default: {Settings().debounce_ms})" in help_text and "--adapter ADAPTER LoRA adapter per request" in help_text
+    args = parser.parse_args(["--server-url", "http://h:2/", "--debounce-ms", "5", "--backend", "fake"])
+    options = _flag_options(args)
+    assert options == {"serverUrl": "http://h:2/", "debounceMs": 5, "backend": "fake"}
+    assert Settings.from_options(options) == Settings(server_url="http://h:2", debounce_ms=5, backend="fake")
+    assert _flag_options(parser.parse_args([])) == {}
+
+
+def test_vscode_manifest_defaults_match_the_settings():
+    """The extension's package.json restates the defaults (VS Code reads only JSON); they must agree."""
+    manifest = json.loads((Path(__file__).resolve().parents[2] / "extension" / "package.json").read_text())
+    properties = manifest["contributes"]["configuration"]["properties"]
+    defaults = Settings()
+    checked = 0
+    for key, spec in properties.items():
+        name = OPTION_NAMES.get(key.removeprefix("repocomplete."))
+        if name is None:
+            continue  # an extension-only setting (pythonPath)
+        ours = getattr(defaults, name)
+        assert spec["default"] == ("" if ours is None else ours), key
+        checked += 1
+    assert checked >= 5
 
 
 def test_inline_item_inserts_at_the_cursor_and_carries_the_accept_command():
