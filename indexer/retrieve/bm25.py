@@ -195,13 +195,15 @@ class BM25:
             log.warning("BM25 snapshot build failed: %s", exc)
 
     def _install(self, snap: Snapshot) -> None:
-        self._snapshot = snap
-        self._checked = None
+        # Saved before it is published: whoever sees the snapshot in memory also finds it on disk
+        # (a reader that saw it first raced the save; a CI run caught it).
         if self.cache_path is not None:
             try:
                 snap.save(self.cache_path)
             except OSError as exc:
                 log.warning("cannot save BM25 snapshot %s: %s", self.cache_path, exc)
+        self._checked = None
+        self._snapshot = snap
 
     def _frequencies(self, snap: Snapshot | None) -> tuple[dict[str, int] | None, np.ndarray | None, int]:
         if snap is not None:
