@@ -60,7 +60,11 @@ def test_sigkill_mid_index_keeps_the_previous_index(tmp_path):
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
     with Workspace(repo, cache_dir=cache) as ws:
-        assert ws.files() == before_files  # nothing of the killed run is visible
+        files = ws.files()
+        if files != before_files:
+            # On a quiet machine the run can commit before the kill lands: then all of it is
+            # visible, never a part: indexing again finds nothing left to do.
+            assert ws.index().files_indexed == 0 and ws.files() == files, "a part of the killed run is visible"
         text = (repo / "json" / "__init__.py").read_text()
         i = text.index("_default_decoder.decode(") + len("_default_decoder.")
         snippets = ws.retrieve(RetrievalQuery("json/__init__.py", text[:i], text[i:], sources=("definition",)))
