@@ -19,6 +19,9 @@ _CLOSERS = {v: k for k, v in _OPENERS.items()}
 #: Line endings after which a block body is expected (Python, C-family, Ruby/Lua, Racket, R).
 _BLOCK_OPENER = re.compile(r"(:|\{|\(|\[|=>|->|\bdo|\bthen|\bbegin|\belse)\s*(#.*|//.*)?$")
 
+#: A Python function header (the outermost one's indentation bounds what a middle may bridge to).
+_FUNCTION = re.compile(r"(async\s+)?def\s")
+
 # Languages in which indentation alone delimits blocks.
 _INDENT_LANGUAGES = {"python", "yaml", "nim", "coffeescript"}
 
@@ -99,7 +102,9 @@ def limit_to_scope(text: str, prefix: str, language: str | None = None, suffix: 
     completion's first line. The completion ends before the first later line indented
     less, with one exception: when the code after the cursor sits deeper than that line
     (the middle must open the block the suffix lives in, e.g. ``else:``), the completion
-    bridges to it and is then judged against the suffix's level. It also ends where it
+    bridges to it and is then judged against the suffix's level, as long as the bridge stays
+    inside the function the cursor is in (a line at its ``def``'s own level ends it: a real
+    model writes ``def test_...():`` there; leaving a nested helper's body is fine). It also ends where it
     starts repeating the suffix's first line. In bracket languages a closing line at the
     enclosing level is kept only when it closes something the completion opened.
     """
@@ -120,6 +125,7 @@ def limit_to_scope(text: str, prefix: str, language: str | None = None, suffix: 
     depth = _bracket_delta(lines[0])
     kept = [lines[0]]
     bridge_start = None
+    function_indent = _outermost_function_indent(prefix, reference) if language in _INDENT_LANGUAGES else None
     for line in lines[1:]:
         if line.strip():
             ind = _indent(line)
@@ -128,7 +134,8 @@ def limit_to_scope(text: str, prefix: str, language: str | None = None, suffix: 
                 break  # the model is writing the suffix again
             closes_own_bracket = stripped[0] in _CLOSERS and depth > 0
             if ind < reference and not closes_own_bracket:
-                if suffix_indent is None or ind >= suffix_indent:
+                leaves_function = function_indent is not None and ind <= function_indent
+                if suffix_indent is None or ind >= suffix_indent or leaves_function:
                     if _closes_what_nothing_else_closes(stripped, prefix, suffix, language):
                         kept.append(line)
                     break
@@ -144,6 +151,22 @@ def limit_to_scope(text: str, prefix: str, language: str | None = None, suffix: 
             and not _leads_into(kept, suffix_indent)):
         kept = kept[:bridge_start]  # the dedent never opened the suffix's block: it left the scope
     return "\n".join(kept).rstrip("\n") if len(kept) < len(lines) else text
+
+
+def _outermost_function_indent(prefix: str, reference: int) -> int | None:
+    """The indentation of the outermost ``def`` enclosing a cursor whose block is indented
+    ``reference``, following the prefix's chain of ever less indented lines up; None outside
+    any function. (A middle may leave a nested helper for the function around it, not that.)"""
+    limit, found = reference, None
+    for line in reversed(prefix[-8000:].split("\n")):
+        if not line.strip() or _indent(line) >= limit:
+            continue
+        limit = _indent(line)
+        if _FUNCTION.match(line.strip()):
+            found = limit
+        if limit == 0:
+            break
+    return found
 
 
 def _closes_what_nothing_else_closes(stripped: str, prefix: str, suffix: str, language: str | None) -> bool:

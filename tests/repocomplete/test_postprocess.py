@@ -172,6 +172,34 @@ def test_a_dedent_that_never_opens_the_suffix_block_ends_the_completion():
     assert limit_to_scope(raw, "def f(x):\n    if x:\n        ", "python", "\n        x)\n") == raw
 
 
+def test_a_bridge_never_leaves_the_function_the_cursor_is_in():
+    """Qwen2.5-Coder-0.5B's multi-line middle for HumanEval/10 (eval fim): an answer, then
+    ``def test_is_palindrome():`` at column 0 with asserts indented like the suffix. A line at the
+    enclosing function's ``def`` level ends that function, so it is no bridge to the suffix's block."""
+    prefix = ("def is_palindrome(string: str) -> bool:\n    return string == string[::-1]\n\n\n"
+              "def make_palindrome(string: str) -> str:\n    \"\"\" Find the shortest palindrome.\n"
+              "    >>> make_palindrome('cat')\n    'catac'\n    \"\"\"\n")
+    suffix = "\n\n    return string + string[:beginning_of_suffix][::-1]\n"
+    answer = "    beginning_of_suffix = 0\n    while not is_palindrome(string[beginning_of_suffix:]):\n        beginning_of_suffix += 1"
+    raw = answer + "\n\n\ndef test_is_palindrome():\n    assert is_palindrome('') == True\n    assert is_palindrome('cat')\n"
+    assert limit_to_scope(raw, prefix, "python", suffix) == answer
+    assert postprocess(raw, prefix=prefix, suffix=suffix, mode="multiline", language="python") == answer
+    # In a method the bound is the method's ``def``, not column 0.
+    method_prefix = "class A:\n    def f(self, x):\n        if x:\n            "
+    raw = "y = 1\n    def test_f(self):\n        assert A().f(1)\n"
+    assert limit_to_scope(raw, method_prefix, "python", "\n        return y\n") == "y = 1"
+    # A clause inside the function still bridges to a deeper suffix (``else:`` at the if's level).
+    raw = "y = 1\n        else:\n            y = 2\n    def g(self):\n        pass\n"
+    assert (limit_to_scope(raw, method_prefix, "python", "\n            z = 3\n        return y\n")
+            == "y = 1\n        else:\n            y = 2")
+    # Leaving a nested helper for the function around it is a bridge (HumanEval/127's canonical middle).
+    prefix = "def f(a):\n    def is_prime(n):\n        for i in range(2, n):\n            if n % i == 0:\n                return False\n"
+    raw = "        return True\n    if is_prime(a):\n"
+    assert limit_to_scope(raw, prefix, "python", "\n        return 1\n    return 0\n") == raw
+    # At module level there is no definition to leave: a column-0 opener may still bridge.
+    assert limit_to_scope("y = 1\nelse:\n    z = 2", "if x:\n    ", "python", "\n    w = 3\n") == "y = 1\nelse:\n    z = 2"
+
+
 @pytest.mark.parametrize(
     ("raw", "prefix", "suffix", "mode", "expected"),
     [
