@@ -104,6 +104,8 @@ def run_suite(suite: ModuleType, args: argparse.Namespace) -> tuple[dict, Path]:
         "settings": summarize(records),
         "meta": {"samples": len(samples), "records": len(records), "seconds": round(time.perf_counter() - started, 1)},
     }
+    if hasattr(completer, "describe"):
+        summary["meta"]["engine"] = completer.describe()
     if hasattr(suite, "finalize"):
         suite.finalize(summary, records, args)
     if self_check and hasattr(suite, "self_check_ok"):

@@ -71,6 +71,13 @@ class EngineCompleter:
         text = result.choices[0].text if result.choices else ""
         return CompletionOutput(text, latency, [_snippet_dict(s) for s in (result.snippets or [])])
 
+    def describe(self) -> dict:
+        """What answered, for a run's ``summary.json``: the model, its FIM template and order
+        (psm or suffix-first spm: a measured difference, set by config or environment, not by
+        the command line), and the backend's device, dtype and threads."""
+        info = self.engine.info()
+        return {key: info.get(key) for key in ("model_label", "template", "fim_order", "backend")}
+
     def visible_text(self, prefix: str, suffix: str, max_tokens: int, filepath: str | None = None) -> str:
         """The engine's own window (what its retrieval would not repeat)."""
         return self.engine.visible_text(prefix, suffix, max_tokens, filepath)

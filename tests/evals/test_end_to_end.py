@@ -73,11 +73,16 @@ def test_lowres_and_acceptance_on_the_tiny_model(tiny, make_args, tmp_path, hist
 
 
 @pytest.mark.slow
-def test_cli_on_the_tiny_model(tiny_model_dir, tmp_path):
+def test_cli_on_the_tiny_model(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("REPOCOMPLETE_FIM_ORDER", "spm")
     summary = cli_summary("fim", "--model", str(tiny_model_dir), "--limit", "1", "--subsets", "single_line",
                           "--out", str(tmp_path / "run"))
     assert summary["settings"]["single_line"]["n"] == 1
     assert summary["label"].endswith(str(tiny_model_dir))
+    # The run records what answered: the FIM layout is set by config or environment, not the command.
+    engine = summary["meta"]["engine"]
+    assert engine["fim_order"] == "spm" and engine["template"]
+    assert engine["backend"]["backend"] == "transformers"
 
 
 def _free_port() -> int:
