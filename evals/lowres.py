@@ -7,8 +7,12 @@ Variants of the prompt (the program that is executed is always prompt + completi
 - ``translation``: two (Python solution -> target solution) pairs, then the problem's Python
   prompt as a comment above the target prompt.
 - ``docs``: a short reference of the target language's built-ins as comments.
-- ``adapter``: the baseline prompt answered with ``--adapter`` (a LoRA fine-tuned on R or
-  Racket code with ``repocomplete finetune``); only run when ``--adapter`` is given.
+
+With ``--adapter`` (a LoRA fine-tuned on R or Racket code with ``repocomplete finetune``) every
+variant's prompt is answered by the adapter, as in the other suites; its rows are named
+``LANGUAGE/VARIANT+ADAPTER``. Base vs adapter, with and without in-context examples, is two runs
+with the same ``--limit`` and ``--seed`` (the same tasks) put side by side by
+``repocomplete eval report`` (``bench/lowres_lora.py`` does all of it).
 
 ``--self-check`` runs hand-written solutions instead of a model: the correct ones must pass and
 the wrong ones must fail, in both languages (this is what shows the translated tests work).
@@ -25,9 +29,9 @@ from evals.sandbox import ExecutionResult, SandboxLimits, checked, require_progr
 from repocomplete.types import CompletionRequest, DebugOptions, Segments
 
 NAME = "lowres"
-DESCRIPTION = "HumanEval translated to R and Racket: baseline, few-shot, translation, docs, adapter (pass@1)"
+DESCRIPTION = "HumanEval translated to R and Racket: baseline, few-shot, translation, docs; --adapter answers all (pass@1)"
 PRIMARY_METRIC = "pass@1"
-VARIANTS = ("baseline", "few_shot", "translation", "docs", "adapter")
+VARIANTS = ("baseline", "few_shot", "translation", "docs")
 
 #: Hand-written solutions: task -> language -> (correct completion, wrong completion).
 SOLUTIONS: dict[str, dict[Language, tuple[str, str]]] = {
@@ -100,7 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--languages", nargs="+", default=list(LANGUAGES), choices=LANGUAGES,
                         help="target languages (default: %(default)s)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
-                        help="prompt variants (default: all; 'adapter' needs --adapter)")
+                        help="prompt variants (default: all)")
     parser.add_argument("--self-check", action="store_true",
                         help="no model: hand-written correct solutions must pass, wrong ones must fail")
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds per program (default: %(default)s)")
@@ -182,26 +186,37 @@ def run(targets: list[TranslatedProblem], args: argparse.Namespace, completer: C
 
     assert completer is not None
     problems = {p.task_id: p for p in load_problems()}
-    variants = [v for v in args.variants if v != "adapter" or args.adapter_name]
-    items = [(v, t) for v in variants for t in targets]
+    adapter = args.adapter_name
+    suffix = f"+{adapter}" if adapter else ""
+    items = [(v, t) for t in task_major(targets) for v in args.variants]
 
     def solve(item: tuple[str, TranslatedProblem]) -> dict:
         variant, target = item
         prefix = prompt_with_context(target, context_for(variant, target, problems))
         request = CompletionRequest(
             segments=Segments(prefix=prefix, suffix="", filepath=FILE_NAMES[target.language]),
-            language=target.language, adapter=args.adapter_name if variant == "adapter" else None,
+            language=target.language, adapter=adapter,
             max_tokens=args.max_tokens, temperature=0.0, mode="multiline", stop=list(target.stop),
             debug_options=DebugOptions(disable_retrieval=True),
         )
         output = completer.complete(request)
         result = execute(target, output.text, limits)
-        return {"setting": f"{target.language}/{variant}", "id": target.task_id, "completion": output.text,
+        return {"setting": f"{target.language}/{variant}{suffix}", "id": target.task_id, "completion": output.text,
                 "status": result.status, "latency_ms": output.latency_ms,
                 "metrics": {"pass@1": float(result.passed)}}
 
-    return run_samples(items, lambda it: f"{it[1].language}:{it[0]}:{it[1].task_id}", solve, log, "lowres",
+    return run_samples(items, lambda it: f"{it[1].language}:{it[0]}{suffix}:{it[1].task_id}", solve, log, "lowres",
                        show_progress=args.progress)
+
+
+def task_major(targets: list[TranslatedProblem]) -> list[TranslatedProblem]:
+    """The targets interleaved across languages (R's first task, Racket's first, R's second, ...),
+    so that a run stopped part-way has every variant of both languages on the same first tasks."""
+    by_language: dict[str, list[TranslatedProblem]] = {}
+    for target in targets:
+        by_language.setdefault(target.language, []).append(target)
+    columns = list(by_language.values())
+    return [column[i] for i in range(max(map(len, columns), default=0)) for column in columns if i < len(column)]
 
 
 def finalize(summary: dict, records: list[dict], args: argparse.Namespace) -> None:

@@ -83,9 +83,12 @@ def test_self_check_correct_solutions_pass_and_wrong_ones_fail(interpreters, tmp
     assert summary["self_check_ok"] is True
 
 
-def test_gold_and_wrong_completers_through_every_variant(interpreters, tmp_path, make_args):
-    args = make_args(languages=["r", "racket"], variants=["few_shot", "adapter"], timeout=20.0,
-                     adapter_name="rkt-lora", max_tokens=256)
+@pytest.mark.parametrize("adapter", [None, "rkt-lora"])
+def test_gold_and_wrong_completers_through_every_variant(interpreters, tmp_path, make_args, adapter):
+    """Without --adapter the base answers every variant; with it the adapter does, in rows named
+    VARIANT+ADAPTER (the four cells base/LoRA x with/without examples are two runs)."""
+    args = make_args(languages=["r", "racket"], variants=["baseline", "few_shot"], timeout=20.0,
+                     adapter_name=adapter, max_tokens=256)
     targets = [t for t in lowres.load(make_args(languages=["r", "racket"], self_check=True)) if t.task_id == "HumanEval/13"]
 
     def gold(request):
@@ -94,15 +97,55 @@ def test_gold_and_wrong_completers_through_every_variant(interpreters, tmp_path,
 
     right = ScriptedCompleter(gold)
     table = summarize(lowres.run(targets, args, right, ResultLog(tmp_path / "gold.jsonl")))
-    assert set(table) == {f"{lang}/{v}" for lang in ("r", "racket") for v in ("few_shot", "adapter")}
-    assert all(row["pass@1"] == 1.0 for row in table.values())
-    adapters = {r.adapter for r in right.requests}
-    assert adapters == {None, "rkt-lora"}
+    suffix = f"+{adapter}" if adapter else ""
+    assert set(table) == {f"{lang}/{v}{suffix}" for lang in ("r", "racket") for v in ("baseline", "few_shot")}
+    assert all(row["pass@1"] == 1.0 and row["n"] == 1 for row in table.values())
+    assert [r.adapter for r in right.requests] == [adapter] * 4
     assert all(r.stop for r in right.requests)
 
     wrong = ScriptedCompleter(lambda request: "  (/ 1 0))" if request.language == "racket" else "    stop('no')\n}")
     table = summarize(lowres.run(targets, args, wrong, ResultLog(tmp_path / "wrong.jsonl")))
     assert all(row["pass@1"] == 0.0 for row in table.values())
+
+
+def test_task_major_interleaves_languages_golden(make_args):
+    """A run cut short has every variant of both languages on the same first tasks."""
+    targets = lowres.load(make_args(languages=["r", "racket"], self_check=True, limit=3))
+    assert [(t.language, t.task_id) for t in targets][:2] == [("r", "HumanEval/0"), ("r", "HumanEval/13")]
+    ordered = lowres.task_major(targets)
+    assert [(t.language, t.task_id) for t in ordered] == [
+        ("r", "HumanEval/0"), ("racket", "HumanEval/0"), ("r", "HumanEval/13"), ("racket", "HumanEval/13"),
+        ("r", "HumanEval/23"), ("racket", "HumanEval/23")]
+    assert lowres.task_major(targets[:4]) == [targets[0], targets[3], targets[1], targets[2]]  # 3 r, 1 racket
+    assert lowres.task_major([]) == []
+
+
+@pytest.mark.slow
+def test_adapter_flag_answers_every_variant_with_the_lora(interpreters, tiny_model_dir, tmp_path):
+    """`eval lowres --adapter NAME=PATH` on a real (tiny) model and a random LoRA: the same tasks as
+    the base run, rows VARIANT+NAME with n and intervals, and the adapter changes what is written."""
+    import json
+
+    from tests.repocomplete.conftest import make_lora_adapter
+
+    adapter = make_lora_adapter(tiny_model_dir, tmp_path / "lora", seed=7)
+    common = ("lowres", "--model", str(tiny_model_dir), "--backend", "transformers", "--variants", "baseline",
+              "few_shot", "--limit", "2", "--max-tokens", "12", "--timeout", "30")
+    base = cli_summary(*common, "--out", str(tmp_path / "base"))
+    tuned = cli_summary(*common, "--adapter", f"lora={adapter}", "--out", str(tmp_path / "lora-run"))
+    cells = [f"{lang}/{v}" for lang in ("r", "racket") for v in ("baseline", "few_shot")]
+    assert set(base["settings"]) == set(cells)
+    assert set(tuned["settings"]) == {f"{cell}+lora" for cell in cells}
+    for row in [*base["settings"].values(), *tuned["settings"].values()]:
+        assert row["n"] == 2 and len(row["ci95"]["pass@1"]) == 2
+
+    def samples(run: str) -> dict[str, dict]:
+        lines = (tmp_path / run / "samples.jsonl").read_text().splitlines()
+        return {(r := json.loads(line))["key"].replace("+lora", ""): r for line in lines}
+
+    before, after = samples("base"), samples("lora-run")
+    assert set(before) == set(after) and len(before) == 8   # the same tasks, variants and languages
+    assert any(before[k]["completion"] != after[k]["completion"] for k in before)
 
 
 def test_missing_interpreters_are_named_with_how_to_install_them_not_scored_as_wrong(tmp_path):
@@ -146,3 +189,59 @@ def test_a_harness_error_is_not_a_result_and_runs_again_on_resume(tmp_path):
     assert all(r["status"] == "passed" for r in records)
     with pytest.raises(HarnessError, match="Rscript is not installed"):
         checked(ExecutionResult("error", None, "", "Rscript is not installed", 0.0))
+
+
+def test_bench_table_pairs_the_four_cells_on_the_tasks_all_have_finished(tmp_path):
+    """bench/lowres_lora.py's table: a cell's n is the tasks every cell of its language finished
+    (a run stopped at a deadline still compares like with like), with the suite's intervals."""
+    import json
+
+    from bench.lowres_lora import table
+
+    def write(run: str, rows: list[tuple[str, str, float]]) -> None:
+        (tmp_path / run).mkdir(exist_ok=True)
+        lines = [json.dumps({"key": f"{s}:{t}", "setting": s, "id": t, "metrics": {"pass@1": v}}) for s, t, v in rows]
+        (tmp_path / run / "samples.jsonl").write_text("\n".join(lines) + "\n{\"cut short")
+
+    write("eval-base", [("r/baseline", "H/1", 1.0), ("r/baseline", "H/2", 0.0), ("r/baseline", "H/3", 1.0),
+                        ("r/few_shot", "H/1", 1.0), ("r/few_shot", "H/2", 1.0), ("r/few_shot", "H/3", 0.0),
+                        ("racket/baseline", "H/1", 1.0), ("racket/few_shot", "H/1", 0.0)])
+    write("eval-lora", [("r/baseline+lowres", "H/1", 0.0), ("r/baseline+lowres", "H/2", 0.0),
+                        ("r/few_shot+lowres", "H/2", 1.0), ("r/few_shot+lowres", "H/1", 1.0)])
+    assert table(tmp_path).splitlines() == [
+        "| language | n | base | base + examples | LoRA | LoRA + examples |",
+        "|---|---|---|---|---|---|",
+        "| R | 2 | 1/2 = 0.50 [0.00, 1.00] | 2/2 = 1.00 [1.00, 1.00] | 0/2 = 0.00 [0.00, 0.00] | 2/2 = 1.00 [1.00, 1.00] |",
+        "| Racket | 0 | - | - | - | - |",
+    ]
+
+
+def test_bench_corpora_are_parseable_r_and_racket_sources_only(interpreters, tmp_path):
+    """The R corpus is deparsed functions that R parses back; the Racket one is the collection's
+    .rkt files without compiled output; built once (a rerun keeps them)."""
+    import subprocess
+
+    from bench.lowres_lora import build_corpora
+
+    collection = tmp_path / "collects"
+    (collection / "private" / "compiled").mkdir(parents=True)
+    (collection / "list.rkt").write_text("#lang racket/base\n(define (f x) x)\n")
+    (collection / "private" / "util.rkt").write_text("#lang racket/base\n(define y 1)\n")
+    (collection / "private" / "compiled" / "util_rkt.zo").write_bytes(b"\0")
+    (collection / "info.txt").write_text("not code")
+    r_dir, racket_dir = build_corpora(tmp_path / "corpus", ("splines",), collection)
+    assert sorted(p.relative_to(racket_dir).as_posix() for p in racket_dir.rglob("*") if p.is_file()) == [
+        "list.rkt", "private/util.rkt"]
+    files = sorted(r_dir.rglob("*.R"))
+    assert files and all(f.parent.name == "splines" for f in files)
+    check = ("env <- new.env(); for (f in commandArgs(TRUE)) sys.source(f, envir = env); "
+             "cat(is.function(env$bs), is.function(env$interpSpline), length(ls(env)))")
+    done = subprocess.run(["Rscript", "-e", check, *map(str, files)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    is_bs, is_spline, count = done.stdout.split()
+    assert (is_bs, is_spline) == ("TRUE", "TRUE") and int(count) >= 10
+    sources = (tmp_path / "corpus" / "SOURCES.md").read_text()
+    assert "GPL-2 \\| GPL-3" in sources and "MIT or Apache-2.0" in sources and "(2 `.rkt` files)" in sources
+    stamp = files[0].stat().st_mtime_ns
+    build_corpora(tmp_path / "corpus", ("splines",), collection)
+    assert files[0].stat().st_mtime_ns == stamp
