@@ -12,8 +12,12 @@ machine, end to end, with the real CLIs:
 2. One LoRA on both folders (``repocomplete finetune``), without repository context because the
    ``lowres`` suite prompts without retrieval; hyperparameters are fixed in this file, not tuned
    on the test tasks.
-3. ``repocomplete eval lowres --variants baseline few_shot`` for the base model and for the
-   adapter, on the same ``--limit`` tasks per language (same ``--seed``), then the four cells
+3. The LoRA merged into a copy of the base weights (``W + BA``, fp32): served as a plain model it
+   takes the engine's path the base takes (the bf16 prefill copy on CPUs with AMX), so the LoRA
+   cells differ from the base cells in the weights only. (``--adapter`` applies it at run time, but
+   adapted prompts are processed in fp32: about 3x slower prefill and other numerics.)
+4. ``repocomplete eval lowres --variants baseline few_shot`` for the base model and for the
+   merged LoRA, on the same ``--limit`` tasks per language (same ``--seed``), then the four cells
    (base, base + examples, LoRA, LoRA + examples) per language with 95% intervals.
 
 Every step is resumable: rerunning the command continues the training from its last checkpoint
@@ -42,7 +46,6 @@ TRAINING = ("--lora-r", "16", "--lora-alpha", "32", "--batch-size", "1", "--max-
 VARIANTS = ("baseline", "few_shot")
 R_PACKAGES = ("base", "stats", "utils")
 RACKET_COLLECTION = Path("/usr/share/racket/collects/racket")
-ADAPTER = "lowres"
 
 #: Writes every exported closure of the packages as ``name <- function ...`` (15 per file).
 _DEPARSE = r"""
@@ -123,18 +126,36 @@ def train(args, corpora: tuple[Path, Path], adapter: Path, env: dict) -> None:
           "--out", str(adapter), "--max-steps", str(args.steps), *TRAINING, *resume, "--json"], env=env, cwd=ROOT)
 
 
-def evaluate(args, out: Path, env: dict, adapter: Path | None) -> None:
-    command = [sys.executable, "-m", "repocomplete", "eval", "lowres", "--model", args.base, "--backend", "transformers",
-               "--variants", *VARIANTS, "--limit", str(args.limit), "--seed", str(args.seed),
-               "--max-tokens", str(args.max_tokens), "--out", str(out), "--no-progress", "--json"]
-    if adapter is not None:
-        command += ["--adapter", f"{ADAPTER}={adapter}"]
-    _run(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+def merge(base: str, adapter: Path, out: Path) -> None:
+    """``out``: the base's weights with the LoRA merged in, and its tokenizer (written once, atomically)."""
+    if (out / "config.json").exists():
+        return
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from training.finetune.run import resolve_base
+
+    folder = resolve_base(base)["path"]
+    print(f"merging {adapter} into {folder}", flush=True)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged.save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(folder).save_pretrained(tmp)
+    os.replace(tmp, out)
+
+
+def evaluate(args, model: str, out: Path, env: dict) -> None:
+    _run([sys.executable, "-m", "repocomplete", "eval", "lowres", "--model", model, "--backend", "transformers",
+          "--variants", *VARIANTS, "--limit", str(args.limit), "--seed", str(args.seed),
+          "--max-tokens", str(args.max_tokens), "--out", str(out), "--no-progress", "--json"],
+         env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
 
 
 CELLS = (("base", "eval-base", "{language}/baseline"), ("base + examples", "eval-base", "{language}/few_shot"),
-         ("LoRA", "eval-lora", "{language}/baseline+" + ADAPTER),
-         ("LoRA + examples", "eval-lora", "{language}/few_shot+" + ADAPTER))
+         ("LoRA", "eval-lora", "{language}/baseline"), ("LoRA + examples", "eval-lora", "{language}/few_shot"))
 
 
 def _passes(work: Path) -> dict[str, dict[str, float]]:
@@ -147,7 +168,7 @@ def _passes(work: Path) -> dict[str, dict[str, float]]:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut short by a kill
-            found.setdefault(record["setting"], {})[record["id"]] = record["metrics"]["pass@1"]
+            found.setdefault(f"{run}:{record['setting']}", {})[record["id"]] = record["metrics"]["pass@1"]
     return found
 
 
@@ -159,7 +180,7 @@ def table(work: Path) -> str:
     passes = _passes(work)
     lines = ["| language | n | " + " | ".join(name for name, _, _ in CELLS) + " |", "|---|---|" + "---|" * len(CELLS)]
     for language, title in (("r", "R"), ("racket", "Racket")):
-        cells = [passes.get(setting.format(language=language), {}) for _, _, setting in CELLS]
+        cells = [passes.get(f"{run}:{setting.format(language=language)}", {}) for _, run, setting in CELLS]
         tasks = sorted(set.intersection(*(set(c) for c in cells)))
         values = [[cell[t] for t in tasks] for cell in cells]
         shown = []
@@ -187,8 +208,9 @@ def main() -> int:
     if not args.table_only:
         corpora = build_corpora(work / "corpus")
         train(args, corpora, adapter, env)
-        evaluate(args, work / "eval-base", env, None)
-        evaluate(args, work / "eval-lora", env, adapter)
+        evaluate(args, args.base, work / "eval-base", env)
+        merge(args.base, adapter, work / "merged")
+        evaluate(args, str(work / "merged"), work / "eval-lora", env)
     card = adapter / "README.md"   # the adapter's model card: losses before/after, data, command
     result = table(work)
     (work / "table.md").write_text(result + "\n", encoding="utf-8")

@@ -206,8 +206,8 @@ def test_bench_table_pairs_the_four_cells_on_the_tasks_all_have_finished(tmp_pat
     write("eval-base", [("r/baseline", "H/1", 1.0), ("r/baseline", "H/2", 0.0), ("r/baseline", "H/3", 1.0),
                         ("r/few_shot", "H/1", 1.0), ("r/few_shot", "H/2", 1.0), ("r/few_shot", "H/3", 0.0),
                         ("racket/baseline", "H/1", 1.0), ("racket/few_shot", "H/1", 0.0)])
-    write("eval-lora", [("r/baseline+lowres", "H/1", 0.0), ("r/baseline+lowres", "H/2", 0.0),
-                        ("r/few_shot+lowres", "H/2", 1.0), ("r/few_shot+lowres", "H/1", 1.0)])
+    write("eval-lora", [("r/baseline", "H/1", 0.0), ("r/baseline", "H/2", 0.0),
+                        ("r/few_shot", "H/2", 1.0), ("r/few_shot", "H/1", 1.0)])
     assert table(tmp_path).splitlines() == [
         "| language | n | base | base + examples | LoRA | LoRA + examples |",
         "|---|---|---|---|---|---|",
@@ -245,3 +245,29 @@ def test_bench_corpora_are_parseable_r_and_racket_sources_only(interpreters, tmp
     stamp = files[0].stat().st_mtime_ns
     build_corpora(tmp_path / "corpus", ("splines",), collection)
     assert files[0].stat().st_mtime_ns == stamp
+
+
+def test_bench_merged_lora_computes_what_base_plus_adapter_computes(tiny_model_dir, tmp_path):
+    """The LoRA cells are measured on the merged weights: the same logits as the adapter applied at
+    run time, in a plain model folder with its tokenizer (rerunning keeps it)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from bench.lowres_lora import merge
+    from tests.repocomplete.conftest import make_lora_adapter
+
+    adapter = make_lora_adapter(tiny_model_dir, tmp_path / "lora", seed=3)
+    out = tmp_path / "merged"
+    merge(str(tiny_model_dir), adapter, out)
+    tokens = AutoTokenizer.from_pretrained(out)("def f(x):\n    return", return_tensors="pt").input_ids
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    with torch.no_grad():
+        plain = base(tokens).logits
+        adapted = PeftModel.from_pretrained(base, str(adapter))(tokens).logits
+        merged = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)(tokens).logits
+    assert not torch.allclose(plain, adapted, atol=1e-3)   # the LoRA changes the model...
+    torch.testing.assert_close(merged, adapted, atol=1e-4, rtol=1e-4)   # ...and merging keeps that change
+    stamp = (out / "config.json").stat().st_mtime_ns
+    merge(str(tiny_model_dir), adapter, out)
+    assert (out / "config.json").stat().st_mtime_ns == stamp and not (tmp_path / "merged.tmp").exists()
