@@ -103,6 +103,16 @@ def _commits(repo, count: int) -> list:
     return list(reversed(newest_first))
 
 
+def has_commit(root: Path, rev: str) -> bool:
+    """Whether ``rev`` names a commit of the git repository at ``root`` (RepocompleteError outside git)."""
+    repo = _git(root)
+    try:
+        repo.commit(rev)
+    except Exception:  # noqa: BLE001 - gitpython raises several types for a bad revision
+        return False
+    return True
+
+
 def lines_changed_since(root: Path, rev: str, files: dict[str, str]) -> dict[str, set[int]]:
     """1-based lines of ``files`` (relpath -> current text) added or changed after commit ``rev``:
     the repository's held-out future when an adapter was trained on the history up to ``rev``."""

@@ -3,7 +3,8 @@
 Each suite module (``evals/<suite>.py``) provides ``NAME``, ``DESCRIPTION``,
 ``PRIMARY_METRIC``, ``add_arguments(parser)``, ``load(args) -> samples`` and
 ``run(samples, args, completer, log) -> records``; optionally ``finalize(summary, records, args)``
-to add suite-specific numbers, ``self_check_ok(summary)`` for ``--self-check`` runs and
+to add suite-specific numbers, ``resolve_defaults(args)`` for defaults that depend on other
+arguments (resolved before the run folder is claimed), ``self_check_ok(summary)`` for ``--self-check`` runs and
 ``needs_model(args)`` when some runs need no model (then none is loaded).
 This module does the rest: the model, the run folder, resuming, the report.
 """
@@ -87,6 +88,8 @@ def run_suite(suite: ModuleType, args: argparse.Namespace) -> tuple[dict, Path]:
     if model_free:
         label = suite.model_free_label(args) if hasattr(suite, "model_free_label") else "self-check"
     out = args.out or Path("runs") / suite.NAME / _slug(label)
+    if hasattr(suite, "resolve_defaults"):   # before the fingerprint: a resumed run compares the resolved values
+        suite.resolve_defaults(args)
     fingerprint = _fingerprint(args)
     args.run_dir = out  # suites keep their indexes and scratch files in the run folder
     samples = suite.load(args)

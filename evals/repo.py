@@ -17,7 +17,8 @@ Base vs adapter: with ``--adapter`` every hole is completed by the base model an
 with the same retrieved context (rows ``kind/setting`` and ``kind/setting+NAME``);
 ``adapter_vs_base`` gives each pair's exact-match difference with a paired 95% interval.
 ``--after REV`` keeps only holes on lines added or changed after commit ``REV`` (the held-out
-future of an adapter trained on the history up to it); ``--replay-commits N`` adds the offline
+future of an adapter trained on the history up to it; with ``--adapter`` it defaults to the cut-off
+recorded in the adapter's metadata); ``--replay-commits N`` adds the offline
 acceptance replay (:mod:`evals.acceptance`) of the last N commits, rows ``replay/setting``,
 whose ``saved_share`` is characters accepted per character typed.
 """
@@ -25,6 +26,7 @@ whose ``saved_share`` is characters accepted per character typed.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from evals.holes import HOLE_KINDS, Hole, mine_holes
@@ -35,6 +37,8 @@ from evals.report import bootstrap_ci, ratio_ci
 from evals.runner import Completer, ResultLog, model_variants, run_samples, visible_text_of
 from indexer.retrieve.sources import DEFAULT_SOURCES, SOURCES
 from indexer.types import Snippet
+from repocomplete.adapter_metadata import ADAPTER_METADATA, read_adapter_metadata, recorded_cutoffs
+from repocomplete.config import parse_adapter
 from repocomplete.errors import RepocompleteError
 from repocomplete.types import CompletionRequest, DebugOptions, Segments
 
@@ -56,10 +60,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context-budget", type=int, default=768, help="tokens of retrieved context (default: 768)")
     parser.add_argument("--max-tokens", type=int, default=48, help="generation limit per hole (default: 48)")
     parser.add_argument("--after", metavar="REV", help="held-out future: only holes on lines added or changed "
-                        "after commit REV (e.g. the cut-off an adapter was trained up to)")
+                        "after commit REV (default with --adapter: the cut-off recorded in the adapter)")
     parser.add_argument("--replay-commits", type=int, default=0, metavar="N",
                         help="also replay the last N commits as typed (acceptance: characters accepted per typed) "
                              "under the none/fused settings chosen (default: 0, no replay)")
+
+
+def resolve_defaults(args: argparse.Namespace) -> None:
+    """With ``--adapter`` and no ``--after``: the held-out future starts at the cut-off commit the
+    adapter's training recorded for this repository (said on stderr); an explicit ``--after`` wins."""
+    if getattr(args, "after", None) or not getattr(args, "adapter", None):
+        return
+    name, path = parse_adapter(args.adapter)
+    args.after = recorded_cutoff(args.root, name, Path(path))
+    print(f"eval repo: held out: lines added or changed after commit {args.after[:12]}, the cut-off recorded in "
+          f"adapter {name} (--after REV chooses another)", file=sys.stderr)
+
+
+def recorded_cutoff(root: Path, name: str, adapter_dir: Path) -> str:
+    """The cut-off commit adapter ``name`` (folder ``adapter_dir``) was trained up to in the git
+    repository at ``root``: of the cut-offs its metadata records (one per training repository),
+    the one that is a commit of ``root``. A one-line error where there is none to choose."""
+    hint = "pass --after REV to choose the held-out future"
+    if not adapter_dir.is_dir():
+        raise RepocompleteError(f"adapter {name}: no folder {adapter_dir} here to read its cut-off from; {hint}")
+    metadata = read_adapter_metadata(adapter_dir)
+    cutoffs = recorded_cutoffs(metadata or {})
+    if not cutoffs:
+        why = ("it has no " + ADAPTER_METADATA) if metadata is None else "it was not trained with the time split"
+        raise RepocompleteError(f"adapter {name} records no cut-off commit ({why}); {hint}")
+    try:
+        ours = sorted({c["cutoff"] for c in cutoffs if acceptance.has_commit(root, c["cutoff"])})
+    except RepocompleteError as exc:   # not a git repository: no history to find the held-out future in
+        raise RepocompleteError(f"{exc}: adapter {name} is evaluated on the lines written after its cut-off "
+                                f"{cutoffs[0]['cutoff'][:12]}, which needs the repository's git history") from None
+    if len(ours) == 1:
+        return ours[0]
+    if not ours:
+        listed = ", ".join(f"{c['cutoff'][:12]} of {c['repo']}" for c in cutoffs)
+        raise RepocompleteError(f"adapter {name}'s cut-off ({listed}) is not a commit of {root}: it was trained on "
+                                f"another repository; {hint}")
+    raise RepocompleteError(f"adapter {name} records several cut-offs in {root} ({', '.join(c[:12] for c in ours)}); "
+                            f"{hint}")
 
 
 def open_repository(args: argparse.Namespace) -> Repository:

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from repocomplete.adapter_metadata import recorded_base
 from repocomplete.backends.base import GenerationRequest, GenerationResult
 from repocomplete.backends.context_copy import CopySettings, TokenTexts, mix_copy, propose_copy
 from repocomplete.backends.prompt_cache import PromptCache, cast_cache, crop_cache
@@ -401,7 +402,7 @@ class TransformersBackend:
     def _check_base_hash(self, adapter_dir: Path) -> None:
         """Compare the base recorded in ``repocomplete-adapter.json`` with ours: the GGUF source's
         sha256 when both sides have one, else the sha256 of the weights folder."""
-        recorded = _recorded_base(adapter_dir)
+        recorded = recorded_base(adapter_dir)
         if not recorded:
             return
         if recorded.get("source_sha256") and self.source_sha256:
@@ -418,16 +419,6 @@ class TransformersBackend:
             raise AdapterError(f"adapter {adapter_dir} was trained on base model {recorded.get('spec')!r} "
                                f"(sha256 {theirs[:12]}), not on {self.label!r} (sha256 {ours[:12]}): "
                                f"serve it with --model {recorded.get('spec')}")
-
-
-def _recorded_base(adapter_dir: Path) -> dict | None:
-    """The ``base_model`` entry of an adapter's ``repocomplete-adapter.json`` (None without one)."""
-    try:
-        meta = json.loads((adapter_dir / "repocomplete-adapter.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    base = meta.get("base_model") if isinstance(meta, dict) else None
-    return base if isinstance(base, dict) else None
 
 
 def _vocabulary_texts(tokenizer) -> TokenTexts:

@@ -8,13 +8,18 @@ same context, only on lines written after the cut-off, plus the acceptance repla
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 import sysconfig
 from pathlib import Path
 
 import pytest
 
 from evals import acceptance, repo
-from tests.evals.conftest import cli_summary, git, new_git_repository
+from repocomplete.errors import RepocompleteError
+from tests.evals.conftest import ROOT, cli_summary, git, new_git_repository, run_cli
 from tests.repocomplete.conftest import make_lora_adapter
 
 JSON_PACKAGE = Path(sysconfig.get_paths()["stdlib"]) / "json"
@@ -102,3 +107,100 @@ def test_one_command_gives_base_vs_adapter_on_the_held_out_future(two_commits, t
     assert any(by_key[k]["completion"] != by_key[k + "+lora"]["completion"] for k in by_key if not k.endswith("+lora"))
     report = (out / "summary.md").read_text()
     assert "## adapter_vs_base" in report and "| line/none exact_match |" in report
+
+
+# --- the held-out future by default: the cut-off recorded in the adapter (issue 23.2) ---------------
+
+
+def _adapter_with_metadata(folder: Path, metadata: dict | None) -> Path:
+    folder.mkdir(parents=True)
+    if metadata is not None:
+        (folder / "repocomplete-adapter.json").write_text(json.dumps(metadata))
+    return folder
+
+
+def _trained_on(*repos: tuple[str, str, str | None]) -> dict:
+    """Metadata as `repocomplete finetune` writes it: (name, root, cut-off or None for the files split)."""
+    return {"format": "repocomplete-adapter/1", "data_manifest": {"repos": [
+        {"name": name, "root": root, "split": {"method": "git-time", "cutoff": cutoff} if cutoff else
+         {"method": "git-files", "commits": 1}} for name, root, cutoff in repos]}}
+
+
+def test_recorded_cutoff_golden(two_commits, tmp_path):
+    root, cutoff = two_commits
+    other = "0123456789abcdef0123456789abcdef01234567"   # a commit of another repository
+    found = repo.recorded_cutoff(root, "mine", _adapter_with_metadata(
+        tmp_path / "mine", _trained_on(("elsewhere", "/x", other), ("repo", str(root), cutoff))))
+    assert found == cutoff   # of two training repositories, the one whose cut-off is a commit here
+    cases = {
+        "plain": (None, "records no cut-off commit (it has no repocomplete-adapter.json)"),
+        "files": (_trained_on(("repo", str(root), None)), "records no cut-off commit (it was not trained with the time split)"),
+        "other": (_trained_on(("elsewhere", "/x", other)), f"cut-off ({other[:12]} of elsewhere) is not a commit of {root}"),
+    }
+    for name, (metadata, message) in cases.items():
+        with pytest.raises(RepocompleteError, match=re.escape(message) + ".*pass --after REV"):
+            repo.recorded_cutoff(root, name, _adapter_with_metadata(tmp_path / name, metadata))
+    with pytest.raises(RepocompleteError, match="no folder .* here to read its cut-off from"):
+        repo.recorded_cutoff(root, "gone", tmp_path / "gone")
+    plain_folder = tmp_path / "not-git"
+    plain_folder.mkdir()
+    with pytest.raises(RepocompleteError, match="not a git repository.*needs the repository's git history"):
+        repo.recorded_cutoff(plain_folder, "mine", tmp_path / "mine")
+
+
+@pytest.fixture
+def three_commits(tmp_path) -> tuple[Path, str, str]:
+    """decoder.py: lines 1-60 (commit 1), 61-140 added (commit 2), 141-150 added (commit 3), so a
+    time-split fine-tune cuts off at commit 2. Returns the repository, commit 1 and commit 2."""
+    root = new_git_repository(tmp_path / "repo3")
+    decoder = (JSON_PACKAGE / "decoder.py").read_text().split("\n")
+    (root / "scanner.py").write_text((JSON_PACKAGE / "scanner.py").read_text())
+    commits = []
+    for end in (60, 140, 150):
+        (root / "decoder.py").write_text("\n".join(decoder[:end]) + "\n")
+        git(root, "add", ".")
+        git(root, "commit", "-q", "-m", f"decoder to line {end}")
+        commits.append(git(root, "rev-parse", "HEAD"))
+    return root, commits[0], commits[1]
+
+
+def _hole_lines(out: Path) -> set[int]:
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert samples and all(s["id"].startswith("decoder.py:") for s in samples)
+    return {int(s["id"].split(":")[1]) for s in samples}
+
+
+@pytest.mark.slow
+def test_eval_defaults_to_the_cutoff_the_finetune_recorded(three_commits, tiny_model_dir, tmp_path):
+    root, first, cutoff = three_commits
+    adapter = tmp_path / "adapters" / "repo3"
+    trained = subprocess.run(
+        [sys.executable, "-m", "repocomplete", "finetune", str(root), "--base", str(tiny_model_dir), "--out",
+         str(adapter), "--max-steps", "2", "--eval-every", "0", "--save-every", "0", "--max-seq-len", "128",
+         "--batch-size", "1", "--eval-samples", "2", "--em-samples", "1", "--samples-per-file", "2", "--no-context",
+         "--allow-no-improvement", "--json"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+        capture_output=True, text=True, timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    common = ("repo", str(root), "--model", str(tiny_model_dir), "--adapter", f"repo3={adapter}", "--kinds", "line",
+              "--settings", "none", "--limit", "4", "--max-tokens", "4", "--json", "--no-progress")
+    # no --after: the cut-off recorded by the fine-tune (commit 2), said on stderr
+    default = run_cli(*common, "--out", str(tmp_path / "default"))
+    assert default.returncode == 0, default.stderr
+    assert f"held out: lines added or changed after commit {cutoff[:12]}, the cut-off recorded in adapter repo3" \
+        in default.stderr
+    assert json.loads(default.stdout)["meta"]["held_out"] == f"lines added or changed after {cutoff}"
+    assert _hole_lines(tmp_path / "default") <= set(range(141, 151))   # only what training never saw
+    # an explicit --after wins: from commit 1, lines 61-140 are held out too
+    explicit = run_cli(*common, "--after", first, "--out", str(tmp_path / "explicit"))
+    assert explicit.returncode == 0, explicit.stderr
+    assert "the cut-off recorded" not in explicit.stderr
+    lines = _hole_lines(tmp_path / "explicit")
+    assert lines <= set(range(61, 151)) and lines - set(range(141, 151))
+    # an adapter that records no cut-off: one line, no traceback, no run folder
+    plain = make_lora_adapter(tiny_model_dir, tmp_path / "plain", seed=3)
+    refused = run_cli(*common[:5], f"plain={plain}", *common[6:], "--out", str(tmp_path / "refused"))
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == ("error: adapter plain records no cut-off commit (it has no "
+                                      "repocomplete-adapter.json); pass --after REV to choose the held-out future")
+    assert not (tmp_path / "refused").exists()

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from repocomplete.adapter_metadata import ADAPTER_METADATA
 from training import publish
 from training.finetune import card
 
-ADAPTER_METADATA = "repocomplete-adapter.json"
 METRICS_FILE = "metrics.json"
 FORMAT = "repocomplete-adapter/1"
 
