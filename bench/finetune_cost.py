@@ -1,12 +1,18 @@
 """Benchmark: what `repocomplete finetune` costs on this machine for a real base model.
 
-    python bench/finetune_cost.py --base /work/dl/qwen-0.5b-hf [--steps 6] [--threads 2] [--ranks 8,16]
+    python bench/finetune_cost.py --base /work/dl/qwen-0.5b-hf [--steps 17] [--warmup 2] [--threads 2]
+                                  [--ranks 8,16] [--precisions fp32,bf16] [--epoch-tokens 200000]
 
-Runs the real CLI (a subprocess per configuration, so peak RSS is its own) on a stdlib package
-turned into a git repository: LoRA at each rank with bf16 autocast (the default where the CPU
-has AMX / AVX512-BF16), and the first rank again in fp32 as the baseline measured in the same
-run. Prints tokens/s and tokens per CPU-second (training steps only), seconds per step, peak RSS and the ratios
-bf16/fp32 and rank/rank. Figures go to docs/BENCHMARKS.md with this command.
+Runs the real CLI, one subprocess per configuration under ``/usr/bin/time -v`` (peak RSS is
+that process's own), on a stdlib package turned into a two-commit git repository: LoRA on every
+projection at each rank, fp32 first (the baseline measured in the same run) then bf16 autocast
+(skipped where the CPU has no AMX / AVX512-BF16). From the per-step costs the trainer records
+in ``metrics.json`` (the first ``--warmup`` steps left out: allocator growth, first-call kernels)
+it prints, per row: tokens/s, CPU-seconds per 512 trained tokens, seconds per step, peak RSS,
+the load average before and after the run, and the wall time of one epoch over
+``--epoch-tokens`` tokens *derived* from the measured rate (training steps only). Then the
+ratios bf16/fp32 at each rank and rank/first rank at each precision. Figures go to
+docs/BENCHMARKS.md and docs/finetuning.md with this command.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +30,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))   # the project, not bench/indexer.py, is `indexer`
 
 
 def _git(repo: Path, *args: str) -> None:
@@ -32,7 +40,7 @@ def _git(repo: Path, *args: str) -> None:
 
 
 def make_repo(dest: Path, package: str) -> Path:
-    """A stdlib package as a git repository with two commits (the newest file held out)."""
+    """A stdlib package as a git repository with two commits (the newest file is the held-out future)."""
     shutil.copytree(Path(sysconfig.get_paths()["stdlib"]) / package, dest, ignore=shutil.ignore_patterns("__pycache__"))
     files = sorted(p.name for p in dest.iterdir() if p.is_file())
     _git(dest, "init", "-q")
@@ -43,12 +51,43 @@ def make_repo(dest: Path, package: str) -> Path:
     return dest
 
 
-_PEAK_RSS = """
-import resource, subprocess, sys
-code = subprocess.run(sys.argv[1:]).returncode
-print("peak_rss_kb", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)
-sys.exit(code)
-"""
+def peak_rss_gb(time_v: str) -> float:
+    """Peak RSS from ``/usr/bin/time -v``'s report, in GB (10^9 bytes)."""
+    found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", time_v)
+    if not found:
+        raise SystemExit(f"no peak RSS in /usr/bin/time's report:\n{time_v[-2000:]}")
+    return int(found.group(1)) * 1024 / 1e9
+
+
+def steady_state(history: list[dict], warmup: int) -> dict:
+    """Per-step cost over the steps after the first ``warmup`` ones (the trainer's history)."""
+    steps = [h for h in history if h["step"] > warmup]
+    if not steps:
+        raise SystemExit(f"no steps after the {warmup} warm-up steps: raise --steps")
+    tokens = sum(h["tokens"] for h in steps)
+    seconds = sum(h["seconds"] for h in steps)
+    cpu = sum(h["cpu_seconds"] for h in steps)
+    rates = sorted(h["tokens"] / h["seconds"] for h in steps)
+    return {"measured_steps": len(steps), "tokens": tokens, "tokens_per_s": tokens / seconds,
+            "median_step_tokens_per_s": rates[len(rates) // 2],
+            "s_per_step": seconds / len(steps), "tokens_per_step": tokens / len(steps),
+            "cpu_s_per_512_tokens": cpu * 512 / tokens, "cpu_per_wall": cpu / seconds}
+
+
+def wait_for_room(gb: float, load: float, max_wait_s: float) -> float:
+    """On a shared machine: start a run only once ``gb`` GB of memory are available and the 1-minute
+    load average is at most ``load`` (0: either not waited for), polled; the load wait gives up after
+    ``max_wait_s`` (the run then records the load it had). Returns the seconds waited."""
+    import psutil
+
+    started = time.monotonic()
+    while gb and psutil.virtual_memory().available < gb * 1e9:
+        print(f"waiting for {gb} GB of available memory ({psutil.virtual_memory().available / 1e9:.1f} GB now)",
+              file=sys.stderr, flush=True)
+        time.sleep(15)
+    while load and os.getloadavg()[0] > load and time.monotonic() - started < max_wait_s:
+        time.sleep(10)
+    return time.monotonic() - started
 
 
 def run(args, repo: Path, out: Path, rank: int, precision: str) -> dict:
@@ -56,53 +95,87 @@ def run(args, repo: Path, out: Path, rank: int, precision: str) -> dict:
                "--lora-r", str(rank), "--lora-alpha", str(2 * rank), "--precision", precision,
                "--max-steps", str(args.steps), "--batch-size", "1", "--max-seq-len", str(args.seq_len),
                "--eval-every", "0", "--save-every", "0", "--eval-samples", "2", "--em-samples", "0",
-               "--samples-per-file", "4", "--allow-no-improvement", "--force", "--json"]
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    # a fresh launcher per run: its children's peak RSS is this run's alone
-    launcher = [sys.executable, "-c", _PEAK_RSS, *command]
+               "--samples-per-file", "6", "--allow-no-improvement", "--force", "--json"]
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
+           "PYTHONPATH": str(ROOT)}
+    waited = wait_for_room(args.wait_for_memory_gb, args.wait_for_load, args.max_wait_s)
+    load_before = os.getloadavg()
     started = time.perf_counter()
-    done = subprocess.run(launcher, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
+    done = subprocess.run(["/usr/bin/time", "-v", *command], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=3600)
     wall = time.perf_counter() - started
+    load_after = os.getloadavg()
     if done.returncode != 0:
         raise SystemExit(f"r={rank} {precision} failed:\n{done.stderr[-3000:]}")
-    peak = int(done.stderr.strip().splitlines()[-1].removeprefix("peak_rss_kb "))
     metrics = json.loads((out / "metrics.json").read_text())
-    tokens, tps = metrics["train_tokens"], metrics["tokens_per_s"]
-    return {"rank": rank, "precision": precision, "steps": metrics["steps"], "tokens": tokens,
-            "tokens_per_s": round(tps, 1), "s_per_step": round(tokens / tps / metrics["steps"], 2),
-            "tokens_per_cpu_s": round(metrics["tokens_per_cpu_s"], 1),
-            "peak_rss_gb": round(peak / 2**20, 2), "wall_s": round(wall)}
+    steady = steady_state(metrics["history"], args.warmup)
+    return {"rank": rank, "precision": precision, "steps": metrics["steps"], **steady,
+            "peak_rss_gb": peak_rss_gb(done.stderr), "process_wall_s": wall,
+            "epoch_hours_derived": args.epoch_tokens / steady["tokens_per_s"] / 3600,
+            "load_before": load_before, "load_after": load_after, "waited_s": waited}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", required=True, help="base model (catalogue name, .gguf or transformers folder)")
     parser.add_argument("--package", default="json", help="stdlib package used as the repository")
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=17, help="optimizer steps per run, warm-up included")
+    parser.add_argument("--warmup", type=int, default=2, help="first steps left out of the figures")
     parser.add_argument("--seq-len", type=int, default=512)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ranks", default="8,16")
+    parser.add_argument("--precisions", default="fp32,bf16", help="fp32 first: it is the baseline")
+    parser.add_argument("--epoch-tokens", type=int, default=200_000, help="repository size of the derived epoch")
+    parser.add_argument("--wait-for-memory-gb", type=float, default=0.0, metavar="GB",
+                        help="before each run, wait until this much memory is available (a shared machine)")
+    parser.add_argument("--wait-for-load", type=float, default=0.0, metavar="L",
+                        help="before each run, wait (at most --max-wait-s) until the 1-minute load average is <= L")
+    parser.add_argument("--max-wait-s", type=float, default=900.0)
+    parser.add_argument("--json-out", type=Path, help="also write the rows here")
     args = parser.parse_args()
+    if args.steps <= args.warmup:
+        parser.error("--steps must exceed --warmup")
+    from repocomplete.backends.transformers import cpu_has_native_bf16
+
+    precisions = args.precisions.split(",")
+    if "bf16" in precisions and not cpu_has_native_bf16():
+        print("bf16 rows skipped: this CPU has neither AMX nor AVX512-BF16", file=sys.stderr)
+        precisions.remove("bf16")
     ranks = [int(r) for r in args.ranks.split(",")]
     scratch = Path(tempfile.mkdtemp(prefix="bench-finetune-cost-"))
+    rows = []
     try:
         repo = make_repo(scratch / args.package, args.package)
-        rows = [run(args, repo, scratch / f"fp32-r{ranks[0]}", ranks[0], "fp32")]
-        rows += [run(args, repo, scratch / f"bf16-r{rank}", rank, "auto") for rank in ranks]
+        for rank in ranks:
+            for precision in precisions:
+                rows.append(run(args, repo, scratch / f"{precision}-r{rank}", rank, precision))
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)   # a partial result survives a crash
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print(f"{'rank':>4} {'precision':>9} {'steps':>5} {'tokens/s':>9} {'tok/CPU-s':>9} {'s/step':>7} "
-          f"{'peak RSS GB':>11} {'wall s':>6}")
-    for row in rows:
-        print(f"{row['rank']:>4} {row['precision']:>9} {row['steps']:>5} {row['tokens_per_s']:>9} "
-              f"{row['tokens_per_cpu_s']:>9} {row['s_per_step']:>7} {row['peak_rss_gb']:>11} {row['wall_s']:>6}")
-    # tokens per CPU-second: the ratio a loaded machine distorts least
-    for key, what in (("tokens_per_cpu_s", "tokens/CPU-s"), ("tokens_per_s", "tokens/s")):
-        base = rows[0][key]
-        print(f"bf16 autocast / fp32 {what} at r={ranks[0]}: {rows[1][key] / base:.2f}x")
-        for row in rows[2:]:
-            print(f"r={row['rank']} / r={ranks[0]} {what} (bf16): {row[key] / rows[1][key]:.2f}x")
-    print(json.dumps({"rows": rows, "load_avg": os.getloadavg()}))
+    print(f"steps {args.warmup + 1}-{args.steps} of each run (the first {args.warmup} are warm-up), "
+          f"{args.threads} threads, batch 1, samples <= {args.seq_len} tokens")
+    print(f"{'rank':>4} {'precision':>9} {'tokens/s':>8} {'median':>6} {'CPU-s/512 tok':>13} {'s/step':>6} {'tok/step':>8} "
+          f"{'CPU/wall':>8} {'peak RSS GB':>11} {'epoch h*':>8}  load before -> after")
+    for r in rows:
+        print(f"{r['rank']:>4} {r['precision']:>9} {r['tokens_per_s']:>8.1f} {r['median_step_tokens_per_s']:>6.1f} "
+              f"{r['cpu_s_per_512_tokens']:>13.2f} "
+              f"{r['s_per_step']:>6.2f} {r['tokens_per_step']:>8.0f} {r['cpu_per_wall']:>8.2f} {r['peak_rss_gb']:>11.2f} "
+              f"{r['epoch_hours_derived']:>8.2f}  {r['load_before'][0]:.2f} -> {r['load_after'][0]:.2f}")
+    print(f"median: of the steps' own tokens/s; CPU/wall: cores the process had (of {args.threads}); "
+          f"* derived: {args.epoch_tokens:,} tokens / the measured tokens/s (training steps only)")
+    by = {(r["rank"], r["precision"]): r for r in rows}
+    for rank in ranks:
+        if (rank, "fp32") in by and (rank, "bf16") in by:
+            fp32, bf16 = by[rank, "fp32"], by[rank, "bf16"]
+            print(f"r={rank}: bf16 / fp32 tokens/s {bf16['tokens_per_s'] / fp32['tokens_per_s']:.2f}x, "
+                  f"CPU-s per 512 tokens {bf16['cpu_s_per_512_tokens'] / fp32['cpu_s_per_512_tokens']:.2f}x")
+    for precision in precisions:
+        for rank in ranks[1:]:
+            if (rank, precision) in by and (ranks[0], precision) in by:
+                print(f"{precision}: r={rank} / r={ranks[0]} tokens/s "
+                      f"{by[rank, precision]['tokens_per_s'] / by[ranks[0], precision]['tokens_per_s']:.2f}x")
+    if args.json_out:
+        args.json_out.write_text(json.dumps({"rows": rows, "argv": sys.argv}, indent=2) + "\n")
     return 0
 
 

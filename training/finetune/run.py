@@ -199,6 +199,7 @@ def _run(repos, base_info: dict, n_params: int, out: Path, work: Path, config: F
         while state.step < config.max_steps and not state.stopped_early:
             step = state.step
             total_loss = 0.0
+            step_started, step_cpu, tokens_before = time.perf_counter(), time.process_time(), step_tokens
             for micro in range(config.grad_accum):
                 batch = collate([train[i] for i in stream.micro_batch(step * config.grad_accum + micro)], pad_id,
                                 config.loss_on)
@@ -219,7 +220,11 @@ def _run(repos, base_info: dict, n_params: int, out: Path, work: Path, config: F
             elapsed = state.train_seconds + time.perf_counter() - started
             tokens = state.tokens + step_tokens * accelerator.num_processes
             bar.update(state.step, last_loss, tokens / max(elapsed, 1e-9))
-            state.history.append({"step": state.step, "loss": last_loss})
+            # per-step cost, so a benchmark can leave out the warm-up steps (allocator, first-call kernels)
+            state.history.append({"step": state.step, "loss": last_loss,
+                                  "tokens": (step_tokens - tokens_before) * accelerator.num_processes,
+                                  "seconds": time.perf_counter() - step_started,
+                                  "cpu_seconds": time.process_time() - step_cpu})
             # the last step is always evaluated: a run shorter than the interval must not keep step 0 as "best"
             due = bool(config.eval_every) and (state.step % config.eval_every == 0 or state.step == config.max_steps)
             if due and eval_loss_set and config.evaluate:
