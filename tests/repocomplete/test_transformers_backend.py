@@ -289,7 +289,10 @@ def test_bad_speed_settings_are_config_errors(tiny_model_dir):
 
 def test_kv_cache_and_bf16_prefill_never_mix_adapters(tiny_model_dir, lora_adapters):
     """A cache entry made with one adapter is never reused by another adapter or the base,
-    and adapted requests never run on the bf16 prefill copy (it has no LoRA weights)."""
+    and adapted requests never run on the bf16 prefill copy (it has no LoRA weights): their
+    prompts run on the adapted model under bf16 autocast, their decoding in fp32."""
+    import torch
+
     def backend(prefill: str) -> TransformersBackend:
         built = TransformersBackend(tiny_model_dir, prefill_dtype=prefill, speculative_tokens=4)
         for name, path in lora_adapters.items():
@@ -300,9 +303,17 @@ def test_kv_cache_and_bf16_prefill_never_mix_adapters(tiny_model_dir, lora_adapt
     prefill_calls: list[int] = []
     plain_forward = mixed._prefill_model.forward
     mixed._prefill_model.forward = lambda *a, **k: (prefill_calls.append(1), plain_forward(*a, **k))[1]
+    adapted_calls: list[tuple[int, bool]] = []   # (tokens, under bf16 autocast) of each adapted-model pass
+    adapted_forward = mixed.model.forward
+    mixed.model.forward = lambda *a, **k: (
+        adapted_calls.append((k["input_ids"].shape[1], torch.is_autocast_enabled("cpu"))), adapted_forward(*a, **k))[1]
 
     first = mixed.generate(greedy(adapter="one"))
-    assert first.cached_tokens == 0 and not prefill_calls  # the adapter's prompt ran on the fp32 adapted model
+    assert first.cached_tokens == 0 and not prefill_calls  # the adapter's prompt ran on the adapted model
+    assert adapted_calls[0] == (first.prompt_tokens, True)  # ... under bf16 autocast
+    assert adapted_calls[1:] and all(not autocast for _, autocast in adapted_calls[1:])  # decoding in fp32
+    cache = mixed._cache._entries["one"].cache
+    assert all(layer.keys.dtype == torch.float32 for layer in cache.layers)
     again = mixed.generate(greedy(adapter="one"))
     assert again.texts == first.texts and again.cached_tokens > 0  # its own entry is reused
     for name in ("two", None):  # same prompt: a shared entry would be reused in full
@@ -312,10 +323,14 @@ def test_kv_cache_and_bf16_prefill_never_mix_adapters(tiny_model_dir, lora_adapt
     assert prefill_calls  # the base request did use the bf16 copy
     outputs = {name: mixed.generate(greedy(adapter=name)).texts[0] for name in (None, "one", "two")}
     assert len(set(outputs.values())) == 3 and outputs["one"] == first.texts[0]
-    # Same prompt on an fp32-only backend: adapted requests give exactly the same text.
+    # Without the bf16 copy adapted requests run wholly in fp32.
     fp32 = backend("off")
-    assert {name: fp32.generate(greedy(adapter=name)).texts[0] for name in ("one", "two")} == {
-        "one": outputs["one"], "two": outputs["two"]}
+    fp32_calls: list[bool] = []
+    fp32_forward = fp32.model.forward
+    fp32.model.forward = lambda *a, **k: (fp32_calls.append(torch.is_autocast_enabled("cpu")), fp32_forward(*a, **k))[1]
+    assert {name: fp32.generate(greedy(adapter=name)).texts[0] for name in ("one", "two")} != {
+        "one": outputs[None], "two": outputs[None]}
+    assert fp32_calls and not any(fp32_calls)
 
     # Reloading a name with other weights drops that name's cache entry.
     mixed.load_adapter("one", str(lora_adapters["two"]))
