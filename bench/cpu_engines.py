@@ -1,6 +1,6 @@
 """CPU engines for a real code model, side by side in one run: which one serves completions fastest.
 
-    python bench/cpu_engines.py --model qwen2.5-coder-0.5b [--engines fp32 bf16 mixed ct2-int8]
+    python bench/cpu_engines.py --model qwen2.5-coder-0.5b [--engines mixed int8 fp32 bf16 ct2-int8]
         [--threads 1] [--reps 6] [--prompt-tokens 1000] [--out FILE.jsonl]
 
 Every engine answers the same FIM prompts: real code (stdlib files cut in the middle of a
@@ -18,12 +18,16 @@ Per engine (and thread count):
   after it, no stop);
 - load time, peak RSS, and for ctranslate2 the conversion time (cached in ``--ct2-cache``).
 
-Engines: ``fp32`` (our transformers backend as it was: the baseline each ratio divides by),
-``bf16``, ``mixed`` (a bf16 copy processes prompt chunks, decoding in fp32), ``ct2-int8``
-(ctranslate2 with int8 weights; it keeps no KV cache between calls). Our engines are also
-measured with prompt-lookup speculative decoding (``+spec``: the accepted share of draft
-tokens is reported), and ``mixed`` with the suffix-first layout too (``/spm``: a keystroke
-then only appends to the prompt). Rows are appended to ``--out`` (JSONL).
+Engines: ``mixed`` (a bf16 copy processes prompt chunks, decoding in fp32: the route shipped
+before int8, the baseline each ratio divides by), ``int8`` (the same bf16 prompt processing,
+decoding with int8 weights: ``decode_weights = int8``), ``fp32`` (one fp32 model), ``bf16``,
+``ct2-int8`` (ctranslate2 with int8 weights; it keeps no KV cache between calls). Our engines
+are measured in the layouts and with the prompt-lookup drafts of ``VARIANTS`` (``+spec``: the
+accepted share of draft tokens is reported; ``/spm``: suffix first, so a keystroke only
+appends to the prompt); ``--plain`` keeps the first variant of each. ``agree`` is the share of
+cold single-line answers identical to the first engine's in the same layout (the ``fp32``
+engine's when it runs: int8's answers against full precision). Rows are appended to ``--out``
+(JSONL).
 """
 
 from __future__ import annotations
@@ -41,11 +45,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-ENGINES = ("fp32", "bf16", "mixed", "ct2-int8")
-BASELINE = "fp32"
+ENGINES = ("mixed", "int8", "fp32", "bf16", "ct2-int8")
+BASELINE = "mixed"
 #: Variants each engine is measured in: (speculative draft tokens, FIM order).
-VARIANTS = {"fp32": [(0, "psm"), (8, "psm")], "bf16": [(0, "psm"), (8, "psm")], "mixed": [(0, "psm"), (8, "psm"), (8, "spm")],
-            "ct2-int8": [(0, "psm")]}
+VARIANTS = {"fp32": [(0, "psm"), (0, "spm")], "bf16": [(0, "psm"), (8, "psm")], "mixed": [(0, "psm"), (0, "spm")],
+            "int8": [(0, "psm"), (0, "spm"), (8, "spm")], "ct2-int8": [(0, "psm")]}
+#: How our backend is built for each engine: (dtype, prefill_dtype, decode_weights).
+OURS = {"fp32": ("float32", "off", "off"), "bf16": ("bfloat16", "off", "off"), "mixed": ("float32", "bfloat16", "off"),
+        "int8": ("float32", "bfloat16", "int8")}
 FILES = ("argparse.py", "subprocess.py", "typing.py", "pathlib/_local.py", "json/encoder.py", "dataclasses.py",
          "inspect.py", "logging/__init__.py", "tarfile.py", "zipfile/__init__.py", "shutil.py", "functools.py")
 MAX_TOKENS, DECODE_TOKENS, TYPED = 48, 32, 2
@@ -119,8 +126,9 @@ class OurEngine:
     def __init__(self, model: Path, engine: str, threads: int) -> None:
         from repocomplete.backends.transformers import TransformersBackend
 
-        self.backend = TransformersBackend(model, device="cpu", dtype="bfloat16" if engine == "bf16" else "float32",
-                                           prefill_dtype="bfloat16" if engine == "mixed" else "off", threads=threads)
+        dtype, prefill, decode = OURS[engine]
+        self.backend = TransformersBackend(model, device="cpu", dtype=dtype, prefill_dtype=prefill, decode_weights=decode,
+                                           threads=threads)
 
     def generate(self, prompt: str, max_tokens: int, line: bool, speculative: int) -> dict:
         from repocomplete.backends.base import GenerationRequest
@@ -227,6 +235,7 @@ def measure(args: argparse.Namespace) -> list[dict]:
         return assemble_prompt(template, prefix=case["prefix"] + typed, suffix=case["suffix"], count_tokens=count,
                                budget_tokens=args.prompt_tokens, filepath=case["path"], order=order).text
 
+    load_start = round(os.getloadavg()[0], 1)
     work = cases(count, args.prompt_tokens, args.reps)
     work, fresh = work[:-1], work[-1]
     workers = []
@@ -276,7 +285,7 @@ def measure(args: argparse.Namespace) -> list[dict]:
         for worker in workers:
             worker.close()
     load = round(os.getloadavg()[0], 1)
-    out = []
+    out: list[dict] = []
     for (engine, threads, spec, order), row in rows.items():
         name = engine + ("+spec" if spec else "") + ("/spm" if order == "spm" else "")
         out.append({
@@ -287,8 +296,9 @@ def measure(args: argparse.Namespace) -> list[dict]:
             "prefill_tok_s": round(row["prefill_tok_s"], 1) if "prefill_tok_s" in row else None,
             "decode_tok_s": round(row["decode_tok_s"], 2) if "decode_tok_s" in row else None,
             "draft_acceptance": round(row["accepted"] / row["drafted"], 3) if row["drafted"] else None,
-            "load_avg_end": load, "texts": row["texts"], **stats[(engine, threads)],
+            "load_avg_start": load_start, "load_avg_end": load, "texts": row["texts"], **stats[(engine, threads)],
         })
+    agreement(out)
     return out
 
 
@@ -297,26 +307,42 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def agreement(rows: list[dict]) -> None:
+    """Set each row's ``agree``: the share of its cold answers identical to the reference engine's
+    (``fp32`` when measured, else the baseline) in the same layout and thread count."""
+    by_name = {(r["engine"], r["threads"]): r for r in rows}
+    for r in rows:
+        layout = "/spm" if r["engine"].endswith("/spm") else ""
+        ref = by_name.get(("fp32" + layout, r["threads"])) or by_name.get((BASELINE + layout, r["threads"]))
+        if ref is None or ref is r:
+            r["agree"] = None
+            continue
+        r["agree"] = round(sum(a == b for a, b in zip(r["texts"], ref["texts"])) / len(ref["texts"]), 3)
+        r["agree_with"] = ref["engine"]
+
+
 def report(rows: list[dict]) -> None:
     base = {r["threads"]: r for r in rows if r["engine"] == BASELINE}
     print(f"model {rows[0]['model']}, prompts of ~{rows[0]['prompt_tokens']} tokens, {rows[0]['reps']} files, "
-          f"1-min load average at the end {rows[0]['load_avg_end']} (2 cores)")
-    print(f"{'engine':<17}{'thr':>4}{'cold p50':>9}{'p90':>7}{'÷fp32':>7}{'keys p50':>9}{'p90':>7}{'keys÷cold':>10}"
-          f"{'prefill':>8}{'decode':>8}{'accept':>7}{'RSS MB':>7}{'load s':>7}")
+          f"1-min load average at the start {rows[0]['load_avg_start']}, at the end {rows[0]['load_avg_end']} (2 cores)")
+    print(f"{'engine':<17}{'thr':>4}{'cold p50':>9}{'p90':>7}{'÷base':>7}{'keys p50':>9}{'p90':>7}{'keys÷cold':>10}"
+          f"{'prefill':>8}{'decode':>8}{'accept':>7}{'agree':>7}{'RSS MB':>7}{'load s':>7}")
     for r in rows:
         cold, keys = statistics.median(r["cold_ms"]), statistics.median(r["keystroke_ms"])
         b = base.get(r["threads"])
         ratio = f"{cold / statistics.median(b['cold_ms']):.2f}" if b else "-"
         rate = lambda v, f: format(v, f) if v is not None else format("-", ">8")  # noqa: E731
         accept = f"{r['draft_acceptance']:.0%}" if r.get("draft_acceptance") is not None else "-"
+        agree = f"{r['agree']:.0%}" if r.get("agree") is not None else "-"
         print(f"{r['engine']:<17}{r['threads']:>4}{cold:>9.0f}{pct(r['cold_ms'], 0.9):>7.0f}{ratio:>7}{keys:>9.0f}"
               f"{pct(r['keystroke_ms'], 0.9):>7.0f}{keys / cold:>10.2f}{rate(r['prefill_tok_s'], '>8.1f')}"
-              f"{rate(r['decode_tok_s'], '>8.2f')}{accept:>7}{r['peak_rss_mb']:>7}{r['load_s']:>7}")
+              f"{rate(r['decode_tok_s'], '>8.2f')}{accept:>7}{agree:>7}{r['peak_rss_mb']:>7}{r['load_s']:>7}")
     conversions = [r for r in rows if r.get("conversion_s")]
     for r in conversions:
         print(f"{r['engine']}: converted in this run in {r['conversion_s']:.0f} s")
-    print("ms per single-line completion; prefill / decode in tokens/s; ÷fp32: cold p50 against fp32 at the same "
-          "thread count in this run; accept: share of prompt-lookup draft tokens the model kept")
+    print(f"ms per single-line completion; prefill / decode in tokens/s; ÷base: cold p50 against {BASELINE} at the "
+          "same thread count in this run; accept: share of prompt-lookup draft tokens the model kept; agree: share "
+          "of cold answers identical to fp32's (else the baseline's) in the same layout")
 
 
 def main(argv: list[str] | None = None) -> int:

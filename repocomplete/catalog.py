@@ -62,6 +62,9 @@ class CatalogEntry:
     #: Relative rank for `run` (higher = better completions); the sizes decide between them.
     quality: int = 0
     tags: tuple[str, ...] = field(default=())
+    #: The FIM order the model is served in unless configured ("psm"/"spm"; None: psm), chosen
+    #: by measuring both layouts on this model (docs/MODELS.md).
+    fim_order: str | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -80,6 +83,8 @@ class CatalogEntry:
         if not _NAME.match(entry.name) or not _SHA256.match(entry.sha256) or entry.size <= 0:
             raise ConfigError(f"invalid catalogue entry {entry.name!r} in {where}: "
                               "name must be lowercase [a-z0-9._-], sha256 64 hex digits, size positive")
+        if entry.fim_order not in (None, "psm", "spm"):
+            raise ConfigError(f"invalid catalogue entry {entry.name!r} in {where}: fim_order must be psm or spm")
         if "/" in entry.filename or not entry.filename.endswith(".gguf"):
             raise ConfigError(f"invalid catalogue entry {entry.name!r} in {where}: filename must be a bare *.gguf name")
         return entry

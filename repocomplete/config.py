@@ -60,7 +60,7 @@ class EngineConfig:
                            choices=backend_names)
     template: str = setting("auto", "FIM template name (starcoder, qwen, deepseek, ...) or 'auto' to detect from the tokenizer")
     fim_order: FimOrderSetting = setting("auto", "FIM order: psm, spm (suffix first), or auto: the model's own (its config.json "
-                                         "'repocomplete_fim_order'), else psm")
+                                         "'repocomplete_fim_order', else its catalogue entry's, measured per model), else psm")
     device: str = setting("auto", "device for the transformers backend: auto (CUDA when present), cpu, cuda, cuda:1, ...")
     dtype: str = setting("auto", "weights dtype: auto (fp32 on CPU, bf16/fp16 on GPU), float32, bfloat16, float16")
     load_in_4bit: bool = setting(False, "quantize weights to 4-bit (NF4) with bitsandbytes")
@@ -83,6 +83,9 @@ class EngineConfig:
     prefill_dtype: str = setting("auto", "transformers on CPU: dtype of a second copy of the model that processes long prompt "
                                  "chunks while decoding stays in --dtype: auto (bfloat16 on CPUs with AMX/AVX512-BF16 for "
                                  "models of 50M+ parameters), bfloat16, off")
+    decode_weights: str = setting("auto", "transformers on CPU: weights the decoding model multiplies with: auto (int8 for fp32 "
+                                  "models of 50M+ parameters: a generated token reads every weight once, int8 a quarter of "
+                                  "fp32's bytes; docs/MODELS.md), int8, off (the --dtype weights)")
     speculative_tokens: int = setting(0, "prompt-lookup speculative decoding: draft tokens copied from the prompt and "
                                       "verified in one forward pass (greedy requests; output unchanged); 0: off, the "
                                       "default (5-13% of drafts accepted on single-line completions: it did not pay, "

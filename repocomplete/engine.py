@@ -189,6 +189,8 @@ class Engine:
         parts += [str(info[k]) for k in ("device", "dtype") if info.get(k)]
         if info.get("prefill_dtype"):
             parts.append(f"prompt in {info['prefill_dtype']}")
+        if info.get("decode_weights"):
+            parts.append(f"decoding in {info['decode_weights']}")
         if info.get("threads"):
             threads = info["threads"]
             parts.append(f"{threads} thread{'s' if threads != 1 else ''}"

@@ -47,6 +47,8 @@ class ResolvedModel:
     source: Path | None = None
     #: The FIM template the source's own tokenizer supports (None: not read or none known).
     template: str | None = None
+    #: The FIM order the catalogue measured best for this model (None: the model's own, else psm).
+    fim_order: str | None = None
 
 
 #: The cache directory (``override``, else $REPOCOMPLETE_CACHE_DIR, else ~/.cache/repocomplete).
@@ -139,16 +141,19 @@ def _resolve_catalog(entry, cache, pull: bool, progress) -> ResolvedModel:
         path = model_store.pull(entry, cache=cache, progress=progress)
     folder = _prepare(path, entry.sha256, entry.name, cache, progress)
     return ResolvedModel(folder, f"{entry.name} ({entry.params}, {entry.format})", sha256=entry.sha256,
-                         name=entry.name, source=path, template=_prepared_template(folder))
+                         name=entry.name, source=path, template=_prepared_template(folder), fim_order=entry.fim_order)
 
 
 def _resolve_gguf_file(path: Path, cache, progress) -> ResolvedModel:
+    from repocomplete.catalog import catalog
     from repocomplete.model_store import sha256_file
 
     path = path.resolve()
     digest = sha256_file(path, progress, f"Hashing {path.name}")
     folder = _prepare(path, digest, path.name, cache, progress)
-    return ResolvedModel(folder, path.name, sha256=digest, source=path, template=_prepared_template(folder))
+    known = next((e for e in catalog().values() if e.sha256 == digest), None)  # a catalogue model's file, by hash
+    return ResolvedModel(folder, path.name, sha256=digest, source=path, template=_prepared_template(folder),
+                         fim_order=known.fim_order if known else None)
 
 
 def _prepare(path: Path, sha256: str, name: str, cache, progress) -> Path:

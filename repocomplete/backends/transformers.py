@@ -10,9 +10,12 @@ On CPU two more levers, both measured in ``bench/cpu_engines.py`` (docs/MODELS.m
 
 - mixed precision: on a CPU with native bf16 matrix units (AMX / AVX512-BF16) a bf16 copy
   of the model processes long prompt chunks (≈3× fp32's prefill speed there), while
-  decoding stays in fp32 (batch-1 bf16 matrix-vector products are slower than fp32's);
-  the KV cache is cast between the two; a request with a LoRA adapter runs its long chunks on
-  the adapted fp32 model under bf16 autocast instead (the copy has no LoRA weights);
+  decoding stays in fp32 activations (batch-1 bf16 matrix-vector products are slower than
+  fp32's); the KV cache is cast between the two; a request with a LoRA adapter runs its long
+  chunks on the adapted model under bf16 autocast instead (the copy has no LoRA weights);
+- int8 decoding weights (``decode_weights``): the decoding model's large linear layers,
+  output layer included, hold int8 weights (:mod:`repocomplete.backends.int8`): batch-1
+  decoding reads every weight once per token, and int8 reads a quarter of fp32's bytes;
 - prompt-lookup speculative decoding (greedy requests): drafts copied from the prompt,
   verified in one forward pass (:mod:`repocomplete.backends.prompt_lookup`).
 """
@@ -48,6 +51,8 @@ log = logging.getLogger(__name__)
 _DTYPES = ("float32", "bfloat16", "float16")
 #: ``prefill_dtype`` values: auto (bf16 prefill where it pays, see :func:`_resolve_prefill_dtype`), off, bfloat16.
 PREFILL_DTYPES = ("auto", "off", "bfloat16")
+#: ``decode_weights`` values: auto (int8 where it pays, see :func:`_resolve_decode_weights`), int8, off.
+DECODE_WEIGHTS = ("auto", "int8", "off")
 #: Chunks shorter than this run on the decoding model: casting the KV cache costs more than they save.
 MIXED_PREFILL_MIN_TOKENS = 16
 #: ``prefill`` of an adapted request: its long chunks run on the adapted fp32 model under bf16
@@ -91,12 +96,16 @@ class TransformersBackend:
         prefill_dtype: str = "auto",
         speculative_tokens: int = 0,
         source_sha256: str | None = None,
+        decode_weights: str = "auto",
+        fim_order: str | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if prefill_dtype not in PREFILL_DTYPES:
             raise ConfigError(f"unknown prefill_dtype {prefill_dtype!r}; choose from: {', '.join(PREFILL_DTYPES)}")
+        if decode_weights not in DECODE_WEIGHTS:
+            raise ConfigError(f"unknown decode_weights {decode_weights!r}; choose from: {', '.join(DECODE_WEIGHTS)}")
         if speculative_tokens < 0:
             raise ConfigError(f"speculative_tokens must be 0 (off) or more, not {speculative_tokens}")
         # Chosen before loading (the load average must not count our own loading), from the
@@ -134,7 +143,8 @@ class TransformersBackend:
         self.source_sha256 = source_sha256
         self._weights_sha256: str | None = None   # hashed on the first adapter that records one
         self.context_length = int(getattr(model.config, "max_position_embeddings", 0) or self.tokenizer.model_max_length)
-        self.fim_order = declared_fim_order(model.config)
+        # The model's own config first, then what its catalogue entry measured (``fim_order``).
+        self.fim_order = declared_fim_order(model.config) or fim_order
         self.kv_cache_enabled = kv_cache
         self._cache = PromptCache()
         self._adapter_paths: dict[str, str] = {}
@@ -155,6 +165,13 @@ class TransformersBackend:
         self._special_ids = frozenset(self.tokenizer.all_special_ids) | frozenset(
             i for i, t in self.tokenizer.added_tokens_decoder.items() if t.special)
         self._parameters = sum(p.numel() for p in model.parameters())
+        #: "int8" when the decoding model's linear layers hold int8 weights, else None.
+        self.decode_weights = _resolve_decode_weights(decode_weights, self.device, self.torch_dtype,
+                                                      self.quantization, self._parameters)
+        if self.decode_weights:
+            from repocomplete.backends.int8 import quantize_linears
+
+            quantize_linears(model)  # in place: adapters then wrap the int8 layers
         #: A bf16 copy of the base model for long prompt chunks (None: one model does all).
         self.prefill_dtype = _resolve_prefill_dtype(prefill_dtype, self.device, self.torch_dtype,
                                                     self.quantization, self._parameters)
@@ -174,7 +191,8 @@ class TransformersBackend:
                    name=resolved.name or (resolved.source.stem if resolved.source else None),
                    threads=config.threads, context_copy=config.context_copy,
                    context_copy_min_chars=config.context_copy_min_chars, prefill_dtype=config.prefill_dtype,
-                   speculative_tokens=config.speculative_tokens, source_sha256=resolved.sha256)
+                   speculative_tokens=config.speculative_tokens, source_sha256=resolved.sha256,
+                   decode_weights=config.decode_weights, fim_order=resolved.fim_order)
 
     # -- protocol ------------------------------------------------------------------------
 
@@ -198,6 +216,7 @@ class TransformersBackend:
             "threads": self.thread_choice.threads, "threads_reason": self.thread_choice.reason,
             "prefill_dtype": str(self.prefill_dtype).removeprefix("torch.") if self.prefill_dtype else None,
             "speculative_tokens": self.speculative_tokens,
+            "decode_weights": self.decode_weights,
         }
 
     def load_adapter(self, name: str, path: str) -> None:
@@ -529,6 +548,24 @@ def _resolve_prefill_dtype(setting: str, device: str, dtype, quantization: str |
     if parameters >= SMALL_MODEL_PARAMETERS and cpu_has_native_bf16():
         return torch.bfloat16
     return None
+
+
+def _resolve_decode_weights(setting: str, device: str, dtype, quantization: str | None, parameters: int) -> str | None:
+    """"int8" when the decoding model gets int8 weights, else None (its weights stay as loaded).
+
+    ``auto``: int8 for fp32 models of 50M+ parameters on CPU (a small model's decoding is not
+    bound by reading its weights); ``int8`` asks for it wherever the kernels run.
+    """
+    if setting == "off" or (setting == "auto" and (parameters < SMALL_MODEL_PARAMETERS)):
+        return None
+    from repocomplete.backends.int8 import int8_supported
+
+    usable = device.startswith("cpu") and not quantization and str(dtype) == "torch.float32" and int8_supported()
+    if setting == "int8" and not usable:
+        raise ConfigError("decode_weights = int8 needs an fp32 model on a CPU with torch's x86/fbgemm kernels "
+                          f"(here: device {device}, dtype {str(dtype).removeprefix('torch.')}"
+                          f"{', ' + quantization if quantization else ''})")
+    return "int8" if usable else None
 
 
 def _bnb_config(kind: str, compute_dtype):
