@@ -110,7 +110,7 @@ def test_int8_rows_do_not_depend_on_their_chunk():
     assert torch.equal(together, alone)
 
 
-def test_int8_decoding_after_a_bf16_prompt(tiny_model_dir, every_linear_in_int8):
+def test_int8_decoding_after_a_bf16_prompt(tiny_model_dir, lora_adapters, every_linear_in_int8):
     mixed = TransformersBackend(tiny_model_dir, decode_weights="int8", prefill_dtype="bfloat16")
     info = mixed.info()
     assert info["decode_weights"] == "int8" and info["prefill_dtype"] == "bfloat16"
@@ -119,6 +119,11 @@ def test_int8_decoding_after_a_bf16_prompt(tiny_model_dir, every_linear_in_int8)
     assert first.completion_tokens > 0 and again.cached_tokens >= again.prompt_tokens - 8
     # the bf16 copy keeps float weights: only the decoding model is int8
     assert not any(isinstance(m, int8.Int8Linear) for m in mixed._prefill_model.modules())
+    # an adapted request's prompt runs on the adapted int8 model under bf16 autocast, then decodes
+    mixed.load_adapter("one", str(lora_adapters["one"]))
+    adapted = mixed.generate(greedy(adapter="one", max_tokens=8))
+    assert adapted.completion_tokens > 0 and adapted.texts != first.texts
+    assert mixed.generate(greedy(adapter="one", max_tokens=8)).texts == adapted.texts
 
 
 def test_lora_adapters_apply_on_top_of_int8_weights(tiny_model_dir, lora_adapters, every_linear_in_int8):
