@@ -75,18 +75,21 @@ def steady_state(history: list[dict], warmup: int) -> dict:
 
 
 def wait_for_room(gb: float, load: float, max_wait_s: float) -> float:
-    """On a shared machine: start a run only once ``gb`` GB of memory are available and the 1-minute
-    load average is at most ``load`` (0: either not waited for), polled; the load wait gives up after
-    ``max_wait_s`` (the run then records the load it had). Returns the seconds waited."""
+    """On a shared machine: start a run once the 1-minute load average is at most ``load`` (given up
+    after ``max_wait_s``: the run then records the load it had) and then ``gb`` GB of memory are
+    available (0: not waited for), polled. Returns the seconds waited."""
     import psutil
 
-    started = time.monotonic()
-    while gb and psutil.virtual_memory().available < gb * 1e9:
-        print(f"waiting for {gb} GB of available memory ({psutil.virtual_memory().available / 1e9:.1f} GB now)",
-              file=sys.stderr, flush=True)
-        time.sleep(15)
+    started, in_a_row = time.monotonic(), 0
     while load and os.getloadavg()[0] > load and time.monotonic() - started < max_wait_s:
         time.sleep(10)
+    while gb and in_a_row < 3:   # three checks in a row: other jobs' memory comes and goes
+        in_a_row = in_a_row + 1 if psutil.virtual_memory().available >= gb * 1e9 else 0
+        if not in_a_row:
+            print(f"waiting for {gb} GB of available memory ({psutil.virtual_memory().available / 1e9:.1f} GB now)",
+                  file=sys.stderr, flush=True)
+        if in_a_row < 3:
+            time.sleep(10)
     return time.monotonic() - started
 
 

@@ -86,3 +86,43 @@ def test_lora_targets_every_projection_as_peft_resolves_all_linear(tiny_model_di
     _, chosen = load_model(str(tiny_model_dir), FinetuneConfig(lora_r=2, target_modules=("q_proj",)), cuda=False,
                            bf16=False)
     assert chosen == ["q_proj"]
+
+
+def test_on_a_cuda_gpu_the_same_command_loads_bf16_or_4bit_weights(tiny_model_dir, monkeypatch):
+    """What `finetune` configures on a CUDA GPU, checked here without one (the run itself:
+    test_finetune_cli.py::test_qlora_and_bf16_on_cuda, marked gpu): --method qlora loads the base
+    through bitsandbytes in 4-bit NF4 (double quantization, bf16 compute) on the current device and
+    prepares it for k-bit training; LoRA with bf16 loads the frozen weights in bf16; the LoRA
+    matrices train in fp32 in both; precision auto means bf16 where the GPU computes it."""
+    import peft
+    import torch
+    import transformers
+
+    from training.finetune import FinetuneConfig
+    from training.finetune.model import load_model
+    from training.finetune.preflight import resolve_precision
+
+    calls, prepared = [], []
+    real = transformers.AutoModelForCausalLM.from_pretrained
+
+    def from_pretrained(path, **kwargs):
+        calls.append(kwargs)
+        return real(path)   # the tiny model in fp32 stands in for the quantized or bf16 one
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", from_pretrained)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(peft, "prepare_model_for_kbit_training",
+                        lambda model, **kwargs: prepared.append(kwargs) or model)
+
+    qlora, _ = load_model(str(tiny_model_dir), FinetuneConfig(method="qlora", lora_r=2), cuda=True, bf16=True)
+    quant = calls[-1]["quantization_config"]
+    assert (quant.load_in_4bit, quant.bnb_4bit_quant_type, quant.bnb_4bit_use_double_quant,
+            quant.bnb_4bit_compute_dtype) == (True, "nf4", True, torch.bfloat16)
+    assert calls[-1]["device_map"] == {"": 0} and prepared == [{"use_gradient_checkpointing": False}]
+    lora, _ = load_model(str(tiny_model_dir), FinetuneConfig(method="lora", lora_r=2), cuda=True, bf16=True)
+    assert calls[-1] == {"dtype": torch.bfloat16}
+    for model in (qlora, lora):
+        trained = [p for p in model.parameters() if p.requires_grad]
+        assert trained and all(p.dtype == torch.float32 for p in trained)
+    assert resolve_precision("auto", cuda=True, bf16=True) == "bf16"
+    assert resolve_precision("auto", cuda=True, bf16=False) == "fp32"   # an older GPU: fp32 weights
