@@ -38,6 +38,9 @@ OTHER_ENVIRONMENT = {
                               "(default `~/.cache/repocomplete/npm`)",
     "REPOCOMPLETE_REQUIRE_INTERPRETERS": "test suite only: `1` fails (instead of skipping) tests whose Rscript, racket "
                                          "or npm is missing (`.ci/run` sets it)",
+    "REPOCOMPLETE_LLAMA_SERVER": "test suite only: llama.cpp's `llama-server` binary for the test of the `openai` backend "
+                                 "against it (default: `llama-server` on PATH, else the test skips; "
+                                 "`scripts/build_llama_server.sh` builds it, `.ci/run` sets it)",
 }
 
 

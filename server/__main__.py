@@ -18,7 +18,7 @@ SERVER_FLAGS = {
     "body_timeout_s": "--body-timeout", "max_connections": "--max-connections", "events_db": "--events-db",
     "log_level": "--log-level",
 }
-ENGINE_FLAGS = {"model": "--model", "backend": "--backend", "openai_url": "--openai-url"}
+ENGINE_FLAGS = {"model": "--model", "backend": "--backend", "template": "--template", "openai_url": "--openai-url"}
 
 
 def check_settings(settings) -> None:

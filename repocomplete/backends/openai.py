@@ -20,6 +20,7 @@ import httpx
 from repocomplete.backends.base import GenerationRequest, GenerationResult
 from repocomplete.backends.stopping import StopScanner
 from repocomplete.postprocess import cut_at_stops
+from repocomplete.fim import TEMPLATES
 from repocomplete.errors import AdapterError, BackendUnavailableError, InvalidRequestError, ModelNotFoundError
 
 if TYPE_CHECKING:
@@ -55,8 +56,11 @@ class OpenAIBackend:
         #: A remote engine formats nothing itself here but cannot tell its model's preference.
         self.fim_order: str | None = None
         self.max_retries = max(0, max_retries)
+        self._probe_timeout_s = min(timeout_s, 5.0)
         self.backoff_s = backoff_s
-        self._special = set(special_tokens or ())
+        #: None until asked of the engine (see special_tokens)
+        self._special: set[str] | None = set(special_tokens) if special_tokens is not None else None
+        self.tokenizer_note = "given" if special_tokens is not None else ""
         self._adapters: dict[str, str] = {}
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
@@ -74,8 +78,35 @@ class OpenAIBackend:
         return math.ceil(len(text) / CHARS_PER_TOKEN)
 
     def special_tokens(self) -> set[str]:
-        """Unknown for a remote engine (empty): the engine then sends the suffix separately."""
+        """The FIM sentinels of the known families that the remote model's tokenizer holds as single
+        tokens, asked once of the engine's ``/tokenize`` route (llama.cpp's ``llama-server`` and vLLM
+        have one). Empty when the engine has none (Ollama, ``transformers serve``, TGI) or cannot be
+        reached: the engine then sends the suffix separately (OpenAI's ``suffix`` field), which only
+        engines that format FIM themselves (Ollama) honour; the others need ``--template NAME``."""
+        if self._special is None:
+            self._special, self.tokenizer_note = self._ask_tokenizer()
         return set(self._special)
+
+    def _ask_tokenizer(self) -> tuple[set[str], str]:
+        """(sentinels found, how): one ``/tokenize`` request per candidate; a candidate that comes back as
+        exactly one token is a special token of the model. Stops at the first sign the route is missing."""
+        url = self.base_url.removesuffix("/v1") + "/tokenize"
+        candidates = sorted({token for template in TEMPLATES.values() for token in template.special_tokens})
+        found: set[str] = set()
+        for token in candidates:
+            # llama.cpp reads "content" (special tokens parsed by default), vLLM "prompt"; each ignores the other's
+            body = {"model": self.model_name, "content": token, "prompt": token, "add_special": False,
+                    "add_special_tokens": False}
+            try:
+                response = self._client.post(url, json=body, timeout=self._probe_timeout_s)
+                tokens = response.json().get("tokens") if response.status_code == 200 else None
+            except (httpx.HTTPError, ValueError, AttributeError) as exc:
+                return set(), f"{url} could not be asked ({type(exc).__name__})"
+            if not isinstance(tokens, list):
+                return set(), f"{url} answered HTTP {response.status_code}: no tokenizer route"
+            if len(tokens) == 1:
+                found.add(token)
+        return found, f"asked {url}"
 
     def load_adapter(self, name: str, path: str) -> None:
         """Register an adapter name; the remote engine must serve it (vLLM ``--lora-modules name=path``)."""
@@ -86,7 +117,8 @@ class OpenAIBackend:
 
     def info(self) -> dict:
         return {"backend": "openai", "model": self.model_name, "label": f"{self.model_name} at {self.base_url}",
-                "url": self.base_url, "adapters": self.adapters(), "max_retries": self.max_retries}
+                "url": self.base_url, "adapters": self.adapters(), "max_retries": self.max_retries,
+                "tokenizer": self.tokenizer_note}
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         reply = self._post(self._payload(request, stream=False))
@@ -176,16 +208,20 @@ class OpenAIBackend:
                 continue
             except httpx.TimeoutException:
                 raise BackendUnavailableError(f"{url} did not answer within the timeout") from None
+            if response.status_code < 400:
+                return _Response(response)
+            response.read()
+            response.close()
+            if "suffix" in payload and "suffix" in _error_message(response).lower():
+                # vLLM (HTTP 400) and llama.cpp (HTTP 500) refuse the field: retrying cannot help
+                raise InvalidRequestError(
+                    f"{self.base_url} refuses OpenAI's `suffix` field (HTTP {response.status_code}: "
+                    f"{_error_message(response)}): name the model's FIM template (--template NAME, e.g. qwen, "
+                    "starcoder) so that the whole fill-in-the-middle prompt goes in `prompt`")
             if response.status_code in _RETRY_STATUSES:
-                response.read()
                 problem = f"HTTP {response.status_code}"
-                response.close()
                 continue
-            if response.status_code >= 400:
-                response.read()
-                response.close()
-                self._raise_for_status(response)
-            return _Response(response)
+            self._raise_for_status(response)
         attempts = self.max_retries + 1
         raise BackendUnavailableError(f"the completion engine at {self.base_url} is unavailable ({problem}; {attempts} attempts)")
 

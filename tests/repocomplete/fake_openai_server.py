@@ -2,7 +2,8 @@
 
 It answers with a configured text (cut at ``max_tokens`` characters and at ``stop``),
 streams it as SSE when asked, can fail the first N requests with a status, and records
-every request body.
+every request body; it can refuse ``suffix`` as vLLM and llama.cpp do. Given a ``vocab`` (special tokens), it also answers ``POST /tokenize`` as
+llama.cpp and vLLM do: a vocabulary token is one token id, any other text one id per character.
 """
 
 from __future__ import annotations
@@ -13,8 +14,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeOpenAIServer:
-    def __init__(self, text: str = "return total\n", *, fail_first: int = 0, fail_status: int = 503):
+    def __init__(self, text: str = "return total\n", *, fail_first: int = 0, fail_status: int = 503,
+                 vocab: set[str] | None = None, refuse_suffix: int | None = None):
         self.text = text
+        #: answer a request carrying `suffix` with this status, as vLLM (400) and llama.cpp (500) do
+        self.refuse_suffix = refuse_suffix
+        self.vocab = vocab
+        self.tokenized: list[str] = []
         self.fail_first = fail_first
         self.fail_status = fail_status
         self.requests: list[dict] = []
@@ -27,9 +33,17 @@ class FakeOpenAIServer:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path == "/tokenize":  # like Ollama or transformers serve when it has no vocab
+                    if server.vocab is None:
+                        return self._json(404, {"detail": "Not Found"})
+                    text = body.get("content", body.get("prompt", ""))
+                    server.tokenized.append(text)
+                    return self._json(200, {"tokens": [7] if text in server.vocab else list(range(len(text)))})
                 server.attempts += 1
                 if server.attempts <= server.fail_first:
                     return self._json(server.fail_status, {"error": {"message": "warming up"}})
+                if server.refuse_suffix and "suffix" in body:
+                    return self._json(server.refuse_suffix, {"error": {"message": "Unsupported param: suffix"}})
                 if self.path != "/v1/completions":
                     return self._json(404, {"error": {"message": f"no route {self.path}"}})
                 if body.get("model") not in ("tiny", "my-lora"):

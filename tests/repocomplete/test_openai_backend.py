@@ -88,3 +88,57 @@ def test_engine_over_openai_sends_suffix_separately_or_a_named_template():
         qwen = Engine(create_backend(config), template="qwen", config=config)
         qwen.complete(req)
         assert "<|fim_prefix|>" in server.requests[-1]["prompt"] and "suffix" not in server.requests[-1]
+
+
+QWEN_VOCAB = {"<|endoftext|>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>",
+              "<|file_sep|>", "<|im_start|>", "<|im_end|>"}
+
+
+def test_engine_over_openai_asks_the_engines_tokenizer_for_the_fim_template():
+    """llama.cpp's and vLLM's /tokenize tell which FIM sentinels the served model has as single tokens:
+    the template is detected, and the FIM prompt goes in `prompt` (neither engine does FIM from `suffix`)."""
+    with FakeOpenAIServer("helper(1)<|fim_pad|>\nrest", vocab=QWEN_VOCAB) as server:
+        config = EngineConfig(backend="openai", openai_url=server.url, openai_model="tiny", max_retries=0)
+        engine = Engine.from_config(config)
+        assert engine.template.name == "qwen"
+        assert engine.backend.special_tokens() == QWEN_VOCAB & {t for t in server.tokenized}
+        assert "asked http://127.0.0.1" in engine.backend.info()["tokenizer"]
+        asked = len(server.tokenized)
+        req = CompletionRequest(segments=Segments(prefix="x = ", suffix="\nprint(x)\n", filepath="a.py"))
+        assert engine.complete(req).choices[0].text == "helper(1)"
+        sent = server.requests[-1]
+        assert sent["prompt"].endswith("<|fim_prefix|>x = <|fim_suffix|>\nprint(x)\n<|fim_middle|>")
+        assert "suffix" not in sent and "<|fim_pad|>" in sent["stop"]
+        assert len(server.tokenized) == asked, "the tokenizer is asked once, at start"
+
+
+def test_a_named_template_the_remote_model_lacks_is_refused_at_start():
+    from repocomplete.errors import TemplateMismatchError
+
+    with FakeOpenAIServer("x", vocab=QWEN_VOCAB) as server:
+        config = EngineConfig(backend="openai", openai_url=server.url, openai_model="tiny", template="starcoder")
+        with pytest.raises(TemplateMismatchError, match="needs tokens the model lacks"):
+            Engine.from_config(config)
+
+
+def test_no_tokenizer_route_or_no_engine_leaves_the_suffix_to_the_engine():
+    with FakeOpenAIServer("x") as server:  # no /tokenize (Ollama, transformers serve): 404
+        backend = backend_for(server)
+        assert backend.special_tokens() == set() and "HTTP 404: no tokenizer route" in backend.info()["tokenizer"]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    down = OpenAIBackend(f"http://127.0.0.1:{port}", model="tiny")
+    assert down.special_tokens() == set() and "could not be asked (ConnectError)" in down.info()["tokenizer"]
+    assert OpenAIBackend(f"http://127.0.0.1:{port}", model="tiny", special_tokens={"<a>"}).special_tokens() == {"<a>"}
+
+
+@pytest.mark.parametrize("status", [400, 500], ids=["vllm", "llama.cpp"])
+def test_an_engine_refusing_suffix_is_told_to_name_the_template_without_retries(status):
+    from repocomplete.errors import InvalidRequestError
+
+    with FakeOpenAIServer("x", refuse_suffix=status) as server:
+        with pytest.raises(InvalidRequestError, match=r"refuses OpenAI's `suffix` field .*--template NAME") as err:
+            backend_for(server, max_retries=2).generate(GenerationRequest(prompt="p", suffix="\n"))
+        assert server.attempts == 1 and "\n" not in str(err.value)
+        assert backend_for(server).generate(GenerationRequest(prompt="p")).texts == ["x"]
