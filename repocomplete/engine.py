@@ -254,12 +254,15 @@ class Engine:
         mode = infer_mode(segments.prefix, segments.suffix, language) if request.mode == "auto" else request.mode
         stops = self._stops(request)
         generation_stops = list(stops)
-        if mode == "line" and segments.prefix.rsplit("\n", 1)[-1].strip():
+        on_text = bool(segments.prefix.rsplit("\n", 1)[-1].strip())
+        if mode == "line" and on_text:
             generation_stops.append("\n")  # only the rest of this line is wanted: stop generating there
         generation = GenerationRequest(
             prompt=prompt_text, max_tokens=max_tokens, temperature=request.temperature, top_p=request.top_p,
             n=request.n, seed=request.seed, stop=generation_stops, adapter=adapter, suffix=suffix_param,
             cursor_prefix=cursor_prefix, cancel=request.cancel,
+            # on an empty line: one line is wanted, perhaps after newlines (limit_to_line keeps no more)
+            stop_after_line=mode == "line" and not on_text,
         )
         return _Prepared(generation, segments.prefix, segments.suffix, language, mode, stops,
                          prompt_tokens, packed, timings, started)

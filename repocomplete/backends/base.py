@@ -32,6 +32,10 @@ class GenerationRequest:
     #: The text just before the cursor as the prompt shows it (a FIM prompt does not end
     #: there); None: the prompt's end is the cursor. Backends that copy from context use it.
     cursor_prefix: str | None = None
+    #: Stop once a non-blank line has ended (a line completion on an empty line: it may start
+    #: with newlines, and post-processing keeps only its first non-blank line). Backends that
+    #: cannot check it generate up to ``max_tokens`` as before; the shown text is the same.
+    stop_after_line: bool = False
     cancel: threading.Event | None = None
 
 

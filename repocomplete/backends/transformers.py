@@ -334,11 +334,14 @@ class TransformersBackend:
                             continue  # half of a multi-byte character: wait for the rest
                         delta = scanner.feed(decoded[len(text_so_far):])
                         text_so_far = decoded
-                        if scanner.stopped:
+                        ended_line = request.stop_after_line and "\n" in text_so_far.lstrip()
+                        if scanner.stopped or ended_line:
                             reason = "stop"
                         yield delta, reason, len(generated), reused
                         if scanner.stopped:
                             return
+                        if ended_line:
+                            break   # the scanner may still hold text back: flushed below
                     if reason == "stop":
                         break
                 yield scanner.flush(), reason, len(generated), reused

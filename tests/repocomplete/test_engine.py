@@ -305,3 +305,15 @@ def test_a_configured_budget_wins_over_the_default():
         result = engine.complete(request(prefix=long_prefix, max_tokens=16, debug_options=DebugOptions(return_prompt=True)))
         sizes[configured] = result.usage.prompt_tokens
     assert sizes[None] <= 2048 < sizes[3000] <= 3000
+
+
+@pytest.mark.parametrize(("prefix", "mode", "stops_after_line", "stops_at_newline"), [
+    ("def f():\n    ", "line", True, False),          # empty line: one line, perhaps after newlines
+    ("def f():\n    return ", "line", False, True),   # text before the cursor: the rest of this line
+    ("def f():\n    ", "multiline", False, False),
+])
+def test_a_line_completion_stops_generating_once_its_line_is_written(prefix, mode, stops_after_line, stops_at_newline):
+    backend = FakeBackend("x")
+    Engine(backend).complete(request(prefix=prefix, mode=mode))
+    sent = backend.requests[-1]
+    assert sent.stop_after_line is stops_after_line and ("\n" in sent.stop) is stops_at_newline

@@ -233,6 +233,20 @@ def test_speculation_keeps_stop_strings_cancel_and_sampling(speculative_backend)
     assert speculative_backend.speculation.drafted == drafted  # sampling decodes token by token
 
 
+def test_stop_after_line_ends_generation_with_the_first_non_blank_line(tiny_backend):
+    # the tiny model writes a line break after a few tokens on REPETITIVE, none on PROMPT
+    free = tiny_backend.generate(greedy(REPETITIVE, max_tokens=40))
+    stopped = tiny_backend.generate(greedy(REPETITIVE, max_tokens=40, stop_after_line=True))
+    first_line = free.texts[0].split("\n", 1)[0]
+    assert first_line.strip() and "\n" in free.texts[0]
+    assert free.texts[0].startswith(stopped.texts[0]) and stopped.texts[0].startswith(first_line + "\n")
+    assert "\n" not in stopped.texts[0][len(first_line) + 1:] and stopped.finish_reasons == ["stop"]
+    assert stopped.completion_tokens < free.completion_tokens
+    no_break = tiny_backend.generate(greedy(PROMPT, max_tokens=20))
+    assert "\n" not in no_break.texts[0]
+    assert tiny_backend.generate(greedy(PROMPT, max_tokens=20, stop_after_line=True)).texts == no_break.texts
+
+
 def test_speculation_with_kv_reuse_matches_fresh_decoding(tiny_model_dir):
     reusing = TransformersBackend(tiny_model_dir, speculative_tokens=8)
     fresh = TransformersBackend(tiny_model_dir, speculative_tokens=0, kv_cache=False)
