@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from repocomplete.backends.gguf import PREPARED_JSON, gguf_metadata, gguf_template_name, read_prepared
-from repocomplete.errors import ModelNotFoundError
+from repocomplete.errors import ConfigError, ModelNotFoundError
 from repocomplete.model_resolution import resolve_model
 from tests.repocomplete.tiny_gguf import catalog_entry, write_tiny_qwen_gguf
 
@@ -115,3 +115,32 @@ def test_complete_with_a_gguf_file_and_with_a_catalogue_name(tiny_gguf, tmp_path
     assert by_name["model"] == "tiny-qwen" and by_name["model_label"].startswith("tiny-qwen (0.1M, GGUF F32)")
     assert by_name["text"] == by_file["text"]  # the same file, the same prepared folder, greedy
     assert len(list((tmp_path / "cache" / "prepared").iterdir())) == 1
+
+
+def test_the_catalogue_entry_decides_the_fim_order(tiny_gguf, tmp_path, monkeypatch):
+    """A catalogue model is served in the layout measured best for it (Qwen2.5-Coder-0.5B: SPM),
+    whether named or given as its file (found by hash); configuring fim_order still wins."""
+    from repocomplete.catalog import catalog
+    from repocomplete.config import load_engine_config
+    from repocomplete.engine import Engine
+    from repocomplete.model_store import pull
+
+    assert catalog()["qwen2.5-coder-0.5b"].fim_order == "spm"
+    assert catalog()["qwen2.5-coder-1.5b"].fim_order is None  # PSM, Qwen's training order
+    (tmp_path / "catalog.json").write_text(json.dumps([{**catalog_entry("tiny-spm", tiny_gguf.read_bytes()),
+                                                        "fim_order": "spm"}]))
+    monkeypatch.setenv("REPOCOMPLETE_CATALOG", str(tmp_path / "catalog.json"))
+    cache = tmp_path / "cache"
+    pull(catalog()["tiny-spm"], cache=cache, from_file=tiny_gguf)
+    assert resolve_model("tiny-spm", cache=cache).fim_order == "spm"
+    assert resolve_model(str(tiny_gguf), cache=cache).fim_order == "spm"  # the same bytes by another name
+    for spec in ("tiny-spm", str(tiny_gguf)):
+        engine = Engine.from_config(load_engine_config(model=spec, cache_dir=str(cache)))
+        assert engine.fim_order == "spm" and engine.info()["fim_order"] == "spm"
+    configured = Engine.from_config(load_engine_config(model="tiny-spm", cache_dir=str(cache), fim_order="psm"))
+    assert configured.fim_order == "psm"
+    other = write_tiny_qwen_gguf(tmp_path / "other.gguf", vocab_size=300, seed=9)
+    assert resolve_model(str(other), cache=cache).fim_order is None  # not a catalogue file: the model's own, else PSM
+    (tmp_path / "catalog.json").write_text(json.dumps([{**catalog_entry("tiny-odd", b"x"), "fim_order": "sideways"}]))
+    with pytest.raises(ConfigError, match="fim_order"):
+        catalog()
