@@ -8,7 +8,9 @@ line after about ``--prompt-tokens`` tokens, the rest of that line removed as th
 not typed it yet), laid out in the model's FIM format (Qwen's for Qwen2.5-Coder) by our own prompt code, single-line
 completions (stop at the line's end, at most 48 tokens, greedy). Each engine runs in its
 own process (its own thread pool, its own peak RSS), all loaded at once, and the requests
-are interleaved across them, so a load spike on this shared machine hits every engine alike.
+are interleaved across them, so a load spike on this shared machine hits every engine alike
+(``--one-at-a-time`` loads them one after the other when memory is short: still one run, but a
+load spike then hits one engine only).
 Per engine (and thread count):
 
 - cold: a request on a file the engine has not seen; keystroke: the same request after the
@@ -238,52 +240,59 @@ def measure(args: argparse.Namespace) -> list[dict]:
     load_start = round(os.getloadavg()[0], 1)
     work = cases(count, args.prompt_tokens, args.reps)
     work, fresh = work[:-1], work[-1]
-    workers = []
-    try:
-        for threads in args.threads:
-            for engine in [BASELINE] + [e for e in args.engines if e != BASELINE]:
+    specs = [(engine, threads) for threads in args.threads
+             for engine in [BASELINE] + [e for e in args.engines if e != BASELINE]]
+    variants = {e: v[:1] if args.plain else v for e, v in VARIANTS.items()}
+    rows = {(engine, threads, spec, order): {"cold": [], "keystroke": [], "cached": [], "texts": [], "drafted": 0,
+                                             "accepted": 0}
+            for engine, threads in specs for spec, order in variants[engine]}
+    stats: dict[tuple[str, int], dict] = {}
+    # All engines loaded at once, requests interleaved; --one-at-a-time: one engine loaded at a
+    # time (the peak memory of the largest one), each over every file in turn.
+    for group in ([[spec] for spec in specs] if args.one_at_a_time else [specs]):
+        workers = []
+        try:
+            for engine, threads in group:
                 print(f"loading {engine} ({threads} threads)", file=sys.stderr, flush=True)
                 workers.append(Worker(engine, threads, args))
-        variants = {e: v[:1] if args.plain else v for e, v in VARIANTS.items()}
-        rows = {(w.engine, w.threads, spec, order): {"cold": [], "keystroke": [], "cached": [], "texts": [],
-                                                     "drafted": 0, "accepted": 0}
-                for w in workers for spec, order in variants[w.engine]}
-        for worker in workers:
-            worker.ask(prompt=prompt(work[0], "psm"), max_tokens=2, line=False)  # first-call allocations
-        for index, case in enumerate(work):
-            print(f"file {index + 1}/{len(work)}: {case['path']}", file=sys.stderr, flush=True)
-            turn = workers[index % len(workers):] + workers[: index % len(workers)]  # rotate who goes first
-            for worker in turn:
+            for worker in workers:
+                worker.ask(prompt=prompt(work[0], "psm"), max_tokens=2, line=False)  # first-call allocations
+            for index, case in enumerate(work):
+                print(f"file {index + 1}/{len(work)}: {case['path']}", file=sys.stderr, flush=True)
+                turn = workers[index % len(workers):] + workers[: index % len(workers)]  # rotate who goes first
+                for worker in turn:
+                    for spec, order in variants[worker.engine]:
+                        row = rows[(worker.engine, worker.threads, spec, order)]
+                        cold = worker.ask(prompt=prompt(case, order), max_tokens=MAX_TOKENS, line=True,
+                                          speculative=spec, forget=True)
+                        keys = worker.ask(prompt=prompt(case, order, case["typed"]), max_tokens=MAX_TOKENS, line=True,
+                                          speculative=spec)
+                        row["cold"].append(cold["ms"])
+                        row["keystroke"].append(keys["ms"])
+                        row["cached"].append(keys["cached_tokens"] / max(keys["prompt_tokens"], 1))
+                        row["texts"].append(cold["text"])
+                        row["prompt_tokens"] = cold["prompt_tokens"]
+                        for k in ("drafted", "accepted"):
+                            row[k] += cold.get(k, 0) + keys.get(k, 0)
+            # Prefill and decode rates on a prompt no engine has seen.
+            for worker in workers:
                 for spec, order in variants[worker.engine]:
+                    if order != "psm":
+                        continue
                     row = rows[(worker.engine, worker.threads, spec, order)]
-                    cold = worker.ask(prompt=prompt(case, order), max_tokens=MAX_TOKENS, line=True, speculative=spec,
-                                      forget=True)
-                    keys = worker.ask(prompt=prompt(case, order, case["typed"]), max_tokens=MAX_TOKENS, line=True,
-                                      speculative=spec)
-                    row["cold"].append(cold["ms"])
-                    row["keystroke"].append(keys["ms"])
-                    row["cached"].append(keys["cached_tokens"] / max(keys["prompt_tokens"], 1))
-                    row["texts"].append(cold["text"])
-                    row["prompt_tokens"] = cold["prompt_tokens"]
-                    for k in ("drafted", "accepted"):
-                        row[k] += cold.get(k, 0) + keys.get(k, 0)
-        # Prefill and decode rates on a prompt no engine has seen.
-        for worker in workers:
-            for spec, order in variants[worker.engine]:
-                if order != "psm":
-                    continue
-                row = rows[(worker.engine, worker.threads, spec, order)]
-                one = worker.ask(prompt=prompt(fresh, "psm"), max_tokens=1, line=False, speculative=spec, forget=True)
-                many = worker.ask(prompt=prompt(fresh, "psm"), max_tokens=DECODE_TOKENS, line=False, speculative=spec,
-                                  forget=True)
-                row["prefill_tok_s"] = one["prompt_tokens"] / (one["ms"] / 1000)
-                if many["completion_tokens"] >= DECODE_TOKENS // 2:  # a model that stopped early measured nothing
-                    row["decode_tok_s"] = (many["completion_tokens"] - 1) / max((many["ms"] - one["ms"]) / 1000, 1e-3)
-                row["decode_drafted"], row["decode_accepted"] = many.get("drafted", 0), many.get("accepted", 0)
-        stats = {(w.engine, w.threads): {**w.ask(op="stats"), **w.loaded} for w in workers}
-    finally:
-        for worker in workers:
-            worker.close()
+                    one = worker.ask(prompt=prompt(fresh, "psm"), max_tokens=1, line=False, speculative=spec,
+                                     forget=True)
+                    many = worker.ask(prompt=prompt(fresh, "psm"), max_tokens=DECODE_TOKENS, line=False,
+                                      speculative=spec, forget=True)
+                    row["prefill_tok_s"] = one["prompt_tokens"] / (one["ms"] / 1000)
+                    if many["completion_tokens"] >= DECODE_TOKENS // 2:  # a model that stopped early measured nothing
+                        row["decode_tok_s"] = (many["completion_tokens"] - 1) / max((many["ms"] - one["ms"]) / 1000,
+                                                                                    1e-3)
+                    row["decode_drafted"], row["decode_accepted"] = many.get("drafted", 0), many.get("accepted", 0)
+            stats.update({(w.engine, w.threads): {**w.ask(op="stats"), **w.loaded} for w in workers})
+        finally:
+            for worker in workers:
+                worker.close()
     load = round(os.getloadavg()[0], 1)
     out: list[dict] = []
     for (engine, threads, spec, order), row in rows.items():
@@ -355,7 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt-tokens", type=int, default=1000)
     parser.add_argument("--ct2-cache", type=Path, default=Path.home() / ".cache/repocomplete/bench/ct2")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/cpu_engines.jsonl"))
-    parser.add_argument("--plain", action="store_true", help="only the plain variant of each engine (no +spec, no /spm)")
+    parser.add_argument("--plain", action="store_true", help="only the first variant of each engine (VARIANTS)")
+    parser.add_argument("--one-at-a-time", action="store_true",
+                        help="load one engine at a time (less memory; requests are not interleaved across engines)")
     parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
