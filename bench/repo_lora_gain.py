@@ -143,13 +143,21 @@ def train(args, repo: Path, adapter: Path, log: Path) -> None:
 
 def evaluate(args, name: str, repo: Path, past: str, adapter: Path, runs: Path, log: Path) -> tuple[Path, Path]:
     common = [sys.executable, "-m", "repocomplete", "eval", "repo", str(repo), "--model", args.base,
-              "--after", past, "--kinds", *KINDS, "--limit", str(args.limit), "--seed", "0", "--no-progress", "--json"]
+              "--after", past, "--kinds", *KINDS, "--seed", "0", "--no-progress", "--json"]
+    # A smaller --limit's seeded sample is part of a larger one's wherever random.sample draws both
+    # the same way (it does for the pools here), so a none run with more holes holds the fused
+    # run's; the table pairs only holes present in both runs either way (its n says how many).
+    # A run folder continues with a larger --limit (finished holes are kept), so the folders are
+    # per setting and a marker records the limit each finished with.
+    none_limit = args.none_limit or args.limit
     fused, none = runs / "fused", runs / "none"
-    for out, extra in ((fused, ["--settings", "fused", "--adapter", f"{name}={adapter}",
-                                "--replay-commits", str(args.replay_commits)]),
-                       (none, ["--settings", "none"])):
-        if not (out / "summary.json").exists():
-            _run([*common, *extra, "--out", str(out)], log)
+    for out, limit, extra in ((none, none_limit, ["--settings", "none"]),
+                              (fused, args.limit, ["--settings", "fused", "--adapter", f"{name}={adapter}",
+                                                   "--replay-commits", str(args.replay_commits)])):
+        done = out / f"finished-limit-{limit}"
+        if not done.exists():
+            _run([*common, *extra, "--limit", str(limit), "--out", str(out)], log)
+            done.touch()
     return fused, none
 
 
@@ -201,6 +209,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seq-len", type=int, default=512)
     parser.add_argument("--samples-per-file", type=int, default=8)
     parser.add_argument("--limit", type=int, default=34, help="holes per kind (line, rest_of_line, cross_file)")
+    parser.add_argument("--none-limit", type=int, help="holes per kind of the base-without-context run "
+                        "(default: --limit; more only adds holes the fused run does not have)")
     parser.add_argument("--replay-commits", type=int, default=0, help="acceptance replay of the future commit (1) or not (0)")
     args = parser.parse_args(argv)
     args.work = args.work.resolve()

@@ -93,6 +93,18 @@ def test_real_sources_exist_and_cut_cleanly():
         assert (source.path() / source.arrives).exists()
 
 
+def test_a_smaller_limit_samples_part_of_a_larger_ones_holes():
+    """What lets a none run with more holes pair with every hole of the fused run (pools of the
+    sizes the two histories give)."""
+    from evals.holes import mine_holes
+
+    files = {f"m{i}.py": "".join(f"value_{i}_{j} = compute({j})\n" for j in range(60)) for i in range(12)}
+    for small, large in ((2, 5), (17, 34), (12, 34)):
+        few = {h.id for h in mine_holes(files, kinds=("line", "rest_of_line"), limit=small, seed=0)}
+        many = {h.id for h in mine_holes(files, kinds=("line", "rest_of_line"), limit=large, seed=0)}
+        assert few < many, (small, large)
+
+
 def _run_folder(folder: Path, records: list[dict], summary: dict) -> Path:
     folder.mkdir(parents=True)
     (folder / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -139,6 +151,9 @@ def test_one_command_trains_and_measures_on_a_small_package(tmp_path, tiny_model
     assert (tmp_path / "work" / "json" / "adapters" / "json" / "adapter_config.json").exists()
     log = (tmp_path / "work" / "json" / "log.txt").read_text()
     assert "finetune" in log and log.count("eval repo") == 2
+    assert {p.name for p in (tmp_path / "work" / "json" / "eval").iterdir()} == {"none", "fused"}
     assert "| json | all |" in capsys.readouterr().out
     assert gain.main(args)["json"]["rows"] == results["rows"]   # resumed: nothing runs again
     assert (tmp_path / "work" / "json" / "log.txt").read_text() == log
+    more = gain.main([*args, "--none-limit", "3"])["json"]   # the none run continues with more holes
+    assert more["rows"] == results["rows"] and (tmp_path / "work" / "json" / "eval" / "none" / "finished-limit-3").exists()
