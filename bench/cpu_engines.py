@@ -51,7 +51,7 @@ ENGINES = ("mixed", "int8", "fp32", "bf16", "ct2-int8")
 BASELINE = "mixed"
 #: Variants each engine is measured in: (speculative draft tokens, FIM order).
 VARIANTS = {"fp32": [(0, "psm"), (0, "spm")], "bf16": [(0, "psm"), (8, "psm")], "mixed": [(0, "psm"), (0, "spm")],
-            "int8": [(0, "psm"), (0, "spm"), (8, "spm")], "ct2-int8": [(0, "psm")]}
+            "int8": [(0, "spm"), (0, "psm"), (8, "spm")], "ct2-int8": [(0, "psm")]}
 #: How our backend is built for each engine: (dtype, prefill_dtype, decode_weights).
 OURS = {"fp32": ("float32", "off", "off"), "bf16": ("bfloat16", "off", "off"), "mixed": ("float32", "bfloat16", "off"),
         "int8": ("float32", "bfloat16", "int8")}
@@ -176,11 +176,18 @@ def serve_worker(args: argparse.Namespace) -> int:
         engine = Ct2Engine(args.model, ct2_dir, args.threads)
     else:
         engine = OurEngine(args.model, args.worker, args.threads)
-    reply.write(json.dumps({"load_s": round(time.perf_counter() - start, 1), "conversion_s": conversion_s}) + "\n")
+    backend = getattr(engine, "backend", None)
+    built = {k: backend.info()[k] for k in ("dtype", "prefill_dtype", "decode_weights", "threads")} if backend else {}
+    reply.write(json.dumps({"load_s": round(time.perf_counter() - start, 1), "conversion_s": conversion_s,
+                            "backend": built}) + "\n")
     for line in sys.stdin:
         request = json.loads(line)
         if request.get("op") == "stats":
-            reply.write(json.dumps({"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}) + "\n")
+            # peak: loading included (a weights file's pages it read count); now: what serving holds
+            with open("/proc/self/statm", encoding="ascii") as statm:
+                now_mb = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 2**20
+            reply.write(json.dumps({"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                                    "rss_mb": now_mb}) + "\n")
             continue
         if request.get("forget"):
             engine.forget()
@@ -274,15 +281,13 @@ def measure(args: argparse.Namespace) -> list[dict]:
                         row["prompt_tokens"] = cold["prompt_tokens"]
                         for k in ("drafted", "accepted"):
                             row[k] += cold.get(k, 0) + keys.get(k, 0)
-            # Prefill and decode rates on a prompt no engine has seen.
+            # Prefill and decode rates on a prompt no engine has seen, in each engine's first variant.
             for worker in workers:
-                for spec, order in variants[worker.engine]:
-                    if order != "psm":
-                        continue
+                for spec, order in variants[worker.engine][:1]:
                     row = rows[(worker.engine, worker.threads, spec, order)]
-                    one = worker.ask(prompt=prompt(fresh, "psm"), max_tokens=1, line=False, speculative=spec,
+                    one = worker.ask(prompt=prompt(fresh, order), max_tokens=1, line=False, speculative=spec,
                                      forget=True)
-                    many = worker.ask(prompt=prompt(fresh, "psm"), max_tokens=DECODE_TOKENS, line=False,
+                    many = worker.ask(prompt=prompt(fresh, order), max_tokens=DECODE_TOKENS, line=False,
                                       speculative=spec, forget=True)
                     row["prefill_tok_s"] = one["prompt_tokens"] / (one["ms"] / 1000)
                     if many["completion_tokens"] >= DECODE_TOKENS // 2:  # a model that stopped early measured nothing
@@ -335,7 +340,7 @@ def report(rows: list[dict]) -> None:
     print(f"model {rows[0]['model']}, prompts of ~{rows[0]['prompt_tokens']} tokens, {rows[0]['reps']} files, "
           f"1-min load average at the start {rows[0]['load_avg_start']}, at the end {rows[0]['load_avg_end']} (2 cores)")
     print(f"{'engine':<17}{'thr':>4}{'cold p50':>9}{'p90':>7}{'÷base':>7}{'keys p50':>9}{'p90':>7}{'keys÷cold':>10}"
-          f"{'prefill':>8}{'decode':>8}{'accept':>7}{'agree':>7}{'RSS MB':>7}{'load s':>7}")
+          f"{'prefill':>8}{'decode':>8}{'accept':>7}{'agree':>7}{'RSS MB':>7}{'peak':>7}{'load s':>7}")
     for r in rows:
         cold, keys = statistics.median(r["cold_ms"]), statistics.median(r["keystroke_ms"])
         b = base.get(r["threads"])
@@ -345,11 +350,13 @@ def report(rows: list[dict]) -> None:
         agree = f"{r['agree']:.0%}" if r.get("agree") is not None else "-"
         print(f"{r['engine']:<17}{r['threads']:>4}{cold:>9.0f}{pct(r['cold_ms'], 0.9):>7.0f}{ratio:>7}{keys:>9.0f}"
               f"{pct(r['keystroke_ms'], 0.9):>7.0f}{keys / cold:>10.2f}{rate(r['prefill_tok_s'], '>8.1f')}"
-              f"{rate(r['decode_tok_s'], '>8.2f')}{accept:>7}{agree:>7}{r['peak_rss_mb']:>7}{r['load_s']:>7}")
+              f"{rate(r['decode_tok_s'], '>8.2f')}{accept:>7}{agree:>7}{r.get('rss_mb', '-'):>7}{r['peak_rss_mb']:>7}"
+              f"{r['load_s']:>7}")
     conversions = [r for r in rows if r.get("conversion_s")]
     for r in conversions:
         print(f"{r['engine']}: converted in this run in {r['conversion_s']:.0f} s")
-    print(f"ms per single-line completion; prefill / decode in tokens/s; ÷base: cold p50 against {BASELINE} at the "
+    print(f"RSS MB: resident while serving, peak: during loading too; "
+          f"ms per single-line completion; prefill / decode in tokens/s; ÷base: cold p50 against {BASELINE} at the "
           "same thread count in this run; accept: share of prompt-lookup draft tokens the model kept; agree: share "
           "of cold answers identical to fp32's (else the baseline's) in the same layout")
 

@@ -4,10 +4,10 @@ Batch-1 decoding is memory-bound: every token reads every weight once (≈2 GB i
 Qwen2.5-Coder-0.5B, 28% of it the 151,936 × 896 output layer). :class:`Int8Linear` keeps a
 linear layer's weight as int8 with one fp32 scale per output channel (symmetric) and
 multiplies with fbgemm's dynamic-quantization kernel (the activations are quantized to 8 bits
-per token, see :meth:`Int8Linear.forward`), which on AVX512-VNNI/AMX CPUs runs a 1 × 896 by 896 × 4864 product ≈3× faster
-than fp32 (measured in docs/MODELS.md; torch's weight-only ``_weight_int8pack_mm`` was slower
-than fp32 with fp32 activations there, and ``quantize_dynamic`` is deprecated Python API
-around the same kernel).
+per token, see :meth:`Int8Linear.forward`), which on AVX512-VNNI/AMX CPUs runs a 1 × 896 by
+896 × 4864 product ≈3× faster than fp32 (docs/MODELS.md; torch's weight-only
+``_weight_int8pack_mm`` was slower than fp32 with fp32 activations there, and
+``quantize_dynamic`` is deprecated Python API around the same kernel).
 
 It stays a ``torch.nn.Linear`` (without a float ``weight``) so that PEFT wraps it like any
 linear layer: a LoRA adapter's delta is computed in fp32 on top of the int8 product, and
