@@ -259,11 +259,14 @@ def drop_suffix_overlap(text: str, suffix: str) -> str:
     """
     if not text or not suffix:
         return text
-    rest_of_line = suffix.split("\n", 1)[0].strip()
+    first_line = suffix.split("\n", 1)[0]
+    rest_of_line = first_line.strip()
     stripped = text.rstrip()
     # Pure closers/punctuation are balance_brackets' business: "print(x)" before ")" is fine.
     if re.search(r"[^\s)\]};:,]", rest_of_line) and stripped.endswith(rest_of_line) and len(stripped) > len(rest_of_line):
-        return stripped[: len(stripped) - len(rest_of_line)].rstrip()
+        kept = stripped[: len(stripped) - len(rest_of_line)]
+        # The separating whitespace stays unless the suffix brings its own ("return " before "x + y").
+        return kept.rstrip() if first_line[:1].isspace() else kept
     # Whole lines: drop trailing completion lines equal to the suffix's first lines.
     text_lines = text.rstrip("\n").split("\n")
     suffix_lines = [line for line in suffix.lstrip("\n").split("\n")]

@@ -95,8 +95,12 @@ def test_balance_brackets(text, prefix, suffix, expected):
     ("text", "suffix", "expected"),
     [
         ("name = value  # comment", "  # comment\n", "name = value"),
-        ("x = 1\nreturn x", "return x\n", "x = 1"),
+        ("x = 1\nreturn x", "return x\n", "x = 1\n"),   # the line break keeps "x = 1return x" apart
         ("print(x)", ")\n", "print(x)"),                   # closers are not an "overlap"
+        # The space before the repeated code is the middle's when the suffix starts with the code
+        # (Qwen2.5-Coder-0.5B on HumanEval/53's random span: "return " before "x + y").
+        (" return x + y", "x + y\n", " return "),
+        (" return  x + y", " x + y\n", " return"),         # the suffix brings its own space
         ("abc", "", "abc"),
     ],
 )
