@@ -33,8 +33,9 @@ rm -f "$work/src.tar.gz" "$work/.git"  # .git: a submodule pointer into llama-cp
 downloaded=$(date +%s)
 
 cmake -S "$work" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
-  -DLLAMA_USE_PREBUILT_UI=OFF -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF >/dev/null
-echo "build_llama_server: compiling llama-server with $jobs jobs (about 10 minutes on 2 idle cores)"
+  -DLLAMA_USE_PREBUILT_UI=OFF -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+  >"$work/configure.log" 2>&1 || { tail -40 "$work/configure.log" >&2; exit 1; }
+echo "build_llama_server: compiling llama-server with $jobs jobs (about 600 CPU-seconds: 5-6 minutes on 2 idle cores)"
 cmake --build "$work/build" --target llama-server -j "$jobs" >"$work/build.log" 2>&1 || { tail -40 "$work/build.log" >&2; exit 1; }
 
 # Written next to its final name, then renamed: an interrupted build never leaves half a binary.

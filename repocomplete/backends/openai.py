@@ -213,7 +213,7 @@ class OpenAIBackend:
             response.read()
             response.close()
             if "suffix" in payload and "suffix" in _error_message(response).lower():
-                # vLLM (HTTP 400) and llama.cpp (HTTP 500) refuse the field: retrying cannot help
+                # vLLM (HTTP 400) and older llama.cpp servers (HTTP 500) refuse the field: retrying cannot help
                 raise InvalidRequestError(
                     f"{self.base_url} refuses OpenAI's `suffix` field (HTTP {response.status_code}: "
                     f"{_error_message(response)}): name the model's FIM template (--template NAME, e.g. qwen, "

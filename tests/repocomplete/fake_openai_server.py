@@ -2,7 +2,7 @@
 
 It answers with a configured text (cut at ``max_tokens`` characters and at ``stop``),
 streams it as SSE when asked, can fail the first N requests with a status, and records
-every request body; it can refuse ``suffix`` as vLLM and llama.cpp do. Given a ``vocab`` (special tokens), it also answers ``POST /tokenize`` as
+every request body; it can refuse ``suffix`` as vLLM does. Given a ``vocab`` (special tokens), it also answers ``POST /tokenize`` as
 llama.cpp and vLLM do: a vocabulary token is one token id, any other text one id per character.
 """
 
@@ -17,7 +17,7 @@ class FakeOpenAIServer:
     def __init__(self, text: str = "return total\n", *, fail_first: int = 0, fail_status: int = 503,
                  vocab: set[str] | None = None, refuse_suffix: int | None = None):
         self.text = text
-        #: answer a request carrying `suffix` with this status, as vLLM (400) and llama.cpp (500) do
+        #: answer a request carrying `suffix` with this status, as vLLM (400) and older llama.cpp servers (500) do
         self.refuse_suffix = refuse_suffix
         self.vocab = vocab
         self.tokenized: list[str] = []

@@ -133,7 +133,7 @@ def test_no_tokenizer_route_or_no_engine_leaves_the_suffix_to_the_engine():
     assert OpenAIBackend(f"http://127.0.0.1:{port}", model="tiny", special_tokens={"<a>"}).special_tokens() == {"<a>"}
 
 
-@pytest.mark.parametrize("status", [400, 500], ids=["vllm", "llama.cpp"])
+@pytest.mark.parametrize("status", [400, 500], ids=["vllm", "older-llama.cpp"])
 def test_an_engine_refusing_suffix_is_told_to_name_the_template_without_retries(status):
     from repocomplete.errors import InvalidRequestError
 

@@ -13,7 +13,7 @@ users deploy, with their real ``/v1/completions``, through ``repocomplete comple
   REPOCOMPLETE_LLAMA_SERVER); skipped with that instruction when it is absent.
 
 Neither engine does fill-in-the-middle from the legacy ``suffix`` field (transformers serve appends the
-suffix to its answer; llama.cpp's OpenAI route refuses it), so the FIM prompt goes in ``prompt``,
+suffix to its answer; llama.cpp's OpenAI route ignores it), so the FIM prompt goes in ``prompt``,
 formatted by us: llama-server's ``/tokenize`` tells the backend the model's FIM tokens (the template is
 detected); transformers serve has no such route, so the template is named (``--template qwen``).
 docs/run.md (On a GPU) says so.
@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import ProcessTracker, wait_for
+from tests.processes import ProcessTracker, timeout, wait_for
 from tests.server.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +42,8 @@ HUMANEVAL_TASK = "SingleLineInfilling/HumanEval/13/L1"
 #: A cursor in the middle of a function, with code after it: the suffix matters.
 SOURCE = "def scale(values, factor):\n    result = []\n    for value in values:\n        \n    return result\n"
 CURSOR = {"line": 4, "col": 9}
+#: A CPU engine on a loaded 2-core machine may take longer than the default 30 s for one request.
+SLOW_ENGINE = {"REPOCOMPLETE_REQUEST_TIMEOUT_S": str(timeout(300))}
 
 
 @pytest.fixture
@@ -50,7 +52,7 @@ def serve(tmp_path):
     from tests.server.conftest import start_server
 
     started = []
-    yield lambda *args: started.append(start_server(tmp_path, *args, wait_s=120)) or started[-1]
+    yield lambda *args: started.append(start_server(tmp_path, *args, env=SLOW_ENGINE, wait_s=120)) or started[-1]
     for served in started:
         served.stop()
 
@@ -85,12 +87,12 @@ class EngineProcess:
         self._tracker.close()
 
 
-def complete_cli(path: Path, line: int, col: int, *args: str, timeout: float = 300) -> dict:
+def complete_cli(path: Path, line: int, col: int, *args: str, seconds: float = 600) -> dict:
     """``repocomplete complete FILE --json --show-prompt`` as a user runs it -> its JSON reply."""
     done = subprocess.run([sys.executable, "-m", "repocomplete", "complete", str(path), "--line", str(line),
                            "--col", str(col), "--no-workspace", "--json", "--show-prompt", *args],
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
-                          text=True, timeout=timeout)
+                          cwd=ROOT, env={**os.environ, **SLOW_ENGINE, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True, timeout=seconds)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -174,7 +176,7 @@ def llama_server_binary() -> str:
     named = os.environ.get(LLAMA_SERVER_ENV)
     if named:
         assert os.access(named, os.X_OK), f"{LLAMA_SERVER_ENV}={named} is not an executable file"
-        return named
+        return str(Path(named).resolve())  # the engine starts in its own folder
     found = shutil.which("llama-server")
     if found is None:
         pytest.skip(f"llama.cpp's llama-server is not installed: build it with scripts/build_llama_server.sh "
@@ -221,7 +223,7 @@ def test_llama_server_real_05b_completes_a_humaneval_line_through_complete_and_s
     task, source, line = humaneval_hole
     # no --template: the backend asks llama-server's /tokenize which FIM tokens the model has
     reply = complete_cli(source, line, 1, "--backend", "openai", "--openai-url", llama_server.url,
-                         "--model", "qwen2.5-coder-0.5b", "--mode", "line")
+                         "--model", "qwen2.5-coder-0.5b", "--mode", "line", "--max-tokens", "32")
     assert reply["template"] == "qwen" and reply["prompt"].endswith("<|fim_middle|>")
     # llama.cpp counted the prompt with the model's own tokenizer: Qwen's FIM markers are one token each
     assert 0 < reply["usage"]["prompt_tokens"] < len(reply["prompt"]) / 2
@@ -231,5 +233,18 @@ def test_llama_server_real_05b_completes_a_humaneval_line_through_complete_and_s
     # the team set-up: `repocomplete serve` in front of the engine, an editor's streamed request
     served = serve("--backend", "openai", "--openai-url", llama_server.url, "--model", "qwen2.5-coder-0.5b")
     prefix, suffix = task.prefix, "\n" + task.suffix
-    streamed = tabby_request(served, prefix, suffix, stream=True, max_tokens=64, mode="line")
+    streamed = tabby_request(served, prefix, suffix, stream=True, max_tokens=32, mode="line")
     assert streamed == reply["text"]
+
+
+@pytest.mark.slow
+def test_llama_server_tokenizer_tells_the_fim_template(llama_server):
+    """Why the template is asked of the engine: llama.cpp's OpenAI route ignores `suffix` (the model would
+    see only the prefix), so the FIM prompt must go in `prompt`, in the served model's own markers."""
+    from repocomplete.backends.openai import OpenAIBackend
+    from repocomplete.fim import detect_template
+
+    detected = OpenAIBackend(llama_server.url, model="qwen2.5-coder-0.5b").special_tokens()
+    assert {"<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|file_sep|>", "<|endoftext|>"} <= detected
+    assert not detected & {"<fim_prefix>", "<PRE>", "[PREFIX]"}, "another family's markers are not one token"
+    assert detect_template(detected).name == "qwen"
