@@ -173,7 +173,7 @@ def _records(run: Path) -> dict[str, dict]:
 def table(name: str, fused: Path, none: Path) -> dict:
     """The repository's figures: the adapter's paired gain from the fused run, the base's context
     gain from pairing the none run's holes with the fused run's."""
-    summary = json.loads((fused / "summary.json").read_text(encoding="utf-8"))
+    summary = json.loads((fused / "summary.json").read_text(encoding="utf-8")) if (fused / "summary.json").exists() else {}
     with_context, without = _records(fused), _records(none)
     rows = {}
     for kind in (*KINDS, "all"):
@@ -211,6 +211,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--limit", type=int, default=34, help="holes per kind (line, rest_of_line, cross_file)")
     parser.add_argument("--none-limit", type=int, help="holes per kind of the base-without-context run "
                         "(default: --limit; more only adds holes the fused run does not have)")
+    parser.add_argument("--table-only", action="store_true",
+                        help="print the table of the holes the eval runs finished so far; start nothing")
     parser.add_argument("--replay-commits", type=int, default=0, help="acceptance replay of the future commit (1) or not (0)")
     args = parser.parse_args(argv)
     args.work = args.work.resolve()
@@ -220,16 +222,22 @@ def main(argv: list[str] | None = None) -> dict:
         where.mkdir(parents=True, exist_ok=True)
         log = where / "log.txt"
         repo = where / name   # the folder name is the repository's (and the adapter's) name
-        past = make_history(REPOSITORIES[name], repo)
         adapter = where / "adapters" / name
-        train(args, repo, adapter, log)
-        fused, none = evaluate(args, name, repo, past, adapter, where / "eval", log)
+        if args.table_only:   # what the runs hold so far, nothing started
+            past, fused, none = _git(repo, "rev-parse", "HEAD~1"), where / "eval" / "fused", where / "eval" / "none"
+            if not (fused / "samples.jsonl").exists() or not (none / "samples.jsonl").exists():
+                continue
+        else:
+            past = make_history(REPOSITORIES[name], repo)
+            train(args, repo, adapter, log)
+            fused, none = evaluate(args, name, repo, past, adapter, where / "eval", log)
         results[name] = {"past": past, "licence": REPOSITORIES[name].licence, **table(name, fused, none)}
-        metrics = json.loads((adapter / METRICS_FILE).read_text(encoding="utf-8"))
+        metrics = json.loads((adapter / METRICS_FILE).read_text(encoding="utf-8")) if (adapter / METRICS_FILE).exists() else {}
         results[name]["finetune"] = {k: metrics.get(k) for k in ("before", "after", "steps", "train_tokens", "tokens_per_s")}
-    tmp = args.work / "results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(args.work / "results.json")
+    if not args.table_only:
+        tmp = args.work / "results.json.tmp"
+        tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(args.work / "results.json")
     print("| repository | kind | n | base, no context | base, fused | adapter, fused | adapter - base (95% CI) | relative | fused / none |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, result in results.items():
@@ -240,7 +248,8 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"| {name} | {kind} | {row['n']} | {row['base_none']:.3f} | {row['base_fused']:.3f} | "
                   f"{row['adapter_fused']:.3f} | {row['adapter_fused'] - row['base_fused']:+.3f} "
                   f"[{low:+.3f}, {high:+.3f}] | {relative} | {ratio} |")
-    print(f"results: {args.work / 'results.json'}")
+    if not args.table_only:
+        print(f"results: {args.work / 'results.json'}")
     return results
 
 

@@ -155,5 +155,6 @@ def test_one_command_trains_and_measures_on_a_small_package(tmp_path, tiny_model
     assert "| json | all |" in capsys.readouterr().out
     assert gain.main(args)["json"]["rows"] == results["rows"]   # resumed: nothing runs again
     assert (tmp_path / "work" / "json" / "log.txt").read_text() == log
+    assert gain.main([*args, "--table-only"])["json"]["rows"] == results["rows"]
     more = gain.main([*args, "--none-limit", "3"])["json"]   # the none run continues with more holes
     assert more["rows"] == results["rows"] and (tmp_path / "work" / "json" / "eval" / "none" / "finished-limit-3").exists()
