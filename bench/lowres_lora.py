@@ -161,9 +161,10 @@ CELLS = (("base", "eval-base", "{language}/baseline"), ("base + examples", "eval
 def _passes(work: Path) -> dict[str, dict[str, float]]:
     """setting -> task id -> pass@1, from the runs' sample logs (finished or not)."""
     found: dict[str, dict[str, float]] = {}
-    for run in {folder for _, folder, _ in CELLS}:
-        log = work / run / "samples.jsonl"
-        for line in log.read_text(encoding="utf-8").splitlines() if log.exists() else []:
+    # eval-lora-r and eval-lora-racket count as eval-lora: one run per language picks the same tasks
+    logs = [(run, log) for run in {folder for _, folder, _ in CELLS} for log in sorted(work.glob(f"{run}*/samples.jsonl"))]
+    for run, log in logs:
+        for line in log.read_text(encoding="utf-8").splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
@@ -193,7 +194,7 @@ def table(work: Path) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base", required=True, help="base model (HF folder, GGUF or catalogue name)")
+    parser.add_argument("--base", help="base model (HF folder, GGUF or catalogue name); not needed with --table-only")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "lowres-lora", help="corpora, adapter and runs")
     parser.add_argument("--steps", type=int, default=100, help="LoRA optimizer steps (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=20, help="tasks per language (default: %(default)s)")
@@ -202,6 +203,8 @@ def main() -> int:
     parser.add_argument("--table-only", action="store_true",
                         help="only print the table from the runs so far (e.g. of a run stopped at a deadline)")
     args = parser.parse_args()
+    if not (args.base or args.table_only):
+        parser.error("--base is required (unless --table-only)")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     work = args.work.resolve()
     adapter = work / "adapter"

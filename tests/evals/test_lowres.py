@@ -208,11 +208,14 @@ def test_bench_table_pairs_the_four_cells_on_the_tasks_all_have_finished(tmp_pat
                         ("racket/baseline", "H/1", 1.0), ("racket/few_shot", "H/1", 0.0)])
     write("eval-lora", [("r/baseline", "H/1", 0.0), ("r/baseline", "H/2", 0.0),
                         ("r/few_shot", "H/2", 1.0), ("r/few_shot", "H/1", 1.0)])
+    assert table(tmp_path).splitlines()[3] == "| Racket | 0 | - | - | - | - |"
+    # a run per language (eval-lora-racket) counts as the LoRA run too
+    write("eval-lora-racket", [("racket/baseline", "H/1", 1.0), ("racket/few_shot", "H/1", 1.0)])
     assert table(tmp_path).splitlines() == [
         "| language | n | base | base + examples | LoRA | LoRA + examples |",
         "|---|---|---|---|---|---|",
         "| R | 2 | 1/2 = 0.50 [0.00, 1.00] | 2/2 = 1.00 [1.00, 1.00] | 0/2 = 0.00 [0.00, 0.00] | 2/2 = 1.00 [1.00, 1.00] |",
-        "| Racket | 0 | - | - | - | - |",
+        "| Racket | 1 | 1/1 = 1.00 [1.00, 1.00] | 0/1 = 0.00 [0.00, 0.00] | 1/1 = 1.00 [1.00, 1.00] | 1/1 = 1.00 [1.00, 1.00] |",
     ]
 
 
