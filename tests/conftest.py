@@ -5,11 +5,20 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import signal
 import subprocess
 
 import pytest
 
 from tests.processes import factor, kill_tree
+
+# A suite started as a background job of a non-interactive shell (`bash .ci/run &`, nohup, a CI
+# runner's script step) inherits SIGINT *ignored*, and an ignored signal stays ignored across exec:
+# every server, language server and `index --watch` the tests start would then shrug off the Ctrl-C
+# they are stopped with, and the test would time out waiting. Python's own handler in this process
+# is reset to the default in each child at exec, so children stop on SIGINT as they do in a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 pytest_plugins = ["pytester"]  # tests/test_processes.py runs a failing test session inside the suite
 
