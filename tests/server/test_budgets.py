@@ -57,5 +57,7 @@ def test_timed_out_dense_requests_free_their_slots_and_a_normal_request_is_serve
         for workspace in ("tiny", "repo"):  # every workspace is served again, the attacked one too
             normal = http.post("/v1/completions", json={**PLAIN, "workspace": workspace})
             assert normal.status_code == 200, (workspace, normal.text)
-        assert served.metric("repocomplete_cancelled_generations_total", reason="timeout") >= 2
+        # Every 504 told its work to stop. How many of the four outlive 4 s depends on the machine's
+        # speed (on a quick one the shared embedding finishes inside the later requests' deadlines).
+        assert served.metric("repocomplete_cancelled_generations_total", reason="timeout") >= replies.count(504)
     assert released_s < timeout(10)
