@@ -7,7 +7,9 @@ For each repository (real code nobody here wrote, turned into a two-commit git h
 
 1. history: the past commit holds the package with a few modules cut at a definition after 85% of
    their lines and one module missing; the future commit grows those modules back and
-   adds the missing one (``REPOSITORIES``);
+   adds the missing one (``REPOSITORIES``). ``peft`` and ``transformers`` are histories of code
+   written after the base model's training data: the past holds peft's older tuners (or older
+   transformers model families), the future adds the tuners (families) released from 2025 on;
 2. ``repocomplete finetune`` trains a LoRA on the past (the default time split holds out the lines
    of the future commit), continuing from its last checkpoint if interrupted;
 3. ``repocomplete eval repo --after PAST`` completes holes on the future's lines only: the base and
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import fnmatch
 import json
 import os
 import shutil
@@ -46,13 +49,21 @@ from training.finetune.adapter import METRICS_FILE  # noqa: E402
 @dataclass(frozen=True)
 class Source:
     """A package turned into a history: ``grow`` modules lose their last definitions (about the
-    last 15% of their lines, :func:`past_text`) in the past, ``arrives`` is missing from it."""
+    last 15% of their lines, :func:`past_text`) in the past; ``arrives`` (files or folders) is
+    missing from it. ``include`` copies only those paths of the package (all of it when empty),
+    keeping the files whose names match ``patterns``."""
 
     package: str
     where: str            # "stdlib" or "site-packages"
     licence: str
     grow: tuple[str, ...]
-    arrives: str
+    arrives: tuple[str, ...] | str
+    include: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ("*",)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.arrives, str):
+            object.__setattr__(self, "arrives", (self.arrives,))
 
     def path(self) -> Path:
         if self.where == "stdlib":
@@ -60,11 +71,30 @@ class Source:
         return Path(sysconfig.get_paths()["purelib"]) / self.package
 
 
+#: peft's tuners added after Qwen2.5-Coder's training data was collected (2024): their code is
+#: new to the base model, written in the patterns of the older tuners the past holds.
+PEFT_NEW_TUNERS = ("adamss", "beft", "c3a", "cartridge", "deft", "delora", "frod", "glora", "gralora", "hira",
+                   "lily", "miss", "osf", "peanut", "psoft", "pvera", "randlora", "road", "shadow", "shira",
+                   "supertuning", "tinylora", "trainable_tokens", "unilora", "waveft")
+#: transformers model families: the past holds families of 2023-2024, the future adds ones
+#: released from late 2024 on (each a model folder: configuration, modular and modeling files).
+TRANSFORMERS_PAST = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "gemma", "gemma2", "phi3", "starcoder2",
+                     "olmo", "cohere", "granite")
+TRANSFORMERS_NEW = ("qwen3", "qwen3_moe", "olmo2", "olmo3", "cohere2", "glm4", "smollm3", "ernie4_5", "arcee",
+                    "exaone4", "seed_oss", "apertus", "hunyuan_v1_dense")
+
 REPOSITORIES = {
     "email": Source("email", "stdlib", "PSF-2.0 (CPython standard library)",
                     ("_header_value_parser.py", "message.py", "utils.py", "feedparser.py"), "contentmanager.py"),
     "httpx": Source("httpx", "site-packages", "BSD-3-Clause (httpx 0.28.1, encode)",
                     ("_client.py", "_models.py", "_urls.py", "_config.py"), "_auth.py"),
+    # Code written after the base model's data: what the model cannot have memorised.
+    "peft": Source("peft", "site-packages", "Apache-2.0 (peft 0.21.2, Hugging Face)", (),
+                   tuple(f"tuners/{name}" for name in PEFT_NEW_TUNERS)),
+    "transformers": Source("transformers", "site-packages", "Apache-2.0 (transformers 5.24.0, Hugging Face)", (),
+                           tuple(f"models/{name}" for name in TRANSFORMERS_NEW),
+                           include=tuple(f"models/{name}" for name in (*TRANSFORMERS_PAST, *TRANSFORMERS_NEW)),
+                           patterns=("__init__.py", "configuration_*.py", "modular_*.py", "modeling_*.py")),
 }
 KINDS = ("line", "rest_of_line", "cross_file")
 _GIT_ENV = {"GIT_AUTHOR_NAME": "history", "GIT_AUTHOR_EMAIL": "history@example.com",
@@ -97,20 +127,37 @@ def make_history(source: Source, dest: Path) -> str:
     """The two-commit repository at ``dest`` (built once; fixed dates, so the same commits every
     time); returns the past commit's id."""
     if not (dest / ".git").exists():
-        tmp = dest.with_name(dest.name + ".tmp")
+        tmp, stash = dest.with_name(dest.name + ".tmp"), dest.with_name(dest.name + ".arriving")
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(source.path(), tmp, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        full = {name: (tmp / name).read_text(encoding="utf-8") for name in (*source.grow, source.arrives)}
+        shutil.rmtree(stash, ignore_errors=True)
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        for part in source.include or ("",):
+            origin, target = source.path() / part, tmp / part
+            if origin.is_dir():
+                shutil.copytree(origin, target, ignore=ignore)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(origin, target)
+        for path in [p for p in tmp.rglob("*") if p.is_file()]:
+            if not any(fnmatch.fnmatch(path.name, pattern) for pattern in source.patterns):
+                path.unlink()
+        full = {name: (tmp / name).read_text(encoding="utf-8") for name in source.grow}
         for name in source.grow:
             (tmp / name).write_text(past_text(full[name]), encoding="utf-8")
-        (tmp / source.arrives).unlink()
+        for name in source.arrives:
+            (stash / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(tmp / name, stash / name)
         _git(tmp, "init", "-q")
         _git(tmp, "add", "-A")
         _git(tmp, "commit", "-q", "-m", "the past")
-        for name in (*source.grow, source.arrives):
+        for name in source.grow:
             (tmp / name).write_text(full[name], encoding="utf-8")
+        for name in source.arrives:
+            shutil.move(stash / name, tmp / name)
+        shutil.rmtree(stash)
         _git(tmp, "add", "-A")
-        _git(tmp, "commit", "-q", "-m", "the future: modules grow, one arrives", date="2024-02-01T00:00:00Z")
+        what = "modules grow, " * bool(source.grow) + ("one arrives" if len(source.arrives) == 1 else "new ones arrive")
+        _git(tmp, "commit", "-q", "-m", f"the future: {what}", date="2024-02-01T00:00:00Z")
         tmp.rename(dest)   # only a finished history is ever used
     return _git(dest, "rev-parse", "HEAD~1")
 

@@ -81,6 +81,26 @@ def test_history_is_the_past_then_the_future_and_the_same_every_time(tmp_path, m
     assert gain.make_history(source, repo) == past    # built once, then reused
 
 
+def test_folders_arrive_and_only_the_included_files_matching_the_patterns_are_kept(tmp_path, monkeypatch):
+    package = tmp_path / "pkg"
+    for family in ("old", "new", "unused"):
+        (package / "models" / family).mkdir(parents=True)
+        (package / "models" / family / f"modeling_{family}.py").write_text(f"class {family.title()}:\n    pass\n")
+        (package / "models" / family / "convert_weights.py").write_text("import torch\n")
+    (package / "core.py").write_text("X = 1\n")
+    source = gain.Source("pkg", "site-packages", "test", (), ("models/new",), include=("models/old", "models/new", "core.py"),
+                         patterns=("modeling_*.py", "core.py"))
+    monkeypatch.setattr(gain.Source, "path", lambda self: package)
+    repo = tmp_path / "a" / "pkg"
+    repo.parent.mkdir()
+    past = gain.make_history(source, repo)
+    assert git(repo, "ls-tree", "-r", "--name-only", past).split() == ["core.py", "models/old/modeling_old.py"]
+    assert git(repo, "ls-tree", "-r", "--name-only", "HEAD").split() == [
+        "core.py", "models/new/modeling_new.py", "models/old/modeling_old.py"]
+    assert git(repo, "log", "-1", "--format=%s") == "the future: one arrives"
+    assert sorted(p.name for p in repo.parent.iterdir()) == ["pkg"]   # no half-built folder left
+
+
 def test_real_sources_exist_and_cut_cleanly():
     for name, source in gain.REPOSITORIES.items():
         if source.where == "site-packages" and not source.path().exists():
@@ -90,7 +110,8 @@ def test_real_sources_exist_and_cut_cleanly():
             past = gain.past_text(text)
             ast.parse(past)
             assert 0.8 * len(text.splitlines()) <= len(past.splitlines()) < len(text.splitlines()), (name, module)
-        assert (source.path() / source.arrives).exists()
+        for path in (*source.arrives, *source.include):
+            assert (source.path() / path).exists(), (name, path)
 
 
 def test_a_smaller_limit_samples_part_of_a_larger_ones_holes():
