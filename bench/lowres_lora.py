@@ -134,12 +134,17 @@ def merge(base: str, adapter: Path, out: Path) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from training.finetune.run import resolve_base
+    from repocomplete.model_resolution import resolve_model
 
-    folder = resolve_base(base)["path"]
+    resolved = resolve_model(base)
+    folder = resolved.path
     print(f"merging {adapter} into {folder}", flush=True)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    if resolved.fim_order:
+        # The base's measured layout (its catalogue entry: SPM for the 0.5B) goes with the weights, so
+        # the LoRA cells are served in the layout the base cells are.
+        merged.config.repocomplete_fim_order = resolved.fim_order
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     merged.save_pretrained(tmp)
