@@ -388,8 +388,8 @@ class Engine:
 
 #: Prompt budgets when none is configured: a real model on CPU, and everything else. On CPU
 #: every prompt token is processed before the first completion token, so the budget is the
-#: latency: HumanEval single-line infilling kept its pass@1 at 1024 tokens (0.96 of it at 512,
-#: 0.79 at 256), and 1024 leaves the fused repository context its share (docs/MODELS.md).
+#: latency, but on real repository code every halving costs exact matches (the 0.5B with fused
+#: context on held-out code: 0.82x at 512, 0.53x at 256; docs/MODELS.md, "The prompt budget on CPU").
 CPU_PROMPT_BUDGET, PROMPT_BUDGET = 1024, 2048
 
 
