@@ -7,9 +7,10 @@ For each repository (real code nobody here wrote, turned into a two-commit git h
 
 1. history: the past commit holds the package with a few modules cut at a definition after 85% of
    their lines and one module missing; the future commit grows those modules back and
-   adds the missing one (``REPOSITORIES``). ``peft`` and ``transformers`` are histories of code
-   written after the base model's training data: the past holds peft's older tuners (or older
-   transformers model families), the future adds the tuners (families) released from 2025 on;
+   adds the missing one (``REPOSITORIES``). ``peft``, ``transformers`` and ``huggingface_hub`` are
+   histories of code written after the base model's training data: the past holds peft's older
+   tuners (older transformers model families, the hub's first inference providers), the future
+   adds the tuners (families, providers) released from 2025 on;
 2. ``repocomplete finetune`` trains a LoRA on the past (the default time split holds out the lines
    of the future commit), continuing from its last checkpoint if interrupted;
 3. ``repocomplete eval repo --after PAST`` completes holes on the future's lines only: the base and
@@ -76,6 +77,12 @@ class Source:
 PEFT_NEW_TUNERS = ("adamss", "beft", "c3a", "cartridge", "deft", "delora", "frod", "glora", "gralora", "hira",
                    "lily", "miss", "osf", "peanut", "psoft", "pvera", "randlora", "road", "shadow", "shira",
                    "supertuning", "tinylora", "trainable_tokens", "unilora", "waveft")
+#: huggingface_hub's inference providers: the past holds the provider helpers of its first
+#: release with providers (0.28, January 2025) and the shared ``_common`` base classes; the
+#: future adds the providers that came later in 2025 and the registry (``__init__``) that names
+#: them all (left in the past, it would hand the training the future's class names).
+HUB_NEW_PROVIDERS = ("baseten", "cerebras", "cohere", "deepinfra", "featherless_ai", "fireworks_ai", "groq",
+                     "nscale", "openai", "ovhcloud", "publicai", "scaleway", "wavespeed", "zai_org", "__init__")
 #: transformers model families: the past holds families of 2023-2024, the future adds ones
 #: released from late 2024 on (each a model folder: configuration, modular and modeling files).
 TRANSFORMERS_PAST = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "gemma", "gemma2", "phi3", "starcoder2",
@@ -95,6 +102,8 @@ REPOSITORIES = {
                            tuple(f"models/{name}" for name in TRANSFORMERS_NEW),
                            include=tuple(f"models/{name}" for name in (*TRANSFORMERS_PAST, *TRANSFORMERS_NEW)),
                            patterns=("__init__.py", "configuration_*.py", "modular_*.py", "modeling_*.py")),
+    "huggingface_hub": Source("huggingface_hub", "site-packages", "Apache-2.0 (huggingface_hub 2.4.0, Hugging Face)",
+                              (), tuple(f"inference/_providers/{name}.py" for name in HUB_NEW_PROVIDERS)),
 }
 KINDS = ("line", "rest_of_line", "cross_file")
 _GIT_ENV = {"GIT_AUTHOR_NAME": "history", "GIT_AUTHOR_EMAIL": "history@example.com",
