@@ -77,3 +77,15 @@ def test_an_adapter_that_does_not_improve_is_refused_unless_allowed(tiny_model_d
     assert all(s == 0 for s in _lora_b_sums(out))
     card = (out / "README.md").read_text()
     assert "**NO — not improved**" in card and "every LoRA B matrix is zero" in card
+
+
+def test_the_card_names_the_split_that_chose_the_held_out_samples():
+    from training.finetune.card import _split_sentence
+
+    time_split = {"split": {"method": "git-time", "cutoff": "abc123", "commits": []}}
+    by_hash = {"split": {"method": "file-hash", "commits": []}}
+    recent = {"split": {"method": "git-time", "commits": ["def456"]}}
+    assert "as it was at the cut-off commit" in _split_sentence([time_split])
+    assert "seeded share of whole files" in _split_sentence([by_hash, by_hash])   # corpora without history
+    assert "changed in the most recent commits" in _split_sentence([recent])
+    assert "or a seeded share where no history names" in _split_sentence([recent, by_hash])

@@ -12,6 +12,23 @@ import shlex
 from pathlib import Path
 
 
+def _split_sentence(repos: list[dict]) -> str:
+    """How the held-out samples were chosen, in the words of the split the manifest records."""
+    methods = {r.get("split", {}).get("method") for r in repos}
+    if repos and all(r.get("split", {}).get("cutoff") for r in repos):
+        return ("Training samples come from the repository as it was at the cut-off commit; held-out samples "
+                "complete lines written after it, so nothing written after the cut-off was trained on.")
+    if methods == {"file-hash"}:
+        # no git history names the files: a seeded share of whole files is held out instead
+        return ("Held-out samples come from a seeded share of whole files (no commit history to split by); "
+                "those files never appear in a training prompt.")
+    if "file-hash" in methods:
+        return ("Held-out samples come from whole files: those changed in the most recent commits, or a seeded "
+                "share where no history names the files; those files never appear in a training prompt.")
+    return ("Held-out samples come from whole files changed in the most recent commits; those files never appear "
+            "in a training prompt.")
+
+
 def _fmt(value, kind: str) -> str:
     if value is None:
         return "-"
@@ -87,11 +104,7 @@ def render(metadata: dict, out_dir: Path, command: str | None) -> str:
         "",
         *(data_lines or ["- (no manifest)"]),
         "",
-        ("Training samples come from the repository as it was at the cut-off commit; held-out samples complete "
-         "lines written after it, so nothing written after the cut-off was trained on."
-         if repos and all(r.get("split", {}).get("cutoff") for r in repos) else
-         "Held-out samples come from whole files changed in the most recent commits; those files never appear in "
-         "a training prompt."),
+        _split_sentence(repos),
         "",
         "## Serve it",
         "",
