@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))   # the project, not bench/indexer.py, is `indexer`
+sys.path.insert(0, str(ROOT))   # the project packages first, ahead of bench/
 
 
 def _git(repo: Path, *args: str) -> None:

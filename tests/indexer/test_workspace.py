@@ -162,7 +162,7 @@ def test_update_of_a_2000_line_file_is_fast(ws):
     p95 = statistics.quantiles(updates, n=20)[-1]
     update_ms, parse_ms = statistics.median(updates), statistics.median(parses)
     print(f"update() of 2000 lines: p50 {update_ms:.1f} ms, p95 {p95:.1f} ms; parse alone {parse_ms:.1f} ms")
-    # Target: p95 <= 20 ms on an idle machine (bench/indexer.py measures it). On the shared
+    # Target: p95 <= 20 ms on an idle machine (bench/indexing.py measures it). On the shared
     # test machine compare with parsing alone, measured in the same loop.
     assert p95 <= 20 or update_ms <= 2.5 * parse_ms
 

@@ -10,7 +10,7 @@
    oracle that proposes the true rest of the line (what a good model earns) and the constant
    "pass" (a floor).
 
-    python bench/lsp.py [--samples 15] [--chars 2000] [--file PATH] [--model default]
+    python bench/lsp_latency.py [--samples 15] [--chars 2000] [--file PATH] [--model default]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """HTTP server latency and throughput, and its overhead over the in-process engine.
 
-    python bench/server.py [--requests 40] [--delay-ms 3] [--backend fake|transformers] [--server thread|process]
+    python bench/server_latency.py [--requests 40] [--delay-ms 3] [--backend fake|transformers] [--server thread|process]
 
 1. overhead: p50 latency of ``POST /v1/completions`` on a real ``repocomplete serve``
    process ÷ p50 of ``Engine.complete`` in this process, same requests, same backend,

@@ -1,6 +1,6 @@
 """Benchmark: our fine-tuning loop vs. a bare PEFT loop on the same batches, plus data-builder speed.
 
-    python bench/training.py [--steps 30] [--repeats 2] [--package json] [--hidden 256 --layers 4]
+    python bench/training_speed.py [--steps 30] [--repeats 2] [--package json] [--hidden 256 --layers 4]
 
 Builds a tiny Llama-style model from config and a FIM dataset (with repository context) from a
 stdlib package, then trains LoRA for ``--steps`` steps on identical batches, alternately with

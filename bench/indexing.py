@@ -10,7 +10,7 @@ Every figure comes with a baseline measured in the same run, on the same files:
   (target p95 <= 10 ms) and all default sources;
 - BM25 query throughput / the ``bm25s`` package over the same chunks and queries (target >= 1).
 
-Run:  python bench/indexer.py [--limit N] [--positions 1000] [--json]
+Run:  python bench/indexing.py [--limit N] [--positions 1000] [--json]
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
-    results: dict = {"command": "python bench/indexer.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+    results: dict = {"command": "python bench/indexing.py " + " ".join(argv if argv is not None else sys.argv[1:])}
 
     with tempfile.TemporaryDirectory(prefix="bench-indexer-") as tmp:
         root = Path(tmp) / "stdlib"
