@@ -109,8 +109,7 @@ def test_unknown_command_is_a_one_line_error():
 def test_no_benchmark_script_shadows_a_project_package():
     """`python bench/X.py` puts bench/ first on sys.path: a bench/indexer.py made every
     `import indexer` of such a run (the engine's included) load the benchmark instead."""
-    root = Path(__file__).resolve().parents[1]
-    packages = {p.parent.name for p in root.glob("*/__init__.py")}
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")}
     assert {"indexer", "repocomplete", "training", "evals"} <= packages
-    scripts = {p.stem for p in (root / "bench").glob("*.py")}
+    scripts = {p.stem for p in (ROOT / "bench").glob("*.py")}
     assert not scripts & packages, sorted(scripts & packages)
