@@ -13,6 +13,16 @@ the load average before and after the run, and the wall time of one epoch over
 ``--epoch-tokens`` tokens *derived* from the measured rate (training steps only). Then the
 ratios bf16/fp32 at each rank and rank/first rank at each precision. Figures go to
 docs/BENCHMARKS.md and docs/finetuning.md with this command.
+
+    python bench/finetune_cost.py --base qwen2.5-coder-0.5b --epoch-run fastapi [--rank 8]
+
+instead *measures* one epoch end to end: an installed (or stdlib) package as the repository
+(every file but the last in path order is the past, that last file the held-out future), its
+size in the base model's tokens, then ``repocomplete finetune --epochs 1`` with the product's
+defaults (held-out evaluation and checkpoint every 50 steps) except batch 1, samples of up to
+``--seq-len`` tokens and no early stopping (so the epoch is whole), under ``/usr/bin/time -v``.
+It reports the wall time of the whole command and of its training steps, tokens trained,
+tokens/s, peak RSS and the held-out metrics before and after.
 """
 
 from __future__ import annotations
@@ -39,10 +49,24 @@ def _git(repo: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
 
 
+def package_dir(package: str) -> Path:
+    """The source folder of a stdlib package, else of an installed one."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"]) / package
+    if stdlib.is_dir():
+        return stdlib
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"no package {package!r} in the standard library or the environment")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
 def make_repo(dest: Path, package: str) -> Path:
-    """A stdlib package as a git repository with two commits (the newest file is the held-out future)."""
-    shutil.copytree(Path(sysconfig.get_paths()["stdlib"]) / package, dest, ignore=shutil.ignore_patterns("__pycache__"))
-    files = sorted(p.name for p in dest.iterdir() if p.is_file())
+    """A package as a git repository with two commits: every file but the last in path order,
+    then that last file (the held-out future)."""
+    shutil.copytree(package_dir(package), dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    files = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
     _git(dest, "init", "-q")
     _git(dest, "add", *files[:-1])
     _git(dest, "commit", "-q", "-m", "older")
@@ -118,6 +142,66 @@ def run(args, repo: Path, out: Path, rank: int, precision: str) -> dict:
             "load_before": load_before, "load_after": load_after, "waited_s": waited}
 
 
+def repo_tokens(repo: Path, base: str) -> tuple[int, int]:
+    """(Python files, their tokens in the base model's tokenizer): the repository's size."""
+    from transformers import AutoTokenizer
+
+    from repocomplete.model_resolution import resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(base).path)
+    tokenizer.model_max_length = 10**9   # whole files are counted, not fed to the model
+    files = sorted(repo.rglob("*.py"))
+    return len(files), sum(len(tokenizer(f.read_text(errors="replace"))["input_ids"]) for f in files)
+
+
+def epoch_run(args) -> dict:
+    """One whole epoch of ``repocomplete finetune`` on a real package, measured end to end."""
+    scratch = Path(tempfile.mkdtemp(prefix="bench-finetune-epoch-"))
+    try:
+        repo = make_repo(scratch / args.epoch_run, args.epoch_run)
+        n_files, n_tokens = repo_tokens(repo, args.base)
+        out = scratch / "adapter"
+        command = [sys.executable, "-m", "repocomplete", "finetune", str(repo), "--base", args.base, "--out", str(out),
+                   "--epochs", "1", "--lora-r", str(args.rank), "--lora-alpha", str(2 * args.rank),
+                   "--batch-size", "1", "--max-seq-len", str(args.seq_len), "--patience", "0",
+                   "--allow-no-improvement", "--json"]
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
+               "PYTHONPATH": str(ROOT)}
+        load_before = os.getloadavg()
+        started = time.perf_counter()
+        done = subprocess.run(["/usr/bin/time", "-v", *command], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=6 * 3600)
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(f"the epoch run failed:\n{done.stderr[-3000:]}")
+        report = json.loads(done.stdout)
+        metrics = json.loads((out / "metrics.json").read_text())
+        train_seconds = sum(h["seconds"] for h in metrics["history"])
+        return {"package": args.epoch_run, "files": n_files, "repo_tokens": n_tokens, "rank": args.rank,
+                "seq_len": args.seq_len, "train_samples": report["counts"]["train"]["total"],
+                "steps": metrics["steps"], "trained_tokens": metrics["train_tokens"],
+                "tokens_per_s": metrics["tokens_per_s"], "train_steps_s": train_seconds, "wall_s": wall,
+                "peak_rss_gb": peak_rss_gb(done.stderr), "before": metrics["before"], "after": metrics["after"],
+                "load_before": load_before, "load_after": os.getloadavg(), "command": command[2:]}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def print_epoch(row: dict) -> None:
+    wall, train = row["wall_s"], row["train_steps_s"]
+    print(f"{row['package']}: {row['files']} files, {row['repo_tokens']:,} tokens; one epoch = {row['train_samples']} "
+          f"samples, {row['steps']} steps, {row['trained_tokens']:,} tokens trained (r={row['rank']}, "
+          f"samples <= {row['seq_len']} tokens)")
+    print(f"wall: {wall / 3600:.2f} h for the whole command; training steps {train / 3600:.2f} h "
+          f"({train / wall:.0%}), the rest (data, base preparation, held-out evaluations, checkpoints, "
+          f"publishing) {(wall - train) / 60:.1f} min")
+    print(f"{row['tokens_per_s']:.1f} tokens/s in training; peak RSS {row['peak_rss_gb']:.2f} GB; "
+          f"load {row['load_before'][0]:.2f} -> {row['load_after'][0]:.2f}")
+    for key in ("heldout_loss", "heldout_next_line_em"):
+        print(f"{key}: {row['before'].get(key)} -> {row['after'].get(key)}")
+    print(f"scaled to 200,000 tokens trained: {wall * 200_000 / row['trained_tokens'] / 3600:.2f} h")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", required=True, help="base model (catalogue name, .gguf or transformers folder)")
@@ -135,7 +219,16 @@ def main() -> int:
                         help="before each run, wait (at most --max-wait-s) until the 1-minute load average is <= L")
     parser.add_argument("--max-wait-s", type=float, default=900.0)
     parser.add_argument("--json-out", type=Path, help="also write the rows here")
+    parser.add_argument("--epoch-run", metavar="PACKAGE",
+                        help="instead of the rows: measure one whole epoch on this package (stdlib or installed)")
+    parser.add_argument("--rank", type=int, default=8, help="LoRA rank of --epoch-run")
     args = parser.parse_args()
+    if args.epoch_run:
+        row = epoch_run(args)
+        print_epoch(row)
+        if args.json_out:
+            args.json_out.write_text(json.dumps(row, indent=2) + "\n")
+        return 0
     if args.steps <= args.warmup:
         parser.error("--steps must exceed --warmup")
     from repocomplete.backends.transformers import cpu_has_native_bf16

@@ -78,6 +78,7 @@ def _bad_input_cases(tiny_model_dir: Path, tmp_path: Path, json_repo: Path):
         "no supported source files": [str(empty), "--base", str(tiny_model_dir)],
         "GiB": [str(json_repo), "--base", str(huge), "--method", "full"],
         "needs a CUDA GPU": [str(json_repo), "--base", str(tiny_model_dir), "--method", "qlora"],
+        "--epochs must be a positive number": [str(json_repo), "--base", str(tiny_model_dir), "--epochs", "0"],
     } | ({} if cpu_has_native_bf16() else {
         "--precision bf16 is not supported natively": [str(json_repo), "--base", str(tiny_model_dir),
                                                         "--precision", "bf16"]})
@@ -98,6 +99,23 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_model_dir, json_repo, tmp
         assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], result.stderr
         assert "Traceback" not in result.stderr
         assert not out.exists() and snapshot(tmp_path) == before      # nothing half-written
+
+
+def test_epochs_derive_the_step_count_from_the_training_set(tiny_model_dir, json_repo, tmp_path):
+    out = tmp_path / "one-epoch"
+    result = finetune(str(json_repo), "--base", str(tiny_model_dir), "--out", str(out), "--epochs", "1",
+                      "--eval-every", "0", "--save-every", "0", "--allow-no-improvement", "--json", *QUICK)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    train = report["counts"]["train"]["total"]
+    steps = -(-train // 2)                                   # --batch-size 2 (QUICK): every sample once
+    assert train > 2 and report["steps"] == steps
+    assert f"1 epoch(s) over {train} training samples: {steps} steps" in result.stderr
+    config = read_json(out / "repocomplete-adapter.json")["config"]
+    assert config["epochs"] == 1 and config["max_steps"] == steps   # the card records the derived count
+    # --epochs and --max-steps say the same thing two ways: argparse refuses both at once.
+    both = finetune(str(json_repo), "--base", str(tiny_model_dir), "--epochs", "1", "--max-steps", "3", timeout=60)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr and "Traceback" not in both.stderr
 
 
 def test_existing_out_is_kept_unless_forced_then_full_finetune(tiny_model_dir, json_repo, tmp_path):

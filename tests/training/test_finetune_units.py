@@ -35,6 +35,20 @@ def test_batch_order_is_seeded_resumable_and_split_across_ranks():
         assert ranks[0].micro_batch(m) + ranks[1].micro_batch(m) == single.micro_batch(m)
 
 
+def test_epochs_become_steps_that_show_every_sample_and_bad_epochs_are_refused():
+    from training.finetune.config import FinetuneConfig, check_config, steps_for_epochs
+
+    assert steps_for_epochs(1, 100, 4) == 25
+    assert steps_for_epochs(1, 101, 4) == 26                       # the last, partial step still runs
+    assert steps_for_epochs(0.5, 10, 4) == 2
+    assert steps_for_epochs(2, 10, 2, grad_accum=2, world=2) == 3   # each step consumes 2 x 2 x 2 samples
+    assert steps_for_epochs(0.01, 3, 4) == 1                       # never zero steps
+    check_config(FinetuneConfig(epochs=1.5))
+    for bad in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(FinetuneError, match="--epochs must be a positive number"):
+            check_config(FinetuneConfig(epochs=bad))
+
+
 def test_cuda_only_settings_are_refused_on_cpu():
     with pytest.raises(FinetuneError, match="qlora needs a CUDA GPU"):
         check_method("qlora", "auto", cuda=False)
@@ -74,6 +88,28 @@ def test_train_state_round_trips_and_reads_an_older_state_json():
     assert TrainState.from_json(state.to_json()) == state
     older = {**state.to_json(), "keep_checkpoints": 2}          # a key older checkpoints stored
     assert TrainState.from_json(older) == state
+
+
+def test_next_line_evaluation_stops_generating_at_the_first_line_break(tiny_model_dir):
+    import torch
+    from transformers import AutoTokenizer
+
+    from training.finetune.evaluation import FirstLineDone
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    prompt = tokenizer("def f():\n    return", add_special_tokens=False)["input_ids"]
+    criterion = FirstLineDone(tokenizer, len(prompt))
+
+    def rows(*generated: str):
+        ids = [prompt + tokenizer(g, add_special_tokens=False)["input_ids"] for g in generated]
+        x = tokenizer("x", add_special_tokens=False)["input_ids"][-1]
+        width = max(map(len, ids))
+        return torch.tensor([row + [x] * (width - len(row)) for row in ids])   # a batch: rows of one width
+
+    # the prompt's own line breaks do not count; only what was generated after it
+    assert criterion(rows(" x +"), None).tolist() == [False]
+    assert criterion(rows(" x + 1\n"), None).tolist() == [True]
+    assert criterion(rows(" 1\n\n", " 2 + 3"), None).tolist() == [True, False]   # per row of a batch
 
 
 def test_lora_targets_every_projection_as_peft_resolves_all_linear(tiny_model_dir):

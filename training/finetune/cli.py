@@ -28,7 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", metavar="DIR", help="adapter folder (default: adapters/<repo name>)")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint of an interrupted run")
     parser.add_argument("--force", action="store_true", help="replace an existing --out folder")
-    parser.add_argument("--max-steps", type=int, default=200, help="optimizer steps (default 200)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--max-steps", type=int, default=200, help="optimizer steps (default 200)")
+    length.add_argument("--epochs", type=float,
+                        help="passes over the training samples instead of --max-steps (the step count is derived "
+                             "from the dataset once it is built; early stopping still applies)")
     parser.add_argument("--batch-size", type=int, default=4, help="samples per micro-batch per process")
     parser.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
     parser.add_argument("--lr", type=float, help="learning rate (default 2e-4 LoRA, 5e-5 full)")
@@ -83,6 +87,7 @@ def main(argv: list[str]) -> int:
         method=args.method, lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
         target_modules=tuple(t.strip() for t in args.target_modules.split(",")) if args.target_modules else None,
         learning_rate=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum, max_steps=args.max_steps,
+        epochs=args.epochs,
         max_seq_len=args.max_seq_len, loss_on=args.loss_on, precision=args.precision, eval_every=args.eval_every,
         save_every=args.save_every, patience=args.patience, eval_samples=args.eval_samples,
         em_samples=args.em_samples, seed=args.seed, allow_no_improvement=args.allow_no_improvement,

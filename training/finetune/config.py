@@ -35,6 +35,9 @@ class FinetuneConfig:
     batch_size: int = 4
     grad_accum: int = 1
     max_steps: int = 200
+    #: None = train ``max_steps`` steps; else this many passes over the training samples, the
+    #: step count derived from the dataset's size once it is built (:func:`steps_for_epochs`).
+    epochs: float | None = None
     max_seq_len: int = 1024
     #: "middle": loss on the middle span (and end token) only; "all": on every token.
     loss_on: str = "middle"
@@ -80,12 +83,20 @@ def check_config(config: FinetuneConfig) -> None:
             raise FinetuneError(f"{flag} must be an integer >= {lowest}, got {value!r}")
     if config.learning_rate is not None and not (0 < config.learning_rate < math.inf):
         raise FinetuneError(f"--lr must be a positive number, got {config.learning_rate!r}")
+    if config.epochs is not None and not (0 < config.epochs < math.inf):
+        raise FinetuneError(f"--epochs must be a positive number, got {config.epochs!r}")
     if not config.lora_alpha > 0:
         raise FinetuneError(f"--lora-alpha must be positive, got {config.lora_alpha!r}")
     if not 0 <= config.lora_dropout < 1:
         raise FinetuneError(f"--lora-dropout must be in [0, 1), got {config.lora_dropout!r}")
     if config.loss_on not in ("middle", "all"):
         raise FinetuneError(f"--loss-on must be middle or all, got {config.loss_on!r}")
+
+
+def steps_for_epochs(epochs: float, n_samples: int, batch_size: int, grad_accum: int = 1, world: int = 1) -> int:
+    """Optimizer steps that show every one of ``n_samples`` training samples ``epochs`` times
+    (the last step rounds up; at least one step): each step consumes batch × accumulation × processes."""
+    return max(1, math.ceil(epochs * n_samples / (batch_size * grad_accum * world)))
 
 
 @dataclass

@@ -32,7 +32,8 @@ from training.data import DataConfig, build_dataset, load_manifest, read_samples
 from training.finetune.adapter import FORMAT, write_adapter
 from training.finetune.batches import BatchStream, collate, tokenize_samples
 from training.finetune.checkpoints import list_checkpoints, load_checkpoint, save_checkpoint
-from training.finetune.config import FinetuneConfig, FinetuneError, FinetuneResult, TrainState, check_config
+from training.finetune.config import (FinetuneConfig, FinetuneError, FinetuneResult, TrainState, check_config,
+                                      steps_for_epochs)
 from training.finetune.evaluation import (heldout_loss, improvement, next_line_exact_match, refuse_untrained,
                                           track_best)
 from training.finetune.model import (lora_b_all_zero, load_model, load_trainable_state, parameter_digest,
@@ -147,6 +148,11 @@ def _run(repos, base_info: dict, n_params: int, out: Path, work: Path, config: F
     heldout = tokenize_samples(list(read_samples(work / "data", "heldout")), tokenizer, end_token, config.max_seq_len)
     eval_loss_set = heldout[: config.eval_samples]
     em_set = sorted(heldout, key=lambda s: (s.kind != "line_rest", s.prompt[-64:]))[: config.em_samples]
+    if config.epochs is not None:   # the step count follows the dataset, known only now
+        config = replace(config, max_steps=steps_for_epochs(config.epochs, len(train), config.batch_size,
+                                                            config.grad_accum, accelerator.num_processes))
+        if main:
+            log(f"{config.epochs:g} epoch(s) over {len(train)} training samples: {config.max_steps} steps")
 
     # 3. Model, optimizer and learning-rate schedule.
     cuda = accelerator.device.type == "cuda"
