@@ -19,10 +19,11 @@ docs/BENCHMARKS.md and docs/finetuning.md with this command.
 instead *measures* one epoch end to end: an installed (or stdlib) package as the repository
 (every file but the last in path order is the past, that last file the held-out future), its
 size in the base model's tokens, then ``repocomplete finetune --epochs 1`` with the product's
-defaults (held-out evaluation and checkpoint every 50 steps) except batch 1, samples of up to
-``--seq-len`` tokens and no early stopping (so the epoch is whole), under ``/usr/bin/time -v``.
-It reports the wall time of the whole command and of its training steps, tokens trained,
-tokens/s, peak RSS and the held-out metrics before and after.
+defaults except batch 1, samples of up to ``--seq-len`` tokens, no early stopping (so the epoch
+is whole) and a held-out evaluation and checkpoint every ``--eval-every`` steps (default 50, as
+``finetune``'s), under ``/usr/bin/time -v``. It reports the wall time of the whole command and
+of its training steps (the rest: data, held-out evaluations, checkpoints, publishing), tokens
+trained, tokens/s, peak RSS and the held-out metrics before and after.
 """
 
 from __future__ import annotations
@@ -164,6 +165,7 @@ def epoch_run(args) -> dict:
         command = [sys.executable, "-m", "repocomplete", "finetune", str(repo), "--base", args.base, "--out", str(out),
                    "--epochs", "1", "--lora-r", str(args.rank), "--lora-alpha", str(2 * args.rank),
                    "--batch-size", "1", "--max-seq-len", str(args.seq_len), "--patience", "0",
+                   "--eval-every", str(args.eval_every), "--save-every", str(args.eval_every),
                    "--allow-no-improvement", "--json"]
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
                "PYTHONPATH": str(ROOT)}
@@ -178,7 +180,8 @@ def epoch_run(args) -> dict:
         metrics = json.loads((out / "metrics.json").read_text())
         train_seconds = sum(h["seconds"] for h in metrics["history"])
         return {"package": args.epoch_run, "files": n_files, "repo_tokens": n_tokens, "rank": args.rank,
-                "seq_len": args.seq_len, "train_samples": report["counts"]["train"]["total"],
+                "seq_len": args.seq_len, "eval_every": args.eval_every,
+                "train_samples": report["counts"]["train"]["total"],
                 "steps": metrics["steps"], "trained_tokens": metrics["train_tokens"],
                 "tokens_per_s": metrics["tokens_per_s"], "train_steps_s": train_seconds, "wall_s": wall,
                 "peak_rss_gb": peak_rss_gb(done.stderr), "before": metrics["before"], "after": metrics["after"],
@@ -191,7 +194,7 @@ def print_epoch(row: dict) -> None:
     wall, train = row["wall_s"], row["train_steps_s"]
     print(f"{row['package']}: {row['files']} files, {row['repo_tokens']:,} tokens; one epoch = {row['train_samples']} "
           f"samples, {row['steps']} steps, {row['trained_tokens']:,} tokens trained (r={row['rank']}, "
-          f"samples <= {row['seq_len']} tokens)")
+          f"samples <= {row['seq_len']} tokens, held-out evaluation every {row['eval_every']} steps)")
     print(f"wall: {wall / 3600:.2f} h for the whole command; training steps {train / 3600:.2f} h "
           f"({train / wall:.0%}), the rest (data, base preparation, held-out evaluations, checkpoints, "
           f"publishing) {(wall - train) / 60:.1f} min")
@@ -222,6 +225,8 @@ def main() -> int:
     parser.add_argument("--epoch-run", metavar="PACKAGE",
                         help="instead of the rows: measure one whole epoch on this package (stdlib or installed)")
     parser.add_argument("--rank", type=int, default=8, help="LoRA rank of --epoch-run")
+    parser.add_argument("--eval-every", type=int, default=50,
+                        help="--epoch-run: held-out evaluation and checkpoint every N steps (finetune's default: 50)")
     args = parser.parse_args()
     if args.epoch_run:
         row = epoch_run(args)
