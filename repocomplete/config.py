@@ -90,6 +90,9 @@ class EngineConfig:
                                       "verified in one forward pass (greedy requests; output unchanged); 0: off, the "
                                       "default (5-13% of drafts accepted on single-line completions: it did not pay, "
                                       "docs/MODELS.md)")
+    token_healing: bool = setting(True, "transformers backend: when the prompt ends at the cursor (suffix-first FIM, raw "
+                                  "prompts), take its last token back and let the model regenerate it, so a prompt "
+                                  "ending in indentation is not one the model never saw (docs/MODELS.md, 'Token healing')")
     context_copy: float | None = setting(None, "weight (0-1) of copying text the prompt already holds while decoding "
                                          "(a cache model); default: the model's own (config.json "
                                          "'repocomplete_context_copy'), else 0")

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from repocomplete.adapter_metadata import recorded_base
 from repocomplete.backends.base import GenerationRequest, GenerationResult
 from repocomplete.backends.context_copy import CopySettings, TokenTexts, mix_copy, propose_copy
+from repocomplete.backends.token_healing import TokenHealer, advance
 from repocomplete.backends.prompt_cache import PromptCache, cast_cache, crop_cache
 from repocomplete.backends.prompt_lookup import SpeculationStats, accepted_length, draft_tokens
 from repocomplete.backends.stopping import StopScanner
@@ -98,6 +99,7 @@ class TransformersBackend:
         source_sha256: str | None = None,
         decode_weights: str = "auto",
         fim_order: str | None = None,
+        token_healing: bool = True,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -158,8 +160,12 @@ class TransformersBackend:
             self.copy = CopySettings(weight=weight, min_chars=context_copy_min_chars)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        # built at start-up, not on the first keystroke (20 ms for the default model's 8k tokens)
-        self._token_texts = _vocabulary_texts(self.tokenizer) if self.copy.enabled else None
+        # built at start-up, not on the first keystroke (20 ms for the default model's 8k tokens,
+        # 0.5 s for Qwen's 152k)
+        vocabulary = _vocabulary_texts(self.tokenizer) if (self.copy.enabled or token_healing) else None
+        self._token_texts = TokenTexts(vocabulary) if self.copy.enabled else None
+        #: Heals the prompt's last token (None: off); see repocomplete.backends.token_healing.
+        self._healer = TokenHealer(vocabulary) if token_healing else None
         self.speculative_tokens = speculative_tokens
         self.speculation = SpeculationStats()
         self._special_ids = frozenset(self.tokenizer.all_special_ids) | frozenset(
@@ -192,7 +198,8 @@ class TransformersBackend:
                    threads=config.threads, context_copy=config.context_copy,
                    context_copy_min_chars=config.context_copy_min_chars, prefill_dtype=config.prefill_dtype,
                    speculative_tokens=config.speculative_tokens, source_sha256=resolved.sha256,
-                   decode_weights=config.decode_weights, fim_order=resolved.fim_order)
+                   decode_weights=config.decode_weights, fim_order=resolved.fim_order,
+                   token_healing=config.token_healing)
 
     # -- protocol ------------------------------------------------------------------------
 
@@ -217,6 +224,7 @@ class TransformersBackend:
             "prefill_dtype": str(self.prefill_dtype).removeprefix("torch.") if self.prefill_dtype else None,
             "speculative_tokens": self.speculative_tokens,
             "decode_weights": self.decode_weights,
+            "token_healing": self._healer is not None,
         }
 
     def load_adapter(self, name: str, path: str) -> None:
@@ -274,6 +282,9 @@ class TransformersBackend:
 
         model = self._select_adapter(request.adapter)
         key = request.adapter
+        # The healed text must be generated again before anything is shown (and is not shown).
+        prompt_ids, healed = self._healer.split(prompt_ids, self._special_ids) if self._healer else (prompt_ids, "")
+        remaining = healed
         cache, reused = self._cache.take(key, prompt_ids) if self.kv_cache_enabled else (None, 0)
         if cache is None:
             from transformers import DynamicCache
@@ -282,6 +293,7 @@ class TransformersBackend:
         ids = list(prompt_ids)
         pending = ids[reused:]
         generated: list[int] = []
+        spent_healing = 0  # tokens that only rebuilt the healed text: not part of max_tokens
         scanner = StopScanner(request.stop)
         text_so_far, reason = "", "length"
         max_new = min(request.max_tokens, self.context_length - len(prompt_ids))
@@ -299,12 +311,13 @@ class TransformersBackend:
         context = model.disable_adapter() if (key is None and model is not self.base_model) else contextlib.nullcontext()
         try:
             with torch.inference_mode(), context:
-                while len(generated) < max_new:
+                while len(generated) - spent_healing < max_new:
                     if request.cancel is not None and request.cancel.is_set():
                         reason = "cancelled"
                         break
-                    room = max_new - len(generated) - 1
-                    draft = self._draft(ids, min(speculate, room), line_only) if speculate and room > 0 else []
+                    room = max_new - (len(generated) - spent_healing) - 1
+                    draft = (self._draft(ids, min(speculate, room), line_only)
+                             if speculate and room > 0 and not remaining else [])
                     logits = self._forward(model, pending + draft, cache, keep=len(draft) + 1, prefill=prefill)
                     if draft:
                         choices = logits.argmax(dim=-1).tolist()
@@ -315,7 +328,9 @@ class TransformersBackend:
                         new_tokens = draft[:accepted] + [choices[accepted]]
                     else:
                         last = logits[-1]
-                        if copying:
+                        if remaining:
+                            last = _only(last, self._healer.allowed(remaining))
+                        elif copying:
                             proposal = propose_copy(request.prompt, before_cursor + text_so_far, token_texts,
                                                     self.copy, stops=self._specials)
                             keep = self._eos_ids if proposal.at_line_end else ()
@@ -329,7 +344,15 @@ class TransformersBackend:
                             reason = "stop"
                             break
                         generated.append(token)
+                        if remaining:
+                            token_text = self._healer.text_of(token) or ""
+                            spent_healing += len(token_text) <= len(remaining)
+                            remaining = advance(remaining, token_text)
+                            if remaining:
+                                continue  # the healed text is not back yet: nothing to show
                         decoded = self.tokenizer.decode(generated, skip_special_tokens=False)
+                        if healed and decoded.startswith(healed):
+                            decoded = decoded[len(healed):]
                         if decoded.endswith("\ufffd"):
                             continue  # half of a multi-byte character: wait for the rest
                         delta = scanner.feed(decoded[len(text_so_far):])
@@ -454,10 +477,10 @@ class TransformersBackend:
                                f"serve it with --model {recorded.get('spec')}")
 
 
-def _vocabulary_texts(tokenizer) -> TokenTexts:
-    """Each token's text, for copying from the prompt (special tokens excluded)."""
+def _vocabulary_texts(tokenizer) -> list[str | None]:
+    """Each token's text (None for special tokens), for copying from the prompt and healing it."""
     special_ids = {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
-    return TokenTexts([None if i in special_ids else tokenizer.decode([i]) for i in range(len(tokenizer))])
+    return [None if i in special_ids else tokenizer.decode([i]) for i in range(len(tokenizer))]
 
 
 def declared_context_copy(model_config) -> float:
@@ -480,6 +503,16 @@ def quiet_progress_bars() -> Iterator[None]:
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
+
+
+def _only(logits, allowed: tuple[int, ...]):
+    """``logits`` with every token but ``allowed`` ruled out."""
+    import torch
+
+    masked = torch.full_like(logits, float("-inf"))
+    index = torch.tensor(allowed, dtype=torch.long, device=logits.device)
+    masked[index] = logits[index]
+    return masked
 
 
 def _next_token(logits, temperature: float, top_p: float, generator) -> int:
