@@ -35,11 +35,12 @@ class TokenHealer:
     character) are left out.
     """
 
-    def __init__(self, texts: Sequence[str | None]) -> None:
+    def __init__(self, texts: Sequence[str | None], beginnings: TokenTexts | None = None) -> None:
         pairs = sorted((text, i) for i, text in enumerate(texts) if text and "\ufffd" not in text)
         self._sorted_texts = [text for text, _ in pairs]
         self._sorted_ids = [i for _, i in pairs]
-        self._beginnings = TokenTexts(texts)
+        #: the same vocabulary's text -> ids index, shared with context copying where it runs
+        self._beginnings = beginnings or TokenTexts(texts)
         self._texts = texts
 
     def text_of(self, token: int) -> str | None:

@@ -165,7 +165,7 @@ class TransformersBackend:
         vocabulary = _vocabulary_texts(self.tokenizer) if (self.copy.enabled or token_healing) else None
         self._token_texts = TokenTexts(vocabulary) if self.copy.enabled else None
         #: Heals the prompt's last token (None: off); see repocomplete.backends.token_healing.
-        self._healer = TokenHealer(vocabulary) if token_healing else None
+        self._healer = TokenHealer(vocabulary, self._token_texts) if token_healing else None
         self.speculative_tokens = speculative_tokens
         self.speculation = SpeculationStats()
         self._special_ids = frozenset(self.tokenizer.all_special_ids) | frozenset(
