@@ -49,6 +49,7 @@ def test_split_takes_back_the_last_ordinary_token_only(healer):
     assert healer.split([5, 7, 0], special_ids={0}) == ([5, 7, 0], ""), "a FIM sentinel at the end: nothing to heal"
     assert healer.split([4], special_ids={0}) == ([4], ""), "a one-token prompt is left whole"
     assert healer.split([5, 10], special_ids={0}) == ([5, 10], ""), "half a character is not healed"
+    assert healer.split([5, 9], special_ids={0}) == ([5, 9], ""), "a line break is a boundary the tokenizer keeps"
 
 
 # -- the backend -----------------------------------------------------------------------------
