@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING, Any
 from repocomplete.adapter_metadata import recorded_base
 from repocomplete.backends.base import GenerationRequest, GenerationResult
 from repocomplete.backends.context_copy import CopySettings, TokenTexts, mix_copy, propose_copy
-from repocomplete.backends.token_healing import TokenHealer, advance
 from repocomplete.backends.prompt_cache import PromptCache, cast_cache, crop_cache
 from repocomplete.backends.prompt_lookup import SpeculationStats, accepted_length, draft_tokens
 from repocomplete.backends.stopping import StopScanner
+from repocomplete.backends.token_healing import TokenHealer, advance
 from repocomplete.errors import AdapterError, ConfigError, InvalidRequestError, ModelNotFoundError, RequestTooLargeError
 from repocomplete.fim import declared_fim_order
 from repocomplete.threads import SMALL_MODEL_PARAMETERS, ThreadChoice, resolve_threads
