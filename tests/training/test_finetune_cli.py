@@ -51,6 +51,8 @@ def test_lora_run_writes_adapter_with_metadata_and_table(tiny_model_dir, json_re
     assert manifest["counts"]["train"]["total"] > 0 and manifest["counts"]["heldout"]["total"] > 0
     metrics = read_json(out / "metrics.json")
     assert metrics["tokens_per_s"] > 0 and metrics["tokens_per_cpu_s"] > 0
+    # the cost users size machines by: a real process's RSS (python + torch alone is > 100 MB), no GPU figure on CPU
+    assert 100 * 2**20 < metrics["peak_rss_bytes"] < 64 * 2**30 and "peak_gpu_memory_bytes" not in metrics
     for phase in ("before", "after"):
         assert metrics[phase]["heldout_loss"] > 0 and 0 <= metrics[phase]["heldout_next_line_em"] <= 1
     assert not out.with_name("jsonpkg.partial").exists()                    # the work dir is cleaned up
@@ -178,3 +180,4 @@ def test_qlora_and_bf16_on_cuda(tiny_model_dir, json_repo, tmp_path):
         assert result.returncode == 0, result.stderr
         meta = read_json(out / "repocomplete-adapter.json")
         assert meta["method"] == method and meta["metrics"]["after"]["heldout_loss"] > 0
+        assert meta["metrics"]["peak_gpu_memory_bytes"] > 0 and "GiB GPU" in (out / "README.md").read_text()

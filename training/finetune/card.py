@@ -95,6 +95,7 @@ def render(metadata: dict, out_dir: Path, command: str | None) -> str:
         f"| Steps | {metrics.get('steps')} (best held-out loss at step {metrics.get('best_step')}"
         f"{', stopped early' if metrics.get('stopped_early') else ''}), {metrics.get('train_tokens', 0):,} tokens, "
         f"{metrics.get('tokens_per_s', 0):,.0f} tokens/s |",
+        f"| Peak memory | {_peak_memory(metrics)} |",
         f"| Held-out loss (middle tokens) | {_before_after(metrics, 'heldout_loss', 'loss')} |",
         f"| Held-out next-line exact match | {_before_after(metrics, 'heldout_next_line_em', 'share')} |",
         f"| Improved on the base | {status} |",
@@ -128,3 +129,13 @@ def render(metadata: dict, out_dir: Path, command: str | None) -> str:
 def write(path: Path, metadata: dict, out_dir: Path, command: str | None) -> None:
     """Write the card to ``path`` (inside the staging folder; published with the adapter)."""
     path.write_text(render(metadata, out_dir, command), encoding="utf-8")
+
+
+def _peak_memory(metrics: dict) -> str:
+    """The training process's peak memory: GPU memory where it trained on CUDA, resident RAM always."""
+    parts = []
+    if metrics.get("peak_gpu_memory_bytes"):
+        parts.append(f"{metrics['peak_gpu_memory_bytes'] / 2**30:.2f} GiB GPU")
+    if metrics.get("peak_rss_bytes"):
+        parts.append(f"{metrics['peak_rss_bytes'] / 2**30:.2f} GiB RAM (peak RSS)")
+    return ", ".join(parts) or "not recorded"

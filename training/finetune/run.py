@@ -36,6 +36,7 @@ from training.finetune.config import (FinetuneConfig, FinetuneError, FinetuneRes
                                       steps_for_epochs)
 from training.finetune.evaluation import (heldout_loss, improvement, next_line_exact_match, refuse_untrained,
                                           track_best)
+from training.finetune.memory import peak_memory
 from training.finetune.model import (lora_b_all_zero, load_model, load_trainable_state, parameter_digest,
                                      trainable_state)
 from training.finetune.preflight import (bf16_supported, check_data_config, check_memory, check_method,
@@ -263,7 +264,7 @@ def _run(repos, base_info: dict, n_params: int, out: Path, work: Path, config: F
                "stopped_early": state.stopped_early, "train_tokens": state.tokens,
                "tokens_per_s": state.tokens / max(state.train_seconds, 1e-9),
                "tokens_per_cpu_s": state.tokens / max(state.cpu_seconds, 1e-9),
-               "history": state.history}
+               **peak_memory(accelerator.device), "history": state.history}
     if main:
         metadata = {
             "format": FORMAT, "name": out.name, "method": config.method,
