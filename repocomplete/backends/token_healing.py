@@ -26,6 +26,18 @@ from collections.abc import Container, Sequence
 from repocomplete.backends.context_copy import TokenTexts
 
 
+def vocabulary_texts(tokenizer) -> list[str | None]:
+    """Each token's text (None for special tokens), for healing the prompt and copying from it."""
+    special_ids = {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+    return [None if i in special_ids else tokenizer.decode([i]) for i in range(len(tokenizer))]
+
+
+def special_token_ids(tokenizer) -> frozenset[int]:
+    """The tokenizer's special tokens (FIM sentinels, end-of-text): a prompt ending in one is not healed."""
+    return frozenset(tokenizer.all_special_ids) | frozenset(
+        i for i, t in tokenizer.added_tokens_decoder.items() if t.special)
+
+
 class TokenHealer:
     """Which tokens may continue a partly covered text, over one tokenizer's vocabulary.
 

@@ -39,7 +39,7 @@ from repocomplete.backends.context_copy import CopySettings, TokenTexts, mix_cop
 from repocomplete.backends.prompt_cache import PromptCache, cast_cache, crop_cache
 from repocomplete.backends.prompt_lookup import SpeculationStats, accepted_length, draft_tokens
 from repocomplete.backends.stopping import StopScanner
-from repocomplete.backends.token_healing import TokenHealer, advance
+from repocomplete.backends.token_healing import TokenHealer, advance, special_token_ids, vocabulary_texts
 from repocomplete.errors import AdapterError, ConfigError, InvalidRequestError, ModelNotFoundError, RequestTooLargeError
 from repocomplete.fim import declared_fim_order
 from repocomplete.threads import SMALL_MODEL_PARAMETERS, ThreadChoice, resolve_threads
@@ -162,14 +162,13 @@ class TransformersBackend:
             raise ConfigError(str(exc)) from None
         # built at start-up, not on the first keystroke (20 ms for the default model's 8k tokens,
         # 0.5 s for Qwen's 152k)
-        vocabulary = _vocabulary_texts(self.tokenizer) if (self.copy.enabled or token_healing) else None
+        vocabulary = vocabulary_texts(self.tokenizer) if (self.copy.enabled or token_healing) else None
         self._token_texts = TokenTexts(vocabulary) if self.copy.enabled else None
         #: Heals the prompt's last token (None: off); see repocomplete.backends.token_healing.
         self._healer = TokenHealer(vocabulary, self._token_texts) if token_healing else None
         self.speculative_tokens = speculative_tokens
         self.speculation = SpeculationStats()
-        self._special_ids = frozenset(self.tokenizer.all_special_ids) | frozenset(
-            i for i, t in self.tokenizer.added_tokens_decoder.items() if t.special)
+        self._special_ids = special_token_ids(self.tokenizer)
         self._parameters = sum(p.numel() for p in model.parameters())
         #: "int8" when the decoding model's linear layers hold int8 weights, else None.
         self.decode_weights = _resolve_decode_weights(decode_weights, self.device, self.torch_dtype,
@@ -477,10 +476,6 @@ class TransformersBackend:
                                f"serve it with --model {recorded.get('spec')}")
 
 
-def _vocabulary_texts(tokenizer) -> list[str | None]:
-    """Each token's text (None for special tokens), for copying from the prompt and healing it."""
-    special_ids = {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
-    return [None if i in special_ids else tokenizer.decode([i]) for i in range(len(tokenizer))]
 
 
 def declared_context_copy(model_config) -> float:

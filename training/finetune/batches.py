@@ -16,19 +16,38 @@ class TokenizedSample:
     prompt: str
     middle: str
     kind: str
+    #: The prompt's last token's text, moved into the target by token healing ("" when not healed):
+    #: the target's text is ``healed + middle``.
+    healed: str = ""
 
 
-def tokenize_samples(samples: list[dict], tokenizer, end_token: str, max_seq_len: int) -> list[TokenizedSample]:
-    """Prompt + middle + end token as ids; an over-long prompt loses its leftmost tokens."""
+def tokenize_samples(samples: list[dict], tokenizer, end_token: str, max_seq_len: int,
+                     heal: bool = False) -> list[TokenizedSample]:
+    """Prompt + middle + end token as ids; an over-long prompt loses its leftmost tokens.
+
+    ``heal``: train as the engine serves with token healing on (its default). Where serving would
+    take the prompt's last token back (a prompt that ends at the cursor, inside what the tokenizer
+    would make one token, e.g. a new line's indentation), that token's text moves into the target
+    and the target is tokenized with it, so the model learns to write ``"        return"`` as it
+    would tokenize it, not to continue from a token boundary serving no longer shows it. The same
+    rule decides as at serving (:meth:`TokenHealer.split`): never after a special token (a PSM
+    prompt ends in the middle sentinel), a line break, or half a character.
+    """
     end_id = tokenizer.convert_tokens_to_ids(end_token)
+    healer = special = None
+    if heal:
+        from repocomplete.backends.token_healing import TokenHealer, special_token_ids, vocabulary_texts
+
+        healer, special = TokenHealer(vocabulary_texts(tokenizer)), special_token_ids(tokenizer)
     out = []
     for sample in samples:
         prompt_ids = tokenizer(sample["prompt"], add_special_tokens=False)["input_ids"]
-        target_ids = tokenizer(sample["middle"], add_special_tokens=False)["input_ids"] + [end_id]
+        prompt_ids, healed = healer.split(prompt_ids, special) if healer else (prompt_ids, "")
+        target_ids = tokenizer(healed + sample["middle"], add_special_tokens=False)["input_ids"] + [end_id]
         target_ids = target_ids[: max_seq_len // 2]
         prompt_ids = prompt_ids[max(0, len(prompt_ids) + len(target_ids) - max_seq_len):]
         out.append(TokenizedSample(prompt_ids + target_ids, len(prompt_ids), sample["prompt"],
-                                   sample["middle"], sample["kind"]))
+                                   sample["middle"], sample["kind"], healed))
     return out
 
 

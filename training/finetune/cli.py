@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--target-modules", help="comma-separated LoRA targets (default: per architecture)")
     parser.add_argument("--max-seq-len", type=int, default=1024, help="tokens per sample (prompt + middle)")
     parser.add_argument("--loss-on", choices=("middle", "all"), default="middle", help="tokens that carry loss")
+    parser.add_argument("--no-token-healing", dest="token_healing", action="store_false",
+                        help="train on prompts cut at the cursor as they are, for serving with token_healing off "
+                             "(default: the prompt's last token moves into the target where serving would heal it)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="auto = bf16 where the GPU or CPU (AMX, AVX512-BF16) computes it natively, else fp32")
     parser.add_argument("--eval-every", type=int, default=50, help="held-out evaluation every N steps (0 = off)")
@@ -88,7 +91,7 @@ def main(argv: list[str]) -> int:
         target_modules=tuple(t.strip() for t in args.target_modules.split(",")) if args.target_modules else None,
         learning_rate=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum, max_steps=args.max_steps,
         epochs=args.epochs,
-        max_seq_len=args.max_seq_len, loss_on=args.loss_on, precision=args.precision, eval_every=args.eval_every,
+        max_seq_len=args.max_seq_len, loss_on=args.loss_on, token_healing=args.token_healing, precision=args.precision, eval_every=args.eval_every,
         save_every=args.save_every, patience=args.patience, eval_samples=args.eval_samples,
         em_samples=args.em_samples, seed=args.seed, allow_no_improvement=args.allow_no_improvement,
         param_digest_dir=args.param_digest_dir)

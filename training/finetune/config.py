@@ -41,6 +41,9 @@ class FinetuneConfig:
     max_seq_len: int = 1024
     #: "middle": loss on the middle span (and end token) only; "all": on every token.
     loss_on: str = "middle"
+    #: Train as the engine serves with token healing on (its default): a prompt's last token that
+    #: serving would take back moves into the target (:func:`training.finetune.batches.tokenize_samples`).
+    token_healing: bool = True
     #: "auto" = bf16 where the GPU or CPU computes it natively (bf16 weights on a GPU, bf16 autocast
     #: over fp32 weights on a CPU with AMX/AVX512-BF16), else fp32; "bf16" fails where it is not native.
     precision: str = "auto"

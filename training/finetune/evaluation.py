@@ -34,6 +34,12 @@ def heldout_loss(model, samples: list[TokenizedSample], pad_id: int, batch_size:
     return total / max(tokens, 1)
 
 
+def after_healed(text: str, healed: str) -> str | None:
+    """What a user sees of ``text`` generated after a healed prompt: the text minus the taken-back
+    ``healed`` text it must begin with (None when it does not: serving's constraint forbids that)."""
+    return text[len(healed):] if text.startswith(healed) else None
+
+
 def _first_line(text: str, stops: tuple[str, ...]) -> str:
     for stop in stops:
         text = text.split(stop, 1)[0]
@@ -76,7 +82,8 @@ def next_line_exact_match(model, tokenizer, samples: list[TokenizedSample], stop
                                  pad_token_id=tokenizer.pad_token_id or 0,
                                  stopping_criteria=[FirstLineDone(tokenizer, ids.shape[1])])
             text = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=False)
-            hits += _first_line(text, stops) == _first_line(sample.middle, ())
+            shown = after_healed(text, sample.healed)
+            hits += shown is not None and _first_line(shown, stops) == _first_line(sample.middle, ())
     model.train()
     return hits / len(samples)
 

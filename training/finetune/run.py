@@ -145,8 +145,9 @@ def _run(repos, base_info: dict, n_params: int, out: Path, work: Path, config: F
     manifest = _prepare_data(repos, work, tokenizer, data_config, accelerator, show_progress and main)
     end_token = template.end_tokens[0]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    train = tokenize_samples(list(read_samples(work / "data", "train")), tokenizer, end_token, config.max_seq_len)
-    heldout = tokenize_samples(list(read_samples(work / "data", "heldout")), tokenizer, end_token, config.max_seq_len)
+    train, heldout = (tokenize_samples(list(read_samples(work / "data", split)), tokenizer, end_token,
+                                       config.max_seq_len, heal=config.token_healing)
+                      for split in ("train", "heldout"))
     eval_loss_set = heldout[: config.eval_samples]
     em_set = sorted(heldout, key=lambda s: (s.kind != "line_rest", s.prompt[-64:]))[: config.em_samples]
     if config.epochs is not None:   # the step count follows the dataset, known only now
