@@ -118,7 +118,7 @@ def test_complete_with_a_gguf_file_and_with_a_catalogue_name(tiny_gguf, tmp_path
 
 
 def test_the_catalogue_entry_decides_the_fim_order(tiny_gguf, tmp_path, monkeypatch):
-    """A catalogue model is served in the layout measured best for it (Qwen2.5-Coder-0.5B: SPM),
+    """A catalogue model is served in the layout measured best for it (both Qwen2.5-Coder models: SPM),
     whether named or given as its file (found by hash); configuring fim_order still wins."""
     from repocomplete.catalog import catalog
     from repocomplete.config import load_engine_config
@@ -126,7 +126,7 @@ def test_the_catalogue_entry_decides_the_fim_order(tiny_gguf, tmp_path, monkeypa
     from repocomplete.model_store import pull
 
     assert catalog()["qwen2.5-coder-0.5b"].fim_order == "spm"
-    assert catalog()["qwen2.5-coder-1.5b"].fim_order is None  # PSM, Qwen's training order
+    assert catalog()["qwen2.5-coder-1.5b"].fim_order == "spm"
     (tmp_path / "catalog.json").write_text(json.dumps([{**catalog_entry("tiny-spm", tiny_gguf.read_bytes()),
                                                         "fim_order": "spm"}]))
     monkeypatch.setenv("REPOCOMPLETE_CATALOG", str(tmp_path / "catalog.json"))
