@@ -75,3 +75,13 @@ def test_healing_is_the_default_and_can_be_turned_off():
     parser = build_parser()
     assert parser.parse_args(["repo"]).token_healing is True
     assert parser.parse_args(["repo", "--no-token-healing"]).token_healing is False
+
+
+def test_one_healing_rule_serves_several_calls_with_the_same_result(tokenizer):
+    from training.finetune.batches import SampleHealing
+
+    rule = SampleHealing.for_tokenizer(tokenizer)
+    prompt = "def f(x):\n    y = x\n    "
+    (shared,) = tokenize_samples([sample(prompt, "return y\n")], tokenizer, END, 256, heal=rule)
+    (fresh,) = tokenize_samples([sample(prompt, "return y\n")], tokenizer, END, 256, heal=True)
+    assert shared == fresh and shared.healed == "    "

@@ -21,8 +21,22 @@ class TokenizedSample:
     healed: str = ""
 
 
+@dataclass(frozen=True)
+class SampleHealing:
+    """Serving's token-healing rule over one tokenizer, built once (the vocabulary index takes ~0.5 s)."""
+
+    healer: object   # repocomplete.backends.token_healing.TokenHealer
+    special: frozenset[int]
+
+    @classmethod
+    def for_tokenizer(cls, tokenizer) -> "SampleHealing":
+        from repocomplete.backends.token_healing import TokenHealer, special_token_ids, vocabulary_texts
+
+        return cls(TokenHealer(vocabulary_texts(tokenizer)), special_token_ids(tokenizer))
+
+
 def tokenize_samples(samples: list[dict], tokenizer, end_token: str, max_seq_len: int,
-                     heal: bool = False) -> list[TokenizedSample]:
+                     heal: bool | SampleHealing = False) -> list[TokenizedSample]:
     """Prompt + middle + end token as ids; an over-long prompt loses its leftmost tokens.
 
     ``heal``: train as the engine serves with token healing on (its default). Where serving would
@@ -31,14 +45,13 @@ def tokenize_samples(samples: list[dict], tokenizer, end_token: str, max_seq_len
     and the target is tokenized with it, so the model learns to write ``"        return"`` as it
     would tokenize it, not to continue from a token boundary serving no longer shows it. The same
     rule decides as at serving (:meth:`TokenHealer.split`): never after a special token (a PSM
-    prompt ends in the middle sentinel), a line break, or half a character.
+    prompt ends in the middle sentinel), a line break, or half a character. Pass a
+    :class:`SampleHealing` instead of True to reuse one rule across several calls.
     """
     end_id = tokenizer.convert_tokens_to_ids(end_token)
-    healer = special = None
-    if heal:
-        from repocomplete.backends.token_healing import TokenHealer, special_token_ids, vocabulary_texts
-
-        healer, special = TokenHealer(vocabulary_texts(tokenizer)), special_token_ids(tokenizer)
+    healing = (heal if isinstance(heal, SampleHealing)
+               else SampleHealing.for_tokenizer(tokenizer) if heal else None)
+    healer, special = (healing.healer, healing.special) if healing else (None, None)
     out = []
     for sample in samples:
         prompt_ids = tokenizer(sample["prompt"], add_special_tokens=False)["input_ids"]

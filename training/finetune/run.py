@@ -30,7 +30,7 @@ from repocomplete.model_resolution import weights_sha256
 from training import publish
 from training.data import DataConfig, build_dataset, load_manifest, read_samples
 from training.finetune.adapter import FORMAT, write_adapter
-from training.finetune.batches import BatchStream, collate, tokenize_samples
+from training.finetune.batches import BatchStream, SampleHealing, collate, tokenize_samples
 from training.finetune.checkpoints import list_checkpoints, load_checkpoint, save_checkpoint
 from training.finetune.config import (FinetuneConfig, FinetuneError, FinetuneResult, TrainState, check_config,
                                       steps_for_epochs)
@@ -145,8 +145,9 @@ def _run(repos, base_info: dict, n_params: int, out: Path, work: Path, config: F
     manifest = _prepare_data(repos, work, tokenizer, data_config, accelerator, show_progress and main)
     end_token = template.end_tokens[0]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    healing = SampleHealing.for_tokenizer(tokenizer) if config.token_healing else False
     train, heldout = (tokenize_samples(list(read_samples(work / "data", split)), tokenizer, end_token,
-                                       config.max_seq_len, heal=config.token_healing)
+                                       config.max_seq_len, heal=healing)
                       for split in ("train", "heldout"))
     eval_loss_set = heldout[: config.eval_samples]
     em_set = sorted(heldout, key=lambda s: (s.kind != "line_rest", s.prompt[-64:]))[: config.em_samples]
