@@ -42,6 +42,10 @@ class CompletionClient(Protocol):
     async def complete(self, request: CompletionRequest) -> CompletionResult:
         """One completion; BackendUnavailableError when the backend is down."""
 
+    async def prefetch(self, request: CompletionRequest) -> int:
+        """Process ``request``'s prompt ahead of time, generating nothing; the prompt tokens cached
+        (0 where the source keeps no prompt cache of ours). Cancelling the call stops it."""
+
     async def record_event(self, event: dict) -> None:
         """Store an acceptance event (view/select/dismiss/partial)."""
 
@@ -131,6 +135,10 @@ class HttpClient:
         self.model_calls += 1
         return result_from_json(await self._send("POST", "/v1/completions", request_to_json(request)))
 
+    async def prefetch(self, request: CompletionRequest) -> int:
+        """Not over HTTP: the server's engine keeps its own prompt cache, filled by completions only."""
+        return 0
+
     async def record_event(self, event: dict) -> None:
         try:
             response = await self._http.post("/v1/events", json=event)
@@ -179,6 +187,8 @@ class InProcessClient:
         self.buffers_pushed = 0
         self.buffers_skipped = 0
         self.indexed = False
+        #: Prompts processed ahead of time (:meth:`prefetch` calls that ran).
+        self.prefetched = 0
 
     def start(self) -> None:
         if self._started:
@@ -270,18 +280,41 @@ class InProcessClient:
     async def complete(self, request: CompletionRequest) -> CompletionResult:
         self.start()  # a client that never sent `initialized` must not wait forever
         engine = await asyncio.wrap_future(self._engine)
+
+        def call() -> CompletionResult:
+            self.model_calls += 1
+            return engine.complete(request)
+
+        return await self._in_worker(engine, request, call)
+
+    async def prefetch(self, request: CompletionRequest) -> int:
+        """The engine's :meth:`~repocomplete.engine.Engine.prefetch`; 0 while the model is still loading
+        (a prefetch never waits for it)."""
+        if not self._engine.done() or self._engine.exception() is not None:
+            return 0
+        engine = self._engine.result()
+
+        def call() -> int:
+            cached = engine.prefetch(request)
+            self.prefetched += 1
+            return cached
+
+        return await self._in_worker(engine, request, call)
+
+    async def _in_worker(self, engine: Any, request: CompletionRequest, call: Callable[[], Any]) -> Any:
+        """``call`` in a worker thread, with the request's live buffers and adapter in place;
+        cancelling the await sets ``request.cancel``, which the model checks at every step."""
         cancel = threading.Event()
         request.cancel = cancel
         if self.indexed and request.workspace is None:
             request.workspace = self.root
 
-        def run() -> CompletionResult:
+        def run() -> Any:
             if cancel.is_set():
                 raise CancelledError("cancelled before generation")
             self._flush_buffers()
             self._load_changed_adapter(engine)
-            self.model_calls += 1
-            return engine.complete(request)
+            return call()
 
         try:
             return await asyncio.get_running_loop().run_in_executor(None, run)
@@ -303,6 +336,13 @@ class InProcessClient:
             return None
         requests = getattr(self._engine.result().backend, "requests", None)
         return None if requests is None else len(requests)
+
+    def backend_prefills(self) -> int | None:
+        """Prompts the backend processed ahead of time, when it counts them (the fake backend does)."""
+        if not self._engine.done() or self._engine.exception() is not None:
+            return None
+        prefills = getattr(self._engine.result().backend, "prefills", None)
+        return None if prefills is None else len(prefills)
 
     async def record_event(self, event: dict) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.events.add, event)

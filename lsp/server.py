@@ -21,6 +21,9 @@ INDEX_COMMAND = "repocomplete.index"
 #: Custom requests, for tests, benchmarks and curious users.
 DOCUMENT_TEXT_REQUEST = "repocomplete/documentText"
 DEBUG_STATS_REQUEST = "repocomplete/debugStats"
+#: Notification ``{"textDocument": {"uri"}, "position": {"line", "character"}}``: the cursor landed
+#: there (a click, a cursor move); the server may process the prompt there ahead of time.
+CURSOR_NOTIFICATION = "repocomplete/cursor"
 
 
 def _root_of(params: types.InitializeParams) -> str | None:
@@ -29,6 +32,21 @@ def _root_of(params: types.InitializeParams) -> str | None:
     if params.root_uri:
         return uri_to_path(params.root_uri)
     return params.root_path
+
+
+def _cursor_of(params: Any) -> tuple[str, types.Position] | None:
+    """(uri, position) of a ``repocomplete/cursor`` notification; None when malformed (ignored:
+    a notification has no reply to carry an error)."""
+    def field(value: Any, name: str) -> Any:
+        return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+
+    uri = field(field(params, "textDocument"), "uri")
+    position = field(params, "position")
+    line, character = field(position, "line"), field(position, "character")
+    if not isinstance(uri, str) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                           for v in (line, character)):
+        return None
+    return uri, types.Position(line=line, character=character)
 
 
 def create_server() -> RepocompleteLanguageServer:
@@ -119,6 +137,12 @@ def create_server() -> RepocompleteLanguageServer:
         uri = params.get("uri") if isinstance(params, dict) else getattr(params, "uri", None)
         document = service.documents.get(str(uri))
         return None if document is None else {"text": document.text, "version": document.version}
+
+    @server.feature(CURSOR_NOTIFICATION)
+    def cursor(params: Any) -> None:
+        place = _cursor_of(params)
+        if place is not None:
+            service.cursor_moved(*place)
 
     @server.feature(DEBUG_STATS_REQUEST)
     def debug_stats(params: Any) -> dict:

@@ -93,6 +93,12 @@ class CompletionService:
         self.flag_options: dict = {}
         #: Whether the client sent ``exit`` (after ``shutdown`` or not).
         self.exit_requested = False
+        #: The running ahead-of-time prompt processing (:meth:`cursor_moved`), and completions in flight.
+        self._prefetch: asyncio.Task | None = None
+        self._completing = 0
+        #: Prefetches begun (counted when scheduled) and those that processed a prompt.
+        self.prefetches_started = 0
+        self.prefetches = 0
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -209,21 +215,18 @@ class CompletionService:
         Order matters for cost: the cache first (free), then the debounce (a newer
         keystroke or a ``$/cancelRequest`` ends the request here), then the model.
         """
+        self._cancel_prefetch()  # the model is wanted now, wherever the prefetch was
         document = self.documents.get(uri)
         if document is None or self.client is None or not self.settings.enabled_for(document.language_id):
             return None
-        offset = document.offset_at(position)
-        # Only a window around the cursor is ever looked at (the model's prompt budget): the
-        # cost of a keystroke does not grow with the buffer, nor the cache's memory.
-        text, settings = document.text, self.settings
-        prefix = _trim_prefix(text[max(0, offset - settings.max_prefix_chars - 1):offset], settings.max_prefix_chars)
-        suffix = _trim_suffix(text[offset:offset + settings.max_suffix_chars + 1], settings.max_suffix_chars)
+        prefix, suffix = self._window(document, position)
         hit = self.cache.get(prefix, suffix)
         if hit is not None:
             return self._completion(hit.text, prefix, position, hit.entry.completion_id, hit.entry.choice_index, cached=True)
         if not await self.debouncer.wait(uri):
             return None
         request = self._request(document, prefix, suffix)
+        self._completing += 1
         try:
             result = await self.client.complete(request)
         except BackendUnavailableError as exc:
@@ -234,11 +237,57 @@ class CompletionService:
         except RepocompleteError as exc:
             log.warning("completion failed: %s", exc)
             return None
+        finally:
+            self._completing -= 1
         if self.status == "error":
             self.set_status("ready", "the completion backend is back")
         text = result.choices[0].text if result.choices else ""
         self.cache.put(prefix, suffix, text, result.id)
         return self._completion(text, prefix, position, result.id, 0)
+
+    def _window(self, document: Document, position: types.Position) -> tuple[str, str]:
+        """The prefix and suffix sent for a cursor at ``position``. Only a window around the
+        cursor is ever looked at (the model's prompt budget): the cost of a keystroke does not
+        grow with the buffer, nor the cache's memory."""
+        offset = document.offset_at(position)
+        text, settings = document.text, self.settings
+        prefix = _trim_prefix(text[max(0, offset - settings.max_prefix_chars - 1):offset], settings.max_prefix_chars)
+        suffix = _trim_suffix(text[offset:offset + settings.max_suffix_chars + 1], settings.max_suffix_chars)
+        return prefix, suffix
+
+    # -- ahead of time -----------------------------------------------------------------------
+
+    def cursor_moved(self, uri: str, position: types.Position) -> None:
+        """The cursor landed at ``position`` (``repocomplete/cursor``, sent by the editor on a click
+        or cursor move): process the prompt there in the background, so that the first completion
+        at that cursor, or a few keystrokes on, costs what a keystroke costs instead of a whole
+        prompt. Skipped when prefetching is off, a completion is already on its way (it fills the
+        same cache), or one is cached for this cursor; a newer cursor or any completion request
+        cancels it (the model stops within one chunk of the prompt)."""
+        document = self.documents.get(uri)
+        if (not self.settings.prefetch or document is None or self.client is None or self._completing
+                or not self.settings.enabled_for(document.language_id)):
+            return
+        prefix, suffix = self._window(document, position)
+        if self.cache.get(prefix, suffix) is not None:
+            return
+        self._cancel_prefetch()
+        self.prefetches_started += 1
+        self._prefetch = asyncio.ensure_future(self._run_prefetch(self._request(document, prefix, suffix)))
+
+    async def _run_prefetch(self, request: CompletionRequest) -> None:
+        try:
+            if await self.client.prefetch(request):
+                self.prefetches += 1
+        except (CancelledError, asyncio.CancelledError):
+            pass
+        except Exception as exc:  # noqa: BLE001 - ahead-of-time work never troubles the editor
+            log.info("prefetch failed: %s", exc)
+
+    def _cancel_prefetch(self) -> None:
+        if self._prefetch is not None and not self._prefetch.done():
+            self._prefetch.cancel()
+        self._prefetch = None
 
     def _request(self, document: Document, prefix: str, suffix: str) -> CompletionRequest:
         settings = self.settings
@@ -288,10 +337,13 @@ class CompletionService:
         return {
             "model_calls": getattr(self.client, "model_calls", 0),
             "backend_requests": self.client.backend_requests() if isinstance(self.client, InProcessClient) else None,
+            "backend_prefills": self.client.backend_prefills() if isinstance(self.client, InProcessClient) else None,
             "torch_loaded": "torch" in sys.modules,
             "buffers_pushed": getattr(self.client, "buffers_pushed", None),
             "buffers_skipped": getattr(self.client, "buffers_skipped", None),
             "indexed": getattr(self.client, "indexed", None),
+            "prefetches_started": self.prefetches_started,
+            "prefetches": self.prefetches,
             "cache_hits": self.cache.hits,
             "cache_misses": self.cache.misses,
             "superseded": self.debouncer.superseded,

@@ -42,6 +42,7 @@ OPTION_NAMES = {
     "maxPrefixChars": "max_prefix_chars",
     "maxSuffixChars": "max_suffix_chars",
     "index": "index",
+    "prefetch": "prefetch",
 }
 
 _OPTIONAL_STR = ("server_url", "token", "model", "adapter", "backend", "workspace")
@@ -79,6 +80,8 @@ class Settings:
     max_prefix_chars: int = setting(12_000, "most text before the cursor sent, characters (the engine budgets tokens again)")
     max_suffix_chars: int = setting(4_000, "most text after the cursor sent, characters")
     index: bool = setting(True, "index the workspace root in the background (in-process mode)")
+    prefetch: bool = setting(True, "process the prompt where the cursor lands before anything is typed there "
+                             "(repocomplete/cursor notifications; in-process mode)")
 
     def adapters(self) -> dict[str, str]:
         """Adapters the in-process engine loads: the configured one when it names a local path."""
@@ -133,7 +136,7 @@ def _checked(key: str, name: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ConfigError(f"setting {key} must be a non-negative number")
         return int(value)
-    if name in ("enable", "index"):
+    if name in ("enable", "index", "prefetch"):
         if not isinstance(value, bool):
             raise ConfigError(f"setting {key} must be true or false")
         return value

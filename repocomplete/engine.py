@@ -161,6 +161,19 @@ class Engine:
             on_done(prepared.timings, Usage(prompt_tokens=prepared.prompt_tokens,
                                             completion_tokens=self.backend.count_tokens(raw)))
 
+    def prefetch(self, request: CompletionRequest) -> int:
+        """Process ``request``'s prompt ahead of time, generating nothing; the prompt tokens cached.
+
+        Called when the cursor lands somewhere (before the user types there): the completion
+        that follows at that cursor, or a few keystrokes on, finds its prompt's keys and values
+        already computed and pays only for the difference and the decoding. 0 when the backend
+        keeps no prompt cache (a remote engine) or ``request.cancel`` was set first.
+        """
+        prefill = getattr(self.backend, "prefill", None)
+        if prefill is None:
+            return 0
+        return prefill(self._prepare(request).generation)
+
     def prompt_for(self, request: CompletionRequest) -> str:
         """The prompt ``request`` would be sent to the model as (benchmarks, debugging)."""
         return self._prepare(request).generation.prompt

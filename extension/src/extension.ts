@@ -1,7 +1,17 @@
 // The whole VS Code side: start `repocomplete lsp`, forward settings, show its status. No prompt logic here.
 import * as vscode from "vscode";
 import { LanguageClient, LanguageClientOptions, ServerOptions, TransportKind } from "vscode-languageclient/node";
-import { initializationOptions, needsRestart, parseStatus, scopedSettings, serverCommand, statusBarText } from "./settings";
+import {
+  CURSOR_NOTIFICATION,
+  CURSOR_REST_MS,
+  cursorParams,
+  initializationOptions,
+  needsRestart,
+  parseStatus,
+  scopedSettings,
+  serverCommand,
+  statusBarText,
+} from "./settings";
 
 let client: LanguageClient | undefined;
 let statusItem: vscode.StatusBarItem;
@@ -45,6 +55,23 @@ async function startClient(): Promise<void> {
   }
 }
 
+let cursorTimer: ReturnType<typeof setTimeout> | undefined;
+
+/** Tell the server where the cursor came to rest (it may prepare the prompt there); debounced. */
+function cursorMoved(event: vscode.TextEditorSelectionChangeEvent): void {
+  clearTimeout(cursorTimer);
+  cursorTimer = setTimeout(() => {
+    const running = client?.isRunning() ? client : undefined;
+    const params = running && cursorParams(
+      running.code2ProtocolConverter.asUri(event.textEditor.document.uri),
+      event.selections.map((s) => ({ line: s.active.line, character: s.active.character, empty: s.isEmpty })),
+    );
+    if (running && params) {
+      void running.sendNotification(CURSOR_NOTIFICATION, params);
+    }
+  }, CURSOR_REST_MS);
+}
+
 async function restartClient(): Promise<void> {
   const previous = client;
   client = undefined;
@@ -75,6 +102,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       }
     }),
     vscode.workspace.onDidGrantWorkspaceTrust(sendSettings),
+    vscode.window.onDidChangeTextEditorSelection(cursorMoved),
+    { dispose: () => clearTimeout(cursorTimer) },
   );
   await startClient();
 }

@@ -10,7 +10,32 @@ export interface ServerStatus {
 }
 
 /** Settings the language server understands (camelCase, as `initializationOptions`). */
-export const SERVER_SETTINGS = ["serverUrl", "token", "model", "adapter", "enable", "languages", "debounceMs", "maxTokens"] as const;
+export const SERVER_SETTINGS = ["serverUrl", "token", "model", "adapter", "enable", "languages", "debounceMs", "maxTokens", "prefetch"] as const;
+
+/** The language server's notification that the cursor landed somewhere (it may process the prompt there ahead of time). */
+export const CURSOR_NOTIFICATION = "repocomplete/cursor";
+
+/** Milliseconds the cursor must rest before the server is told where it is (not on every keystroke of a burst). */
+export const CURSOR_REST_MS = 150;
+
+/** One editor selection, as VS Code reports it (positions in UTF-16 code units, the LSP default). */
+export interface CursorSelection {
+  line: number;
+  character: number;
+  empty: boolean;
+}
+
+/**
+ * The `repocomplete/cursor` params for an editor's selections, or undefined when there is no single
+ * plain cursor (a selection or several cursors: no completion will be asked for there).
+ */
+export function cursorParams(uri: string, selections: readonly CursorSelection[]): { textDocument: { uri: string }; position: { line: number; character: number } } | undefined {
+  if (selections.length !== 1 || !selections[0].empty) {
+    return undefined;
+  }
+  const { line, character } = selections[0];
+  return { textDocument: { uri }, position: { line, character } };
+}
 
 /**
  * Settings only the user's own settings may set (`"scope": "machine"` in package.json): a

@@ -71,6 +71,11 @@ class Backend(Protocol):
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         """Yield text deltas of a single completion as they are generated."""
 
+    # Optional: ``prefill(request) -> int`` processes a prompt into the backend's prompt cache
+    # without generating (the tokens now cached), stopping early once ``request.cancel`` is set.
+    # Backends with a prompt cache offer it (transformers); the engine's ``prefetch`` skips
+    # backends without it.
+
     def load_adapter(self, name: str, path: str) -> None:
         """Load a LoRA adapter under ``name`` (AdapterError if incompatible)."""
 

@@ -57,6 +57,8 @@ class FakeBackend:
         self._lock = threading.Lock()
         #: Every request received, for assertions in tests.
         self.requests: list[GenerationRequest] = []
+        #: Requests whose prompt was processed ahead of time (:meth:`prefill`).
+        self.prefills: list[GenerationRequest] = []
 
     @classmethod
     def from_config(cls, config) -> FakeBackend:
@@ -98,6 +100,14 @@ class FakeBackend:
         for piece, _ in self._run(request):
             if piece:
                 yield piece
+
+    def prefill(self, request: GenerationRequest) -> int:
+        """Record an ahead-of-time prompt (cancelled ones too); its token count, 0 when cancelled."""
+        with self._lock:
+            self.prefills.append(request)
+        if request.cancel is not None and request.cancel.is_set():
+            return 0
+        return self.count_tokens(request.prompt)
 
     def _target(self, request: GenerationRequest) -> str:
         """The text this request generates."""

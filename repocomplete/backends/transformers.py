@@ -56,6 +56,8 @@ PREFILL_DTYPES = ("auto", "off", "bfloat16")
 DECODE_WEIGHTS = ("auto", "int8", "off")
 #: Chunks shorter than this run on the decoding model: casting the KV cache costs more than they save.
 MIXED_PREFILL_MIN_TOKENS = 16
+#: Chunk size of :meth:`TransformersBackend.prefill` (ahead-of-time prompt processing).
+PREFILL_CHUNK_TOKENS = 256
 #: ``prefill`` of an adapted request: its long chunks run on the adapted fp32 model under bf16
 #: autocast (the bf16 copy holds the plain base weights).
 AUTOCAST = "autocast"
@@ -148,6 +150,9 @@ class TransformersBackend:
         # The model's own config first, then what its catalogue entry measured (``fim_order``).
         self.fim_order = declared_fim_order(model.config) or fim_order
         self.kv_cache_enabled = kv_cache
+        #: :meth:`prefill` processes the prompt in chunks of this many tokens: the longest a
+        #: waiting request may have to wait for a cancelled prefill (≈0.5 s at bf16 on one core).
+        self.prefill_chunk_tokens = PREFILL_CHUNK_TOKENS
         self._cache = PromptCache()
         self._adapter_paths: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -279,7 +284,7 @@ class TransformersBackend:
         """
         import torch
 
-        model = self._select_adapter(request.adapter)
+        model, prefill, context = self._runners(request.adapter)
         key = request.adapter
         # The healed text must be generated again before anything is shown (and is not shown).
         prompt_ids, healed = self._healer.split(prompt_ids, self._special_ids) if self._healer else (prompt_ids, "")
@@ -303,11 +308,6 @@ class TransformersBackend:
         # Drafts are checked against the greedy choice: sampling and copy mixing decode one by one.
         speculate = self.speculative_tokens if (request.temperature <= 0 and not copying) else 0
         line_only = "\n" in request.stop
-        # The bf16 copy is the plain base model: requests with an adapter stay on the adapted one,
-        # whose long chunks run under bf16 autocast instead (the same matrix units, ≈2.3x fp32's
-        # prefill speed; the base's and the adapter's prompts are computed at the same precision).
-        prefill = self._prefill_model if key is None else (AUTOCAST if self._prefill_model is not None else None)
-        context = model.disable_adapter() if (key is None and model is not self.base_model) else contextlib.nullcontext()
         try:
             with torch.inference_mode(), context:
                 while len(generated) - spent_healing < max_new:
@@ -371,6 +371,56 @@ class TransformersBackend:
             if self.kv_cache_enabled:
                 # The cache holds every token but the last pending one.
                 self._cache.store(key, ids[: cache.get_seq_length()], cache)
+
+    def prefill(self, request: GenerationRequest) -> int:
+        """Process ``request``'s prompt into the prompt cache without generating; the prompt tokens cached.
+
+        A later request whose prompt starts the same (the same cursor, or a few keystrokes
+        on) runs only the difference: the language server calls this when the cursor lands
+        somewhere, so the first completion there costs what a keystroke costs. The prompt is
+        healed first, as :meth:`generate` would. It runs in chunks of
+        :attr:`prefill_chunk_tokens` and stops between two of them once ``request.cancel`` is
+        set (a real request is waiting for the model); what was processed stays cached.
+        """
+        if not self.kv_cache_enabled:
+            return 0
+        import torch
+
+        prompt_ids = self._prompt_ids(request)
+        with self._lock:
+            model, prefill, context = self._runners(request.adapter)
+            if self._healer:
+                prompt_ids, _ = self._healer.split(prompt_ids, self._special_ids)
+            cache, done = self._cache.take(request.adapter, prompt_ids)
+            if cache is None:
+                from transformers import DynamicCache
+
+                cache = DynamicCache(config=self.base_model.config)
+            # The prompt's last token stays pending, as in the cache's invariant: a request runs
+            # it again for its logits.
+            end = len(prompt_ids) - 1
+            try:
+                with torch.inference_mode(), context:
+                    while done < end and not (request.cancel is not None and request.cancel.is_set()):
+                        chunk = prompt_ids[done:min(end, done + self.prefill_chunk_tokens)]
+                        self._forward(model, chunk, cache, prefill=prefill)
+                        done += len(chunk)
+            finally:
+                self._cache.store(request.adapter, prompt_ids[:cache.get_seq_length()], cache)
+            return cache.get_seq_length()
+
+    def _runners(self, adapter: str | None):
+        """(model, prefill runner, adapter context) of a request on ``adapter`` (None: the base).
+
+        The bf16 copy is the plain base model: requests with an adapter stay on the adapted one,
+        whose long chunks run under bf16 autocast instead (the same matrix units, ≈2.3x fp32's
+        prefill speed; the base's and the adapter's prompts are computed at the same precision).
+        """
+        model = self._select_adapter(adapter)
+        prefill = self._prefill_model if adapter is None else (AUTOCAST if self._prefill_model is not None else None)
+        context = (model.disable_adapter() if (adapter is None and model is not self.base_model)
+                   else contextlib.nullcontext())
+        return model, prefill, context
 
     def _draft(self, ids: list[int], limit: int, line_only: bool) -> list[int]:
         """A prompt-lookup draft; in line mode it ends with the first token that breaks the line

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from "vscode-jsonrpc/node";
-import { initializationOptions, parseStatus, serverCommand, statusBarText } from "../settings";
+import { CURSOR_NOTIFICATION, cursorParams, initializationOptions, parseStatus, serverCommand, statusBarText } from "../settings";
 
 const repoRoot = path.resolve(__dirname, "..", "..", "..");
 
@@ -58,6 +58,15 @@ test("the extension's launch command and settings drive the real language server
   assert.ok(result.items[0].insertText.length > 0);
   const accepted: any = await connection.sendRequest("workspace/executeCommand", result.items[0].command);
   assert.equal(accepted.type, "select");
+
+  // the cursor lands on a new line: the server starts processing the prompt there (notifications are handled in order)
+  await connection.sendNotification("textDocument/didChange", {
+    textDocument: { uri, version: 2 },
+    contentChanges: [{ text: "def f():\n    return 1\n\n\ndef g():\n    " }],
+  });
+  await connection.sendNotification(CURSOR_NOTIFICATION, cursorParams(uri, [{ line: 5, character: 4, empty: true }]));
+  const stats: any = await connection.sendRequest("repocomplete/debugStats", {});
+  assert.equal(stats.prefetches_started, 1);
 
   // a per-language switch from the settings: no completion in markdown
   await connection.sendNotification("textDocument/didOpen", { textDocument: { uri: "file:///project/README.md", languageId: "markdown", version: 1, text: "# T\n" } });

@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import { test } from "node:test";
 import {
+  cursorParams,
   initializationOptions,
   MACHINE_SETTINGS,
   needsRestart,
@@ -89,4 +90,15 @@ test("package.json makes pythonPath, serverUrl and token machine settings and li
     [...untrusted.restrictedConfigurations].sort(),
     [...MACHINE_SETTINGS, ...TRUSTED_WORKSPACE_SETTINGS].map((key) => `repocomplete.${key}`).sort(),
   );
+});
+
+test("cursorParams names a single plain cursor, and nothing for a selection or several cursors", () => {
+  const uri = "file:///src/app.py";
+  assert.deepEqual(cursorParams(uri, [{ line: 3, character: 8, empty: true }]), {
+    textDocument: { uri },
+    position: { line: 3, character: 8 },
+  });
+  assert.equal(cursorParams(uri, [{ line: 3, character: 8, empty: false }]), undefined);
+  assert.equal(cursorParams(uri, [{ line: 3, character: 8, empty: true }, { line: 5, character: 0, empty: true }]), undefined);
+  assert.equal(cursorParams(uri, []), undefined);
 });
