@@ -136,8 +136,8 @@ class HttpClient:
         return result_from_json(await self._send("POST", "/v1/completions", request_to_json(request)))
 
     async def prefetch(self, request: CompletionRequest) -> int:
-        """Not over HTTP: the server's engine keeps its own prompt cache, filled by completions only."""
-        return 0
+        """The server's ``POST /v1/prefetch`` (its engine's prompt cache; 0 when it was busy)."""
+        return int((await self._send("POST", "/v1/prefetch", request_to_json(request))).get("cached_tokens") or 0)
 
     async def record_event(self, event: dict) -> None:
         try:

@@ -81,7 +81,7 @@ class Settings:
     max_suffix_chars: int = setting(4_000, "most text after the cursor sent, characters")
     index: bool = setting(True, "index the workspace root in the background (in-process mode)")
     prefetch: bool = setting(True, "process the prompt where the cursor lands before anything is typed there "
-                             "(repocomplete/cursor notifications; in-process mode)")
+                             "(repocomplete/cursor notifications; in-process, or the server's /v1/prefetch)")
 
     def adapters(self) -> dict[str, str]:
         """Adapters the in-process engine loads: the configured one when it names a local path."""

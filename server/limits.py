@@ -146,6 +146,8 @@ class Limiter:
         self.mean_s = 1.0
         #: Called with the reason whenever a running generation is told to stop.
         self.on_cancel: Callable[[str], None] = lambda reason: None
+        #: Stop events of running ahead-of-time work (:meth:`prefetch`): set by every request that asks for a slot.
+        self._prefetching: set[threading.Event] = set()
 
     def retry_after_s(self) -> float:
         return max(1.0, self.mean_s * (self.waiting + 1) / self.max_concurrency)
@@ -154,7 +156,10 @@ class Limiter:
         return time.monotonic() + self.timeout_s
 
     async def acquire(self, deadline: float) -> None:
-        """Take a slot, waiting in the bounded queue; 429 when it is full, 503 past the deadline."""
+        """Take a slot, waiting in the bounded queue; 429 when it is full, 503 past the deadline.
+        Running ahead-of-time work is told to stop first: a request never waits behind it."""
+        for stop in self._prefetching:
+            stop.set()
         if self._slots.acquire(blocking=False):
             self.running += 1
             return
@@ -201,6 +206,24 @@ class Limiter:
     async def call(self, fn: Callable[[], T], *, cancel: threading.Event, receive: Receive, deadline: float) -> T:
         """Run blocking ``fn`` in a slot; stop it on client disconnect (499) or deadline (504)."""
         await self.acquire(deadline)
+        return await self._run(fn, cancel, receive, deadline)
+
+    async def prefetch(self, fn: Callable[[], T], *, cancel: threading.Event, receive: Receive,
+                       deadline: float) -> T | None:
+        """Run blocking ahead-of-time ``fn`` only in a slot free now (None when there is none or a
+        request is queued: such work never queues); any request that asks for a slot meanwhile sets
+        ``cancel``, and ``fn`` is expected to return soon after with what it did."""
+        if self.waiting or not self._slots.acquire(blocking=False):
+            return None
+        self.running += 1
+        self._prefetching.add(cancel)
+        try:
+            return await self._run(fn, cancel, receive, deadline)
+        finally:
+            self._prefetching.discard(cancel)
+
+    async def _run(self, fn: Callable[[], T], cancel: threading.Event, receive: Receive, deadline: float) -> T:
+        """``fn`` in the slot just taken (released when its thread stops)."""
         started = time.monotonic()
         future = self._submit(fn)
         watcher = asyncio.ensure_future(wait_for_disconnect(receive))

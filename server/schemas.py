@@ -181,6 +181,12 @@ class CompletionOut(BaseModel):
     debug_data: DebugDataOut | None = None
 
 
+class PrefetchOut(BaseModel):
+    #: Prompt tokens now cached for a completion at this cursor; 0 when nothing was done (the server
+    #: was busy, the request was stopped first, or its model keeps no prompt cache).
+    cached_tokens: int = 0
+
+
 class EventIn(Tolerant):
     """``POST /v1/events``: ours and Tabby's event bodies."""
 

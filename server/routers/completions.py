@@ -1,4 +1,5 @@
-"""``POST /v1/completions``: DESIGN.md's contract, a superset of Tabby's (JSON or SSE stream)."""
+"""``POST /v1/completions``: DESIGN.md's contract, a superset of Tabby's (JSON or SSE stream);
+``POST /v1/prefetch``: the same body, its prompt processed ahead of time."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from server.auth import is_admin
 from server.errors import ERROR_RESPONSES
 from server.mapping import completion_request, completion_response
 from server.runtime import Runtime, runtime
-from server.schemas import CompletionIn, CompletionOut
+from server.schemas import CompletionIn, CompletionOut, PrefetchOut
 from server.streaming import generate_pieces, sse_response, stream_doc
 
 router = APIRouter(tags=["completions"])
@@ -30,3 +31,15 @@ async def complete(body: CompletionIn, request: Request, rt: Runtime = Depends(r
     result = await rt.limiter.call(lambda: rt.engine.complete(req), cancel=req.cancel, receive=request.receive, deadline=deadline)
     rt.metrics.observe_completion(result.timings, result.usage.completion_tokens)
     return completion_response(result)
+
+
+@router.post("/v1/prefetch", response_model=PrefetchOut, responses=ERROR_RESPONSES)
+async def prefetch(body: CompletionIn, request: Request, rt: Runtime = Depends(runtime)) -> PrefetchOut:
+    """Process the prompt of this completion ahead of time (the editor's cursor landed there), generating
+    nothing: the completion that follows at that cursor, or a few keystrokes on, pays only for the rest.
+    Runs only when a generation slot is free now, and stops within one chunk of the prompt when a
+    completion asks for a slot or the client goes away."""
+    req = completion_request(body, rt.settings, paths=rt.paths, adapters=rt.adapter_names(), admin=is_admin(request))
+    cached = await rt.limiter.prefetch(lambda: rt.engine.prefetch(req), cancel=req.cancel, receive=request.receive,
+                                       deadline=rt.limiter.deadline())
+    return PrefetchOut(cached_tokens=cached or 0)

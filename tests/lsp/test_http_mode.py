@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.processes import timeout
+from tests.processes import timeout, wait_for
 from tests.lsp.jsonrpc import ROOT
 from tests.lsp.standin import serve_json
 from tests.lsp.test_stdio import engine_text
@@ -89,6 +89,10 @@ def test_against_a_real_repocomplete_serve(spawn_lsp, tmp_path: Path):
         command = item["command"]
         event = lsp.request("workspace/executeCommand", {"command": command["command"], "arguments": command["arguments"]})
         assert event["type"] == "select"
+        # the cursor lands elsewhere: the server processes that prompt ahead of time (POST /v1/prefetch)
+        lsp.notify("repocomplete/cursor", {"textDocument": {"uri": "file:///proj/add.py"},
+                                           "position": {"line": 0, "character": 8}})
+        wait_for(lambda: lsp.stats()["prefetches"] == 1, 30, "the server's prefetch")
         assert lsp.stats()["torch_loaded"] is False
         assert lsp.shutdown_and_exit() == 0
         assert "refused" not in (tmp_path / "lsp-0.err").read_text()

@@ -13,7 +13,7 @@ import pytest
 from repocomplete.backends.fake import FakeBackend
 from repocomplete.engine import Engine
 from repocomplete.types import CompletionRequest, Segments
-from tests.processes import timeout
+from tests.processes import timeout, wait_for
 from tests.server.conftest import FAKE_TEXT
 
 PREFIX = "def add_offset(values, offset):\n    total = sum(values)\n    "
@@ -170,7 +170,7 @@ def test_tokens_guard_every_route_but_health_and_never_reach_the_log(serve):
     served = serve(token=token, env={"REPOCOMPLETE_FAKE_TEXT": FAKE_TEXT})
     url = served.url
     assert httpx.get(f"{url}/v1/health").status_code == 200
-    for method, path in (("POST", "/v1/completions"), ("POST", "/v1/events"), ("GET", "/metrics"),
+    for method, path in (("POST", "/v1/completions"), ("POST", "/v1/prefetch"), ("POST", "/v1/events"), ("GET", "/metrics"),
                          ("GET", "/v1/workspaces"), ("GET", "/openai/v1/models"), ("GET", "/nothing")):
         reply = httpx.request(method, f"{url}{path}", json=BODY)
         assert reply.status_code == 401, (path, reply.text)
@@ -296,3 +296,20 @@ def test_unknown_config_key_is_a_one_line_error(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "unknown config key 'portt'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_prefetch_processes_the_prompt_only_in_a_free_slot(serve):
+    served = serve("--max-concurrency", "1", env=SLOW_ENV)
+    reply = httpx.post(f"{served.url}/v1/prefetch", json=BODY, timeout=30)
+    assert reply.status_code == 200 and reply.json()["cached_tokens"] > 0, reply.text
+    bad = httpx.post(f"{served.url}/v1/prefetch", json={"segments": {"prefix": 7}}, timeout=30)
+    assert bad.status_code == 422 and bad.json()["error"]["type"] == "invalid_request"
+    # while the only slot generates, ahead-of-time work is not queued behind it: answered at once, undone
+    worker = threading.Thread(target=lambda: httpx.post(f"{served.url}/v1/completions", json=SLOW_BODY, timeout=60))
+    worker.start()
+    wait_for(lambda: served.metric("repocomplete_generations_in_flight") == 1, 30, "the slow generation to start")
+    started = time.monotonic()
+    busy = httpx.post(f"{served.url}/v1/prefetch", json=BODY, timeout=30)
+    assert busy.status_code == 200 and busy.json() == {"cached_tokens": 0}
+    assert time.monotonic() - started < 1.0  # the generation has seconds to go
+    worker.join()
