@@ -109,6 +109,31 @@ async def _never():
     await asyncio.sleep(3600)
 
 
+def test_a_request_stops_ahead_of_time_work_and_takes_its_slot():
+    async def scenario():
+        limiter = Limiter(max_concurrency=1, max_queue=1, timeout_s=5)
+        stop, started = threading.Event(), threading.Event()
+
+        def prefill() -> str:  # ahead-of-time work: runs until told to stop, then says how far it got
+            started.set()
+            return "stopped early" if stop.wait(30) else "ran to the end"
+
+        ahead = asyncio.ensure_future(limiter.prefetch(prefill, cancel=stop, receive=_never, deadline=time.monotonic() + 30))
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        # the only slot is taken by ahead-of-time work: a second prefetch does not wait for it
+        assert await limiter.prefetch(lambda: "ran", cancel=threading.Event(), receive=_never,
+                                      deadline=time.monotonic() + 30) is None
+        answer = await limiter.call(lambda: "answered", cancel=threading.Event(), receive=_never,
+                                    deadline=time.monotonic() + 5)
+        assert answer == "answered" and await ahead == "stopped early"
+        await asyncio.sleep(0)
+        assert (limiter.running, limiter.waiting) == (0, 0)
+        limiter.shutdown()
+
+    asyncio.run(scenario())
+
+
 def test_event_store_acceptance_rate(tmp_path):
     store = EventStore(tmp_path / "events.sqlite")
     for event in ({"type": "view", "completion_id": "a"}, {"type": "view", "completion_id": "a"},
