@@ -187,8 +187,6 @@ class InProcessClient:
         self.buffers_pushed = 0
         self.buffers_skipped = 0
         self.indexed = False
-        #: Prompts processed ahead of time (:meth:`prefetch` calls that ran).
-        self.prefetched = 0
 
     def start(self) -> None:
         if self._started:
@@ -293,13 +291,7 @@ class InProcessClient:
         if not self._engine.done() or self._engine.exception() is not None:
             return 0
         engine = self._engine.result()
-
-        def call() -> int:
-            cached = engine.prefetch(request)
-            self.prefetched += 1
-            return cached
-
-        return await self._in_worker(engine, request, call)
+        return await self._in_worker(engine, request, lambda: engine.prefetch(request))
 
     async def _in_worker(self, engine: Any, request: CompletionRequest, call: Callable[[], Any]) -> Any:
         """``call`` in a worker thread, with the request's live buffers and adapter in place;
