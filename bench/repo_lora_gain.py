@@ -19,6 +19,9 @@ For each repository (real code nobody here wrote, turned into a two-commit git h
    repository-context gain. An adapter with no context is not run: it is the costliest arm on a
    CPU (an adapted request runs in fp32) and answers no question asked here.
 
+``--context-only`` skips the LoRA: the base with and without fused context on the same holes, which
+is the repository row of docs/MODELS.md for any model (``--base default`` for the embedded one).
+
 Every stage is skipped when its output exists, so a rerun continues where it stopped. Prints, and
 writes to ``WORK/results.json``, one table per repository: exact match of base/none, base/fused,
 adapter/fused, the adapter's paired difference with its 95% interval and the relative gain, and the
@@ -197,7 +200,9 @@ def train(args, repo: Path, adapter: Path, log: Path) -> None:
           *(["--resume"] if resume else [])], log)
 
 
-def evaluate(args, name: str, repo: Path, past: str, adapter: Path, runs: Path, log: Path) -> tuple[Path, Path]:
+def evaluate(args, name: str, repo: Path, past: str, adapter: Path | None, runs: Path, log: Path) -> tuple[Path, Path]:
+    """The none and fused runs on the future's holes (the fused one with ``adapter`` beside the
+    base unless it is None); each is skipped once finished at this limit."""
     common = [sys.executable, "-m", "repocomplete", "eval", "repo", str(repo), "--model", args.base,
               "--after", past, "--kinds", *KINDS, "--seed", "0", "--no-progress", "--json"]
     # A smaller --limit's seeded sample is part of a larger one's wherever random.sample draws both
@@ -207,10 +212,11 @@ def evaluate(args, name: str, repo: Path, past: str, adapter: Path, runs: Path, 
     # per setting and a marker records the limit each finished with.
     none_limit = args.none_limit or args.limit
     fused, none = runs / "fused", runs / "none"
+    with_adapter = [] if adapter is None else ["--adapter", f"{name}={adapter}", "--replay-commits", str(args.replay_commits)]
     for out, limit, extra in ((none, none_limit, ["--settings", "none"]),
-                              (fused, args.limit, ["--settings", "fused", "--adapter", f"{name}={adapter}",
-                                                   "--replay-commits", str(args.replay_commits)])):
-        done = out / f"finished-limit-{limit}"
+                              (fused, args.limit, ["--settings", "fused", *with_adapter])):
+        # a base-only fused run is marked apart: a later run with the adapter must not take it as its own
+        done = out / (f"finished-limit-{limit}" + ("-base-only" if adapter is None and out == fused else ""))
         if not done.exists():
             _run([*common, *extra, "--limit", str(limit), "--out", str(out)], log)
             done.touch()
@@ -226,9 +232,10 @@ def _records(run: Path) -> dict[str, dict]:
     return records
 
 
-def table(name: str, fused: Path, none: Path) -> dict:
-    """The repository's figures: the adapter's paired gain from the fused run, the base's context
-    gain from pairing the none run's holes with the fused run's."""
+def table(name: str, fused: Path, none: Path, adapter: bool = True) -> dict:
+    """The repository's figures: the adapter's paired gain from the fused run (unless ``adapter``
+    is False: a context-only run has no adapter arm), the base's context gain from pairing the none
+    run's holes with the fused run's."""
     summary = json.loads((fused / "summary.json").read_text(encoding="utf-8")) if (fused / "summary.json").exists() else {}
     with_context, without = _records(fused), _records(none)
     rows = {}
@@ -236,23 +243,52 @@ def table(name: str, fused: Path, none: Path) -> dict:
         pairs = [(without[k.removesuffix(":fused") + ":none"], r) for k, r in with_context.items()
                  if k.endswith(":fused") and k.removesuffix(":fused") + ":none" in without
                  and (kind == "all" or r["setting"].startswith(kind + "/"))]
-        adapted = [with_context.get(f"{r['key']}+{name}") for _, r in pairs]
+        adapted = [with_context.get(f"{r['key']}+{name}") for _, r in pairs] if adapter else []
         if not pairs or None in adapted:
             continue
         em = lambda rs: [r["metrics"]["exact_match"] for r in rs]  # noqa: E731
-        base_none, base_fused, ours = em(p[0] for p in pairs), em(p[1] for p in pairs), em(adapted)
+        base_none, base_fused = em(p[0] for p in pairs), em(p[1] for p in pairs)
         n = len(pairs)
+        arms = [("base_none", [p[0] for p in pairs]), ("base_fused", [p[1] for p in pairs])]
         rows[kind] = {
-            "n": n, "base_none": sum(base_none) / n, "base_fused": sum(base_fused) / n, "adapter_fused": sum(ours) / n,
-            "adapter_difference_ci95": list(bootstrap_ci([a - b for a, b in zip(ours, base_fused)])),
-            "adapter_relative": (sum(ours) - sum(base_fused)) / sum(base_fused) if sum(base_fused) else None,
+            "n": n, "base_none": sum(base_none) / n, "base_fused": sum(base_fused) / n,
             "context_ratio": sum(base_fused) / sum(base_none) if sum(base_none) else None,
             "context_ratio_ci95": list(ratio_ci(base_fused, base_none)) if sum(base_none) else None,
-            "edit_similarity": {arm: sum(r["metrics"]["edit_similarity"] for r in rs) / n for arm, rs in
-                                (("base_none", [p[0] for p in pairs]), ("base_fused", [p[1] for p in pairs]),
-                                 ("adapter_fused", adapted))},
         }
+        if adapter:
+            ours = em(adapted)
+            arms.append(("adapter_fused", adapted))
+            rows[kind].update({
+                "adapter_fused": sum(ours) / n,
+                "adapter_difference_ci95": list(bootstrap_ci([a - b for a, b in zip(ours, base_fused)])),
+                "adapter_relative": (sum(ours) - sum(base_fused)) / sum(base_fused) if sum(base_fused) else None,
+            })
+        rows[kind]["edit_similarity"] = {arm: sum(r["metrics"]["edit_similarity"] for r in rs) / n for arm, rs in arms}
     return {"rows": rows, "adapter_vs_base": summary.get("adapter_vs_base", {})}
+
+
+def print_table(results: dict, adapter: bool = True) -> None:
+    """The markdown table of ``results`` (one row per repository and hole kind)."""
+    if not adapter:
+        print("| repository | kind | n | base, no context | base, fused | fused / none (95% CI) | edit similarity, none / fused |")
+        print("|---|---|---|---|---|---|---|")
+    else:
+        print("| repository | kind | n | base, no context | base, fused | adapter, fused | adapter - base (95% CI) | relative | fused / none |")
+        print("|---|---|---|---|---|---|---|---|---|")
+    for name, result in results.items():
+        for kind, row in result["rows"].items():
+            ratio = "n/a" if row["context_ratio"] is None else f"{row['context_ratio']:.2f}x"
+            if not adapter:
+                low_high = "" if row["context_ratio_ci95"] is None else " [{:.2f}, {:.2f}]".format(*row["context_ratio_ci95"])
+                similarity = row["edit_similarity"]
+                print(f"| {name} | {kind} | {row['n']} | {row['base_none']:.3f} | {row['base_fused']:.3f} | {ratio}{low_high} | "
+                      f"{similarity['base_none']:.3f} / {similarity['base_fused']:.3f} |")
+                continue
+            low, high = row["adapter_difference_ci95"]
+            relative = "n/a" if row["adapter_relative"] is None else f"{row['adapter_relative']:+.0%}"
+            print(f"| {name} | {kind} | {row['n']} | {row['base_none']:.3f} | {row['base_fused']:.3f} | "
+                  f"{row['adapter_fused']:.3f} | {row['adapter_fused'] - row['base_fused']:+.3f} "
+                  f"[{low:+.3f}, {high:+.3f}] | {relative} | {ratio} |")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -270,6 +306,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--table-only", action="store_true",
                         help="print the table of the holes the eval runs finished so far; start nothing")
     parser.add_argument("--replay-commits", type=int, default=0, help="acceptance replay of the future commit (1) or not (0)")
+    parser.add_argument("--context-only", action="store_true",
+                        help="no LoRA: the base with and without fused context only (any model, 'default' included)")
     args = parser.parse_args(argv)
     args.work = args.work.resolve()
     results = {}
@@ -285,25 +323,19 @@ def main(argv: list[str] | None = None) -> dict:
                 continue
         else:
             past = make_history(REPOSITORIES[name], repo)
-            train(args, repo, adapter, log)
-            fused, none = evaluate(args, name, repo, past, adapter, where / "eval", log)
-        results[name] = {"past": past, "licence": REPOSITORIES[name].licence, **table(name, fused, none)}
-        metrics = json.loads((adapter / METRICS_FILE).read_text(encoding="utf-8")) if (adapter / METRICS_FILE).exists() else {}
-        results[name]["finetune"] = {k: metrics.get(k) for k in ("before", "after", "steps", "train_tokens", "tokens_per_s")}
+            if not args.context_only:
+                train(args, repo, adapter, log)
+            fused, none = evaluate(args, name, repo, past, None if args.context_only else adapter, where / "eval", log)
+        results[name] = {"past": past, "licence": REPOSITORIES[name].licence,
+                         **table(name, fused, none, adapter=not args.context_only)}
+        if not args.context_only:
+            metrics = json.loads((adapter / METRICS_FILE).read_text(encoding="utf-8")) if (adapter / METRICS_FILE).exists() else {}
+            results[name]["finetune"] = {k: metrics.get(k) for k in ("before", "after", "steps", "train_tokens", "tokens_per_s")}
     if not args.table_only:
         tmp = args.work / "results.json.tmp"
         tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
         tmp.replace(args.work / "results.json")
-    print("| repository | kind | n | base, no context | base, fused | adapter, fused | adapter - base (95% CI) | relative | fused / none |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name, result in results.items():
-        for kind, row in result["rows"].items():
-            low, high = row["adapter_difference_ci95"]
-            relative = "n/a" if row["adapter_relative"] is None else f"{row['adapter_relative']:+.0%}"
-            ratio = "n/a" if row["context_ratio"] is None else f"{row['context_ratio']:.2f}x"
-            print(f"| {name} | {kind} | {row['n']} | {row['base_none']:.3f} | {row['base_fused']:.3f} | "
-                  f"{row['adapter_fused']:.3f} | {row['adapter_fused'] - row['base_fused']:+.3f} "
-                  f"[{low:+.3f}, {high:+.3f}] | {relative} | {ratio} |")
+    print_table(results, adapter=not args.context_only)
     if not args.table_only:
         print(f"results: {args.work / 'results.json'}")
     return results

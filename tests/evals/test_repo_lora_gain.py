@@ -158,6 +158,14 @@ def test_table_pairs_the_three_arms_on_the_same_holes(tmp_path):
     assert 0.0 <= low <= 1 / 3 <= high <= 1.0
     assert "rest_of_line" not in table["rows"]   # no holes of that kind
 
+    base_only = gain.table("lib", fused, none, adapter=False)["rows"]   # --context-only: the adapter's records unread
+    assert base_only["line"] == {"n": 3, "base_none": 1 / 3, "base_fused": 2 / 3, "context_ratio": pytest.approx(2.0),
+                                 "context_ratio_ci95": line["context_ratio_ci95"],
+                                 "edit_similarity": {"base_none": 1 / 3, "base_fused": 2 / 3}}
+    no_adapter = _run_folder(tmp_path / "fused-base-only", [_record(h, k, "fused", f) for h, k, _, f, _ in holes], {})
+    assert gain.table("lib", no_adapter, none, adapter=False)["rows"]["all"]["context_ratio"] == pytest.approx(3 / 2)
+    assert gain.table("lib", no_adapter, none)["rows"] == {}   # the adapter arm missing: no row claims it
+
 
 @pytest.mark.slow
 def test_one_command_trains_and_measures_on_a_small_package(tmp_path, tiny_model_dir, monkeypatch, capsys):
@@ -179,3 +187,6 @@ def test_one_command_trains_and_measures_on_a_small_package(tmp_path, tiny_model
     assert gain.main([*args, "--table-only"])["json"]["rows"] == results["rows"]
     more = gain.main([*args, "--none-limit", "3"])["json"]   # the none run continues with more holes
     assert more["rows"] == results["rows"] and (tmp_path / "work" / "json" / "eval" / "none" / "finished-limit-3").exists()
+    base_only = gain.main([*args, "--context-only", "--table-only"])["json"]
+    assert "finetune" not in base_only and base_only["rows"]["all"]["base_fused"] == results["rows"]["all"]["base_fused"]
+    assert "adapter_fused" not in base_only["rows"]["all"] and "fused / none (95% CI)" in capsys.readouterr().out
