@@ -22,6 +22,7 @@ from repocomplete.backends.base import Backend, GenerationRequest
 from repocomplete.config import EngineConfig
 from repocomplete.errors import (
     AdapterError,
+    ConfigError,
     CancelledError,
     InvalidRequestError,
     RepocompleteError,
@@ -30,7 +31,7 @@ from repocomplete.errors import (
 from repocomplete.indexing import IndexJobs
 from repocomplete.fim import FimOrder, FimTemplate, SuffixParamTemplate, check_compatible, detect_template, get_template
 from repocomplete.postprocess import infer_mode, postprocess
-from repocomplete.prompt import assemble_prompt, window_text
+from repocomplete.prompt import assemble_prompt, check_shares, window_text
 from repocomplete.snippet_memo import SnippetMemo
 from repocomplete.types import MAX_CHOICES, MAX_TEMPERATURE, Choice, CompletionRequest, CompletionResult, Timings, Usage
 from repocomplete.workspace_registry import WorkspaceRegistry
@@ -70,6 +71,10 @@ class Engine:
         self.backend = backend
         self.config = config or EngineConfig()
         self.workspaces = workspaces or WorkspaceRegistry(cache_dir=self.config.cache_dir)
+        try:
+            check_shares(self.config.prefix_share, self.config.suffix_share)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         self.template = self._choose_template(template if template is not None else self.config.template)
         #: The FIM order prompts are rendered in: the config's, else the model's own, else PSM.
         self.fim_order: FimOrder = (self.config.fim_order if self.config.fim_order != "auto"
@@ -257,7 +262,7 @@ class Engine:
                 self.template, prefix=segments.prefix, suffix=segments.suffix, snippets=snippets,
                 count_tokens=self.backend.count_tokens, budget_tokens=budget, filepath=filepath,
                 repo_name=self.workspaces.name_of(workspace) if workspace is not None else None,
-                order=self.fim_order,
+                order=self.fim_order, prefix_share=self.config.prefix_share, suffix_share=self.config.suffix_share,
             )
             prompt_text, prompt_tokens, packed = assembled.text, assembled.prompt_tokens, assembled.snippets
             suffix_param = assembled.suffix if isinstance(self.template, SuffixParamTemplate) else None
@@ -286,7 +291,8 @@ class Engine:
         ``max_tokens`` (what retrieval need not repeat; the evals retrieve against it too)."""
         return window_text(self.template, prefix, suffix, count_tokens=self.backend.count_tokens,
                            budget_tokens=self._prompt_budget(max_tokens), filepath=filepath, repo_name=repo_name,
-                           order=self.fim_order)
+                           order=self.fim_order, prefix_share=self.config.prefix_share,
+                           suffix_share=self.config.suffix_share)
 
     def _prompt_budget(self, max_tokens: int) -> int:
         """Prompt tokens available: the configured budget within the model's window less the completion."""

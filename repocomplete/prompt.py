@@ -24,6 +24,14 @@ MIN_SNIPPET_TOKENS = 12
 PREFIX_SHARE, SUFFIX_SHARE, PREFIX_ALIGN_LINES = 0.5, 0.25, 16
 
 
+def check_shares(prefix_share: float, suffix_share: float) -> None:
+    """ValueError unless the prefix's and suffix's shares of a prompt are fractions that leave
+    context a non-negative rest (the prefix's above zero: the cursor's own line always counts)."""
+    if not (0 < prefix_share <= 1 and 0 <= suffix_share <= 1 and prefix_share + suffix_share <= 1):
+        raise ValueError(f"prefix_share ({prefix_share}) must be in (0, 1], suffix_share ({suffix_share}) in [0, 1], "
+                         "and their sum at most 1 (retrieved context gets the rest)")
+
+
 @dataclass
 class AssembledPrompt:
     """The prompt and what went into it."""
@@ -172,16 +180,18 @@ VISIBLE_SLACK_TOKENS = 8
 
 
 def window_text(template: FimTemplate, prefix: str, suffix: str, *, count_tokens: TokenCounter, budget_tokens: int,
-                filepath: str | None = None, repo_name: str | None = None, order: FimOrder = "psm") -> str:
+                filepath: str | None = None, repo_name: str | None = None, order: FimOrder = "psm",
+                prefix_share: float = PREFIX_SHARE, suffix_share: float = SUFFIX_SHARE) -> str:
     """What a prompt of ``budget_tokens`` in ``template`` shows of the file at least (see
-    :func:`visible_window`), after the template's own tokens and a small slack; the whole
+    :func:`visible_window`; the shares are :func:`assemble_prompt`'s), after the template's own tokens and a small slack; the whole
     file when the budget leaves next to nothing. The engine and the training-data builder
     both tell retrieval this, so a training context is the one serving would retrieve."""
     overhead = count_tokens(template.render("", "", filepath=filepath, repo_name=repo_name, order=order))
     budget = budget_tokens - overhead - VISIBLE_SLACK_TOKENS
     if budget < 16:
         return prefix + "\n" + suffix
-    return visible_window(prefix, suffix, count_tokens=count_tokens, budget_tokens=budget)
+    return visible_window(prefix, suffix, count_tokens=count_tokens, budget_tokens=budget,
+                          prefix_share=prefix_share, suffix_share=suffix_share)
 
 
 def assemble_prompt(
@@ -212,6 +222,7 @@ def assemble_prompt(
     """
     if budget_tokens <= 0:
         raise ValueError("budget_tokens must be positive")
+    check_shares(prefix_share, suffix_share)
     count = count_tokens
     overhead = count(template.render("", "", filepath=filepath, repo_name=repo_name, order=order))
     available = max(budget_tokens - overhead, 0)

@@ -14,6 +14,7 @@ from repocomplete.engine import Engine
 from repocomplete.errors import (
     AdapterError,
     CancelledError,
+    ConfigError,
     InvalidRequestError,
     RequestTooLargeError,
     TemplateMismatchError,
@@ -317,3 +318,20 @@ def test_a_line_completion_stops_generating_once_its_line_is_written(prefix, mod
     Engine(backend).complete(request(prefix=prefix, mode=mode))
     sent = backend.requests[-1]
     assert sent.stop_after_line is stops_after_line and ("\n" in sent.stop) is stops_at_newline
+
+
+def test_configured_shares_reach_the_prompt_and_bad_ones_are_a_config_error():
+    backend = FakeBackend("1", context_length=8000)
+    long_prefix = "".join(f"line_{i} = {i}\n" for i in range(2000))
+    context = [ClientSnippet(filepath="lib.py", body="".join(f"def helper_{i}(): pass\n" for i in range(300)))]
+    kept = {}
+    for shares in ((0.5, 0.25), (0.7, 0.1)):
+        engine = Engine(backend, config=EngineConfig(context_tokens=1000, prefix_share=shares[0], suffix_share=shares[1]))
+        result = engine.complete(CompletionRequest(
+            segments=Segments(prefix=long_prefix, suffix="\n", filepath="pkg/mod.py", snippets=context),
+            max_tokens=16, debug_options=DebugOptions(return_prompt=True)))
+        kept[shares] = result.prompt.count("line_")
+        assert "helper_" in result.prompt and result.usage.prompt_tokens <= 1000
+    assert kept[(0.7, 0.1)] > kept[(0.5, 0.25)] * 1.2
+    with pytest.raises(ConfigError, match="prefix_share"):
+        Engine(backend, config=EngineConfig(prefix_share=0.8, suffix_share=0.4))

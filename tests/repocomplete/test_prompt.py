@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -197,3 +198,33 @@ def test_assemble_prompt_of_a_long_file_reads_only_near_the_cursor():
     near = "".join(f"line{i} = {i}\n" for i in range(18_000, 20_000)) + "result = "
     assert out.text == assemble_prompt(TEMPLATE, prefix=near, suffix=LONG_SUFFIX[:20_000], count_tokens=words,
                                        budget_tokens=600).text
+
+
+def test_shares_split_the_window_and_context_gets_the_rest():
+    """The suffix keeps its share of the window after the template's tokens, the prefix at least its
+    share, and snippets what is left; a wider prefix share leaves context less."""
+    prefix = "".join(f"p{i}\n" for i in range(1200))
+    suffix = "".join(f"s{i}\n" for i in range(1200))
+    snippets = [Snippet(f"f{i}.py", "".join(f"c{i}_{j}\n" for j in range(15)), "bm25") for i in range(30)]
+    overhead = words(TEMPLATE.render("", ""))
+    available = 1000 - overhead
+    wide = assemble_prompt(TEMPLATE, prefix=prefix, suffix=suffix, snippets=snippets, count_tokens=words,
+                           budget_tokens=1000, prefix_share=0.6, suffix_share=0.2, prefix_align_lines=1)
+    default = assemble_prompt(TEMPLATE, prefix=prefix, suffix=suffix, snippets=snippets, count_tokens=words,
+                              budget_tokens=1000, prefix_align_lines=1)
+    # the suffix gets its share exactly; the prefix its share plus what whole snippets left over
+    assert words(wide.suffix) == int(available * 0.2) and words(default.suffix) == int(available * 0.25)
+    assert int(available * 0.6) <= words(wide.prefix) < int(available * 0.8)
+    assert int(available * 0.5) <= words(default.prefix) < int(available * 0.75)
+    assert wide.snippets and sum(words(s.body) for s in wide.snippets) < sum(words(s.body) for s in default.snippets)
+    assert wide.prompt_tokens <= 1000 and default.prompt_tokens <= 1000
+    no_context = assemble_prompt(TEMPLATE, prefix=prefix, suffix=suffix, count_tokens=words, budget_tokens=1000,
+                                 prefix_share=1.0, suffix_share=0.0, prefix_align_lines=1)
+    assert words(no_context.prefix) == available and no_context.suffix == ""
+
+
+@pytest.mark.parametrize(("prefix_share", "suffix_share"), [(0.0, 0.2), (0.8, 0.3), (1.2, 0.0), (0.5, -0.1)])
+def test_shares_that_leave_no_sense_are_refused(prefix_share, suffix_share):
+    with pytest.raises(ValueError, match="prefix_share"):
+        assemble_prompt(TEMPLATE, prefix="x", suffix="", count_tokens=words, budget_tokens=100,
+                        prefix_share=prefix_share, suffix_share=suffix_share)
