@@ -46,6 +46,30 @@ class WheelSource:
 
 
 @dataclass(frozen=True)
+class PromptLayout:
+    """How a model's prompt is laid out unless the config says otherwise, measured per model on
+    held-out repository code (docs/MODELS.md, 'Repository context across the three models')."""
+
+    #: Prompt budget on CPU, tokens (None: the engine's default for a model of its size).
+    cpu_budget: int | None = None
+    #: Shares of the budget for the prefix and the suffix; retrieved context gets the rest.
+    prefix_share: float | None = None
+    suffix_share: float | None = None
+
+    def check(self, where: str) -> None:
+        """ConfigError naming ``where`` unless the budget is positive and the shares leave context a rest."""
+        from repocomplete.prompt import PREFIX_SHARE, SUFFIX_SHARE, check_shares
+
+        if self.cpu_budget is not None and (not isinstance(self.cpu_budget, int) or self.cpu_budget < 16):
+            raise ConfigError(f"{where}: prompt_layout cpu_budget must be an integer of at least 16 tokens")
+        try:
+            check_shares(PREFIX_SHARE if self.prefix_share is None else self.prefix_share,
+                         SUFFIX_SHARE if self.suffix_share is None else self.suffix_share)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: prompt_layout: {exc}") from None
+
+
+@dataclass(frozen=True)
 class CatalogEntry:
     """One known model: what file it is, where it can come from, and what it is."""
 
@@ -65,6 +89,8 @@ class CatalogEntry:
     #: The FIM order the model is served in unless configured ("psm"/"spm"; None: psm), chosen
     #: by measuring both layouts on this model (docs/MODELS.md).
     fim_order: str | None = None
+    #: The prompt budget and shares the model is served with unless configured (None: the engine's).
+    prompt_layout: PromptLayout | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -77,7 +103,9 @@ class CatalogEntry:
             data.pop("hub", None)
             wheels = WheelSource(**data.pop("wheels")) if data.get("wheels") else None
             data.pop("wheels", None)
-            entry = cls(**{**data, "tags": tuple(data.get("tags", ()))}, hub=hub, wheels=wheels)
+            layout = PromptLayout(**data.pop("prompt_layout")) if data.get("prompt_layout") else None
+            data.pop("prompt_layout", None)
+            entry = cls(**{**data, "tags": tuple(data.get("tags", ()))}, hub=hub, wheels=wheels, prompt_layout=layout)
         except TypeError as exc:
             raise ConfigError(f"invalid catalogue entry in {where}: {exc}") from None
         if not _NAME.match(entry.name) or not _SHA256.match(entry.sha256) or entry.size <= 0:
@@ -85,6 +113,8 @@ class CatalogEntry:
                               "name must be lowercase [a-z0-9._-], sha256 64 hex digits, size positive")
         if entry.fim_order not in (None, "psm", "spm"):
             raise ConfigError(f"invalid catalogue entry {entry.name!r} in {where}: fim_order must be psm or spm")
+        if entry.prompt_layout is not None:
+            entry.prompt_layout.check(f"invalid catalogue entry {entry.name!r} in {where}")
         if "/" in entry.filename or not entry.filename.endswith(".gguf"):
             raise ConfigError(f"invalid catalogue entry {entry.name!r} in {where}: filename must be a bare *.gguf name")
         return entry

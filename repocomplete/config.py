@@ -72,15 +72,18 @@ class EngineConfig:
     request_timeout_s: float = setting(30.0, "timeout of one request to a remote engine, seconds")
     max_retries: int = setting(2, "retries (with exponential backoff) on connection errors and 5xx replies")
     context_tokens: int | None = setting(None, "prompt budget in tokens (clipped to the model's context minus max_tokens); "
-                                         "default: 1024 for a model of 50M+ parameters on CPU (prompt processing dominates "
-                                         "latency there; quality measured in docs/MODELS.md), else 2048")
+                                         "default: the model's own (its catalogue entry's, measured) for a model of 50M+ "
+                                         "parameters on CPU, else 1024 there (prompt processing dominates latency; "
+                                         "quality measured in docs/MODELS.md), else 2048")
     retrieval_budget_tokens: int = setting(768, "repository context retrieved per request, tokens (the prompt packs what "
                                            "fits its context share)")
-    prefix_share: float = setting(0.5, "share of the prompt budget (after the template's tokens) kept for the text before "
-                                  "the cursor; the suffix gets suffix_share, retrieved context the rest, and context "
-                                  "space left unused flows back to the prefix (docs/MODELS.md, 'Repository context "
-                                  "across the three models')")
-    suffix_share: float = setting(0.25, "share of the prompt budget kept for the text after the cursor (see prefix_share)")
+    prefix_share: float | None = setting(None, "share of the prompt budget (after the template's tokens) kept for the text "
+                                         "before the cursor; the suffix gets suffix_share, retrieved context the rest, "
+                                         "and context space left unused flows back to the prefix; default: the model's "
+                                         "own (its catalogue entry's), else 0.5 (docs/MODELS.md, 'Repository context "
+                                         "across the three models')")
+    suffix_share: float | None = setting(None, "share of the prompt budget kept for the text after the cursor (see "
+                                         "prefix_share); default: the model's own, else 0.25")
     sources: list[str] | None = setting(None, "retrieval sources to use (default: indexer.types.DEFAULT_SOURCES)")
     cache_dir: str | None = setting(None, "cache directory (built models, indexes); default ~/.cache/repocomplete")
     kv_cache: bool = setting(True, "reuse the KV cache of the unchanged prompt prefix between requests")

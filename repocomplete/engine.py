@@ -31,7 +31,7 @@ from repocomplete.errors import (
 from repocomplete.indexing import IndexJobs
 from repocomplete.fim import FimOrder, FimTemplate, SuffixParamTemplate, check_compatible, detect_template, get_template
 from repocomplete.postprocess import infer_mode, postprocess
-from repocomplete.prompt import assemble_prompt, check_shares, window_text
+from repocomplete.prompt import PREFIX_SHARE, SUFFIX_SHARE, assemble_prompt, check_shares, window_text
 from repocomplete.snippet_memo import SnippetMemo
 from repocomplete.types import MAX_CHOICES, MAX_TEMPERATURE, Choice, CompletionRequest, CompletionResult, Timings, Usage
 from repocomplete.workspace_registry import WorkspaceRegistry
@@ -71,8 +71,12 @@ class Engine:
         self.backend = backend
         self.config = config or EngineConfig()
         self.workspaces = workspaces or WorkspaceRegistry(cache_dir=self.config.cache_dir)
+        # The prompt's layout: the config's, else what the model's catalogue entry measured, else ours.
+        layout = getattr(backend, "prompt_layout", None)
+        self.prefix_share: float = _first_set(self.config.prefix_share, layout and layout.prefix_share, PREFIX_SHARE)
+        self.suffix_share: float = _first_set(self.config.suffix_share, layout and layout.suffix_share, SUFFIX_SHARE)
         try:
-            check_shares(self.config.prefix_share, self.config.suffix_share)
+            check_shares(self.prefix_share, self.suffix_share)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         self.template = self._choose_template(template if template is not None else self.config.template)
@@ -83,7 +87,7 @@ class Engine:
         self.model_label = model_label or backend.model_name
         self._adapter_lock = threading.Lock()
         #: The prompt budget when the config names none (device and size do not change while serving).
-        self._default_budget = default_prompt_budget(backend.info())
+        self._default_budget = default_prompt_budget(backend.info(), layout.cpu_budget if layout else None)
         self._snippet_memo = SnippetMemo()
         #: Background indexing of this engine's workspaces (:mod:`repocomplete.indexing`).
         self.indexing = IndexJobs(self)
@@ -262,7 +266,7 @@ class Engine:
                 self.template, prefix=segments.prefix, suffix=segments.suffix, snippets=snippets,
                 count_tokens=self.backend.count_tokens, budget_tokens=budget, filepath=filepath,
                 repo_name=self.workspaces.name_of(workspace) if workspace is not None else None,
-                order=self.fim_order, prefix_share=self.config.prefix_share, suffix_share=self.config.suffix_share,
+                order=self.fim_order, prefix_share=self.prefix_share, suffix_share=self.suffix_share,
             )
             prompt_text, prompt_tokens, packed = assembled.text, assembled.prompt_tokens, assembled.snippets
             suffix_param = assembled.suffix if isinstance(self.template, SuffixParamTemplate) else None
@@ -291,8 +295,7 @@ class Engine:
         ``max_tokens`` (what retrieval need not repeat; the evals retrieve against it too)."""
         return window_text(self.template, prefix, suffix, count_tokens=self.backend.count_tokens,
                            budget_tokens=self._prompt_budget(max_tokens), filepath=filepath, repo_name=repo_name,
-                           order=self.fim_order, prefix_share=self.config.prefix_share,
-                           suffix_share=self.config.suffix_share)
+                           order=self.fim_order, prefix_share=self.prefix_share, suffix_share=self.suffix_share)
 
     def _prompt_budget(self, max_tokens: int) -> int:
         """Prompt tokens available: the configured budget within the model's window less the completion."""
@@ -412,13 +415,19 @@ class Engine:
 CPU_PROMPT_BUDGET, PROMPT_BUDGET = 1024, 2048
 
 
-def default_prompt_budget(backend_info: dict) -> int:
-    """The prompt budget for a backend described by its ``info()`` when the config names none."""
+def default_prompt_budget(backend_info: dict, cpu_budget: int | None = None) -> int:
+    """The prompt budget for a backend described by its ``info()`` when the config names none
+    (``cpu_budget``: the one measured for this model on CPU, from its catalogue entry)."""
     from repocomplete.threads import SMALL_MODEL_PARAMETERS
 
     on_cpu = str(backend_info.get("device", "")).startswith("cpu")
     large = int(backend_info.get("parameters") or 0) >= SMALL_MODEL_PARAMETERS
-    return CPU_PROMPT_BUDGET if on_cpu and large else PROMPT_BUDGET
+    return (cpu_budget or CPU_PROMPT_BUDGET) if on_cpu and large else PROMPT_BUDGET
+
+
+def _first_set(*values):
+    """The first of ``values`` that is not None (falsy numbers included)."""
+    return next(v for v in values if v is not None)
 
 
 def _completion_id() -> str:

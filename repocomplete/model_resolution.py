@@ -15,9 +15,13 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from indexer.config import cache_root
 from repocomplete.errors import ModelNotFoundError
+
+if TYPE_CHECKING:
+    from repocomplete.catalog import PromptLayout
 
 #: The embedded default model (weights committed by the pretraining work).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "default-model"
@@ -49,6 +53,8 @@ class ResolvedModel:
     template: str | None = None
     #: The FIM order the catalogue measured best for this model (None: the model's own, else psm).
     fim_order: str | None = None
+    #: The prompt budget and shares the catalogue measured for this model (None: the engine's).
+    prompt_layout: PromptLayout | None = None
 
 
 #: The cache directory (``override``, else $REPOCOMPLETE_CACHE_DIR, else ~/.cache/repocomplete).
@@ -141,7 +147,8 @@ def _resolve_catalog(entry, cache, pull: bool, progress) -> ResolvedModel:
         path = model_store.pull(entry, cache=cache, progress=progress)
     folder = _prepare(path, entry.sha256, entry.name, cache, progress)
     return ResolvedModel(folder, f"{entry.name} ({entry.params}, {entry.format})", sha256=entry.sha256,
-                         name=entry.name, source=path, template=_prepared_template(folder), fim_order=entry.fim_order)
+                         name=entry.name, source=path, template=_prepared_template(folder), fim_order=entry.fim_order,
+                         prompt_layout=entry.prompt_layout)
 
 
 def _resolve_gguf_file(path: Path, cache, progress) -> ResolvedModel:
@@ -153,7 +160,8 @@ def _resolve_gguf_file(path: Path, cache, progress) -> ResolvedModel:
     folder = _prepare(path, digest, path.name, cache, progress)
     known = next((e for e in catalog().values() if e.sha256 == digest), None)  # a catalogue model's file, by hash
     return ResolvedModel(folder, path.name, sha256=digest, source=path, template=_prepared_template(folder),
-                         fim_order=known.fim_order if known else None)
+                         fim_order=known.fim_order if known else None,
+                         prompt_layout=known.prompt_layout if known else None)
 
 
 def _prepare(path: Path, sha256: str, name: str, cache, progress) -> Path:

@@ -45,6 +45,7 @@ from repocomplete.fim import declared_fim_order
 from repocomplete.threads import SMALL_MODEL_PARAMETERS, ThreadChoice, resolve_threads
 
 if TYPE_CHECKING:
+    from repocomplete.catalog import PromptLayout
     from repocomplete.config import EngineConfig
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ class TransformersBackend:
         decode_weights: str = "auto",
         fim_order: str | None = None,
         token_healing: bool = True,
+        prompt_layout: PromptLayout | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -149,6 +151,8 @@ class TransformersBackend:
         self.context_length = int(getattr(model.config, "max_position_embeddings", 0) or self.tokenizer.model_max_length)
         # The model's own config first, then what its catalogue entry measured (``fim_order``).
         self.fim_order = declared_fim_order(model.config) or fim_order
+        #: The prompt budget and shares measured for this model (its catalogue entry's), if any.
+        self.prompt_layout = prompt_layout
         self.kv_cache_enabled = kv_cache
         #: :meth:`prefill` processes the prompt in chunks of this many tokens: the longest a
         #: waiting request may have to wait for a cancelled prefill (≈0.5 s at bf16 on one core).
@@ -203,7 +207,7 @@ class TransformersBackend:
                    context_copy_min_chars=config.context_copy_min_chars, prefill_dtype=config.prefill_dtype,
                    speculative_tokens=config.speculative_tokens, source_sha256=resolved.sha256,
                    decode_weights=config.decode_weights, fim_order=resolved.fim_order,
-                   token_healing=config.token_healing)
+                   token_healing=config.token_healing, prompt_layout=resolved.prompt_layout)
 
     # -- protocol ------------------------------------------------------------------------
 

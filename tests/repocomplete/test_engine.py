@@ -295,6 +295,8 @@ def test_default_prompt_budget(info, budget):
     from repocomplete.engine import default_prompt_budget
 
     assert default_prompt_budget(info) == budget
+    # a model's measured CPU budget (its catalogue entry's) replaces 1024 on CPU only
+    assert default_prompt_budget(info, 1280) == (1280 if budget == 1024 else budget)
 
 
 def test_a_configured_budget_wins_over_the_default():

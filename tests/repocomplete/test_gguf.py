@@ -144,3 +144,32 @@ def test_the_catalogue_entry_decides_the_fim_order(tiny_gguf, tmp_path, monkeypa
     (tmp_path / "catalog.json").write_text(json.dumps([{**catalog_entry("tiny-odd", b"x"), "fim_order": "sideways"}]))
     with pytest.raises(ConfigError, match="fim_order"):
         catalog()
+
+
+def test_the_catalogue_entry_decides_the_prompt_layout(tiny_gguf, tmp_path, monkeypatch):
+    """A catalogue model's measured prompt shares reach the engine, named or given as its file; the
+    config still wins, and a layout that leaves no sense is refused when the catalogue is read."""
+    from repocomplete.catalog import catalog
+    from repocomplete.config import load_engine_config
+    from repocomplete.engine import Engine
+    from repocomplete.model_store import pull
+
+    layout = {"cpu_budget": 1280, "prefix_share": 0.6, "suffix_share": 0.2}
+    (tmp_path / "catalog.json").write_text(json.dumps([{**catalog_entry("tiny-wide", tiny_gguf.read_bytes()),
+                                                        "prompt_layout": layout}]))
+    monkeypatch.setenv("REPOCOMPLETE_CATALOG", str(tmp_path / "catalog.json"))
+    cache = tmp_path / "cache"
+    pull(catalog()["tiny-wide"], cache=cache, from_file=tiny_gguf)
+    assert resolve_model("tiny-wide", cache=cache).prompt_layout.cpu_budget == 1280
+    for spec in ("tiny-wide", str(tiny_gguf)):
+        engine = Engine.from_config(load_engine_config(model=spec, cache_dir=str(cache)))
+        assert (engine.prefix_share, engine.suffix_share) == (0.6, 0.2)
+    configured = Engine.from_config(load_engine_config(model="tiny-wide", cache_dir=str(cache), prefix_share=0.7))
+    assert (configured.prefix_share, configured.suffix_share) == (0.7, 0.2)
+    plain = Engine.from_config(load_engine_config(model=str(write_tiny_qwen_gguf(tmp_path / "o.gguf", vocab_size=300,
+                                                                                  seed=9)), cache_dir=str(cache)))
+    assert (plain.prefix_share, plain.suffix_share) == (0.5, 0.25)  # not a catalogue file: the engine's own
+    for bad in ({"prefix_share": 0.9, "suffix_share": 0.3}, {"cpu_budget": 0}):
+        (tmp_path / "catalog.json").write_text(json.dumps([{**catalog_entry("tiny-odd", b"x"), "prompt_layout": bad}]))
+        with pytest.raises(ConfigError, match="prompt_layout"):
+            catalog()
