@@ -201,6 +201,9 @@ class Engine:
             "backend": self.backend.info(),
             "adapters": self.backend.adapters(),
             "context_length": self.backend.context_length,
+            # the prompt's layout: budget (before the completion's tokens) and the file window's shares
+            "prompt": {"budget": self.config.context_tokens or self._default_budget,
+                       "prefix_share": self.prefix_share, "suffix_share": self.suffix_share},
             "workspaces": self.workspaces.list(),
         }
 

