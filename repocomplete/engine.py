@@ -22,8 +22,8 @@ from repocomplete.backends.base import Backend, GenerationRequest
 from repocomplete.config import EngineConfig
 from repocomplete.errors import (
     AdapterError,
-    ConfigError,
     CancelledError,
+    ConfigError,
     InvalidRequestError,
     RepocompleteError,
     RequestTooLargeError,
@@ -202,7 +202,7 @@ class Engine:
             "adapters": self.backend.adapters(),
             "context_length": self.backend.context_length,
             # the prompt's layout: budget (before the completion's tokens) and the file window's shares
-            "prompt": {"budget": self.config.context_tokens or self._default_budget,
+            "prompt": {"budget": self._configured_budget(),
                        "prefix_share": self.prefix_share, "suffix_share": self.suffix_share},
             "workspaces": self.workspaces.list(),
         }
@@ -302,8 +302,11 @@ class Engine:
 
     def _prompt_budget(self, max_tokens: int) -> int:
         """Prompt tokens available: the configured budget within the model's window less the completion."""
-        budget = self.config.context_tokens or self._default_budget
-        return min(budget, self.backend.context_length - max_tokens)
+        return min(self._configured_budget(), self.backend.context_length - max_tokens)
+
+    def _configured_budget(self) -> int:
+        """The prompt budget: the config's, else the model's measured one, else the default for its size."""
+        return self.config.context_tokens or self._default_budget
 
     def _validate(self, request: CompletionRequest) -> None:
         segments = request.segments
