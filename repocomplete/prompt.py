@@ -183,9 +183,10 @@ def window_text(template: FimTemplate, prefix: str, suffix: str, *, count_tokens
                 filepath: str | None = None, repo_name: str | None = None, order: FimOrder = "psm",
                 prefix_share: float = PREFIX_SHARE, suffix_share: float = SUFFIX_SHARE) -> str:
     """What a prompt of ``budget_tokens`` in ``template`` shows of the file at least (see
-    :func:`visible_window`; the shares are :func:`assemble_prompt`'s), after the template's own tokens and a small slack; the whole
-    file when the budget leaves next to nothing. The engine and the training-data builder
-    both tell retrieval this, so a training context is the one serving would retrieve."""
+    :func:`visible_window`; the shares are :func:`assemble_prompt`'s), after the template's own
+    tokens and a small slack; the whole file when the budget leaves next to nothing. The engine
+    and the training-data builder both tell retrieval this, so a training context is the one
+    serving would retrieve."""
     overhead = count_tokens(template.render("", "", filepath=filepath, repo_name=repo_name, order=order))
     budget = budget_tokens - overhead - VISIBLE_SLACK_TOKENS
     if budget < 16:
